@@ -1,0 +1,48 @@
+# The two commands: `make run` (the whole system, end to end, locally) and `make test`.
+# Both call `make setup` first, which is idempotent and takes about a second once installed.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: setup run test test-fast up down status lint format bench lock clean
+
+setup:
+	@tools/setup.sh
+
+run: setup
+	@$(PY) -m tools.run_system $(ARGS)
+
+test: setup
+	@$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: setup
+	@$(PY) -m pytest -m "not e2e" $(PYTEST_ARGS)
+
+up: setup
+	@$(PY) -m tools.stack up
+
+down:
+	@$(PY) -m tools.stack down
+
+status:
+	@$(PY) -m tools.stack status
+
+lint: setup
+	@$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+format: setup
+	@$(VENV)/bin/ruff check --fix . && $(VENV)/bin/ruff format .
+
+bench: setup
+	@$(PY) -m bench $(ARGS)
+
+# Re-resolve the pinned requirements and rewrite the lock file (constraints.txt).
+lock:
+	@rm -rf .lock-venv && python3 -m venv .lock-venv \
+	&& .lock-venv/bin/pip install -q -r requirements.txt -r spark_jobs/requirements.txt -r requirements-dev.txt \
+	&& { sed -n '1,2p' constraints.txt; .lock-venv/bin/pip freeze --exclude-editable | sort -f; } > constraints.txt.new \
+	&& mv constraints.txt.new constraints.txt && rm -rf .lock-venv
+
+clean: down
+	rm -rf .local

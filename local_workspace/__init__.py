@@ -1,0 +1,1 @@
+"""Local Databricks-compatible workspace: Jobs 2.2 runs and the Files API on local Spark + Delta."""

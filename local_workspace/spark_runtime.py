@@ -1,0 +1,140 @@
+"""The local "Databricks Runtime": how a job script gets its SparkSession on this machine.
+
+On Databricks the cluster hands every script a preconfigured session (Delta enabled, Unity
+Catalog tables by name, Volumes mounted under ``/Volumes``). Locally this module plays that
+part, for the warm driver, for cold one-process-per-run jobs and for the test suite alike:
+
+* :func:`spark_conf` is the cluster's Spark configuration (Delta jars fetched at set-up time,
+  never resolved over the network when a session starts);
+* :func:`register_tables` makes Delta tables written by earlier sessions addressable by name
+  again (the local catalog lives in memory, the data lives in the warehouse folder);
+* :func:`job_environment` is the environment a job process sees, including
+  ``LOCAL_VOLUMES_ROOT`` that maps ``/Volumes/...`` paths to a local folder.
+
+Job scripts never import this module: they call ``SparkSession.builder.getOrCreate()`` exactly
+as on Databricks, and get the session built here.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+VOLUMES_ENV = "LOCAL_VOLUMES_ROOT"
+
+
+@dataclass(frozen=True)
+class LocalLayout:
+    """Where the local platform keeps its state. ``state`` defaults to ``<project>/.local``."""
+
+    root: Path = PROJECT_ROOT
+    state: Path = PROJECT_ROOT / ".local"
+
+    @classmethod
+    def from_env(cls) -> LocalLayout:
+        state = os.environ.get("ECOM_LOCAL_DIR")
+        return cls(state=Path(state).resolve()) if state else cls()
+
+    @property
+    def jars_dir(self) -> Path:
+        # Jars are installed once per checkout by `make setup`, whatever state folder is used.
+        return Path(os.environ.get("ECOM_JARS_DIR", self.root / ".local" / "jars"))
+
+    @property
+    def warehouse_dir(self) -> Path:
+        return self.state / "warehouse"
+
+    @property
+    def volumes_root(self) -> Path:
+        return self.state / "volumes"
+
+    @property
+    def workspace_dir(self) -> Path:
+        return self.state / "workspace"
+
+    @property
+    def spark_jobs_dir(self) -> Path:
+        return self.root / "spark_jobs"
+
+
+def delta_jars(layout: LocalLayout) -> list[str]:
+    jars = sorted(str(p) for p in layout.jars_dir.glob("*.jar"))
+    if not any("delta-spark" in Path(j).name for j in jars):
+        raise RuntimeError(
+            f"Delta Lake jars not found in {layout.jars_dir}; run `make setup` to fetch them"
+        )
+    return jars
+
+
+def spark_conf(layout: LocalLayout) -> dict[str, str]:
+    """Spark configuration of the local single-node "cluster"."""
+    conf = {
+        "spark.master": os.environ.get("LOCAL_SPARK_MASTER", "local[2]"),
+        "spark.app.name": "ecom-local-cluster",
+        "spark.jars": ",".join(delta_jars(layout)),
+        "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+        "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+        "spark.sql.warehouse.dir": str(layout.warehouse_dir),
+        "spark.sql.session.timeZone": "UTC",
+        "spark.driver.memory": os.environ.get("LOCAL_SPARK_DRIVER_MEMORY", "3g"),
+        # Sized for days of click-stream on two cores; Databricks' AQE sizes them on clusters.
+        "spark.sql.shuffle.partitions": os.environ.get("LOCAL_SPARK_SHUFFLE_PARTITIONS", "4"),
+        "spark.sql.adaptive.enabled": "true",
+        "spark.databricks.delta.snapshotPartitions": "2",
+        "spark.ui.enabled": os.environ.get("LOCAL_SPARK_UI", "false"),
+        "spark.ui.showConsoleProgress": "false",
+        "spark.driver.extraJavaOptions": f"-Dderby.system.home={layout.state / 'derby'}",
+    }
+    event_log_dir = os.environ.get("LOCAL_SPARK_EVENT_LOG_DIR")
+    if event_log_dir:
+        Path(event_log_dir).mkdir(parents=True, exist_ok=True)
+        conf["spark.eventLog.enabled"] = "true"
+        conf["spark.eventLog.dir"] = event_log_dir
+    return conf
+
+
+def build_session(layout: LocalLayout):
+    """Start (or return) the process's SparkSession with the local cluster configuration."""
+    from pyspark.sql import SparkSession
+
+    layout.warehouse_dir.mkdir(parents=True, exist_ok=True)
+    builder = SparkSession.builder
+    for key, value in spark_conf(layout).items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    register_tables(spark, layout.warehouse_dir)
+    return spark
+
+
+def register_tables(spark, warehouse_dir: Path) -> list[str]:
+    """Register every Delta table under ``<warehouse>/<schema>.db/<table>`` in the catalog.
+
+    Idempotent and cheap (a directory listing); run before every job so a table created by
+    another process is visible by name, as it would be in Unity Catalog. Returns the names.
+    """
+    registered = []
+    for log_dir in sorted(Path(warehouse_dir).glob("*.db/*/_delta_log")):
+        table_dir = log_dir.parent
+        schema = table_dir.parent.name.removesuffix(".db")
+        name = f"`{schema}`.`{table_dir.name}`"
+        spark.sql(f"CREATE SCHEMA IF NOT EXISTS `{schema}`")
+        if not spark.catalog.tableExists(f"{schema}.{table_dir.name}"):
+            location = str(table_dir).replace("'", "\\'")
+            spark.sql(f"CREATE TABLE IF NOT EXISTS {name} USING DELTA LOCATION '{location}'")
+        registered.append(f"{schema}.{table_dir.name}")
+    return registered
+
+
+def job_environment(layout: LocalLayout, base: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment of a job process: the volumes mapping and a quiet, reproducible Python."""
+    env = dict(os.environ if base is None else base)
+    layout.volumes_root.mkdir(parents=True, exist_ok=True)
+    env[VOLUMES_ENV] = str(layout.volumes_root)
+    env["ECOM_LOCAL_DIR"] = str(layout.state)
+    env.setdefault("PYTHONHASHSEED", "0")
+    env.setdefault("PYSPARK_PYTHON", sys.executable)
+    return env

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Idempotent set-up of everything the local stack and the tests need:
+#   1. .venv with the pinned Airflow-side, job-side and dev packages (constraints.txt locks them),
+#   2. the Delta Lake JVM jars in .local/jars (from Maven Central, once; never at Spark start),
+#   3. Azurite (Azure Blob emulator) from npm in .local/node.
+# Each step keeps a stamp holding the hash of its inputs and is skipped while that hash is
+# unchanged, so a second run takes about a second.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+PYTHON=${PYTHON:-python3}
+STATE=.local
+mkdir -p "$STATE/stamps"
+
+say() { printf '[setup] %s\n' "$*"; }
+fingerprint() { cat "$@" | sha256sum | cut -d' ' -f1; }
+fresh() { [ -f "$STATE/stamps/$1" ] && [ "$(cat "$STATE/stamps/$1")" = "$2" ]; }
+stamp() { echo "$2" > "$STATE/stamps/$1"; }
+
+need() {
+  command -v "$1" >/dev/null 2>&1 || { echo "[setup] error: '$1' is required ($2)" >&2; exit 1; }
+}
+need "$PYTHON" "Python 3.11"
+need java "a JDK 17+ for local Spark"
+need mvn "Maven, to fetch the Delta Lake jars"
+need npm "Node.js 20 + npm, to install Azurite"
+
+# 1. Python packages -------------------------------------------------------------------------
+py_inputs=(requirements.txt spark_jobs/requirements.txt requirements-dev.txt constraints.txt)
+py_hash=$(fingerprint "${py_inputs[@]}")
+if fresh python "$py_hash" && [ -x .venv/bin/python ]; then
+  say "python packages: up to date"
+else
+  say "python packages: installing into .venv (first run takes about 3 minutes)"
+  [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check \
+    -r requirements.txt -r spark_jobs/requirements.txt -r requirements-dev.txt \
+    -c constraints.txt
+  stamp python "$py_hash"
+fi
+
+# 2. Delta Lake jars -------------------------------------------------------------------------
+jar_hash=$(fingerprint tools/jars/pom.xml)
+if fresh jars "$jar_hash" && ls "$STATE"/jars/delta-spark_*.jar >/dev/null 2>&1; then
+  say "delta jars: up to date"
+else
+  say "delta jars: fetching with Maven into $STATE/jars"
+  rm -rf "$STATE/jars"
+  # Only Delta's own artifacts: everything else they need (Hadoop, Jackson, Parquet, Scala)
+  # ships with pyspark, and a second copy on the classpath would conflict.
+  mvn -q -B -f tools/jars/pom.xml dependency:copy-dependencies \
+    -DincludeScope=runtime -DincludeGroupIds=io.delta,io.unitycatalog \
+    -DoutputDirectory="$ROOT/$STATE/jars"
+  stamp jars "$jar_hash"
+fi
+
+# 3. Azurite ---------------------------------------------------------------------------------
+az_hash=$(fingerprint tools/node/package.json tools/node/package-lock.json)
+if fresh azurite "$az_hash" && [ -x "$STATE/node/node_modules/.bin/azurite" ]; then
+  say "azurite: up to date"
+else
+  say "azurite: installing from npm into $STATE/node"
+  mkdir -p "$STATE/node"
+  cp tools/node/package.json tools/node/package-lock.json "$STATE/node/"
+  (cd "$STATE/node" && npm ci --silent --no-audit --no-fund >/dev/null)
+  stamp azurite "$az_hash"
+fi
+say "ready"
