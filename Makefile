@@ -4,6 +4,8 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+# include/ and plugins/ hold importable Airflow-side packages, as on Astro's PYTHONPATH.
+export PYTHONPATH := $(CURDIR)/include:$(CURDIR)/plugins
 
 .PHONY: setup run test test-fast up down status lint format bench lock clean
 

@@ -1,0 +1,124 @@
+"""One small config per environment: where the jobs run and what they read and write.
+
+The DAGs are identical in every environment; only this config (selected by ``ECOM_ENV``,
+default ``local``) and the Airflow connections differ.
+
+* ``local``: the local workspace server (``python -m local_workspace serve``) runs the scripts
+  on local Spark; tables live in the session catalog ``spark_catalog``; Volumes are folders.
+* ``dev`` / ``prod``: Databricks job clusters with autoscaling, scripts from a pinned git
+  source, Unity Catalog names ``<catalog>.<schema>.<table>``, job libraries installed from
+  PyPI at the pins of ``spark_jobs/requirements.txt`` (a test keeps the two in sync).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import timedelta
+
+# Job-side libraries the Databricks Runtime does not ship at these versions. pyspark and
+# delta-spark are part of the runtime and must not be installed over it.
+JOB_LIBRARIES: tuple[str, ...] = (
+    "mlflow==3.17.2",
+    "scikit-learn==1.9.1",
+    "great-expectations==1.24.1",
+    "evidently==0.7.23",
+    "pandas==2.3.3",
+)
+
+
+@dataclass(frozen=True)
+class Environment:
+    """Everything a DAG needs to know about where it runs.
+
+    :param name: environment name (``local``, ``dev``, ``prod``).
+    :param catalog: catalog of every table (``spark_catalog`` locally, a UC catalog on Databricks).
+    :param volume_root: root of the project's Unity Catalog Volumes (``/Volumes/<cat>/<schema>``).
+    :param new_cluster: job cluster spec of every run (ignored by the local workspace).
+    :param git_source: pinned git source of ``spark_jobs/`` (None: paths relative to the
+        workspace's project root, as the local workspace resolves them).
+    :param polling_period_seconds: how often the operator polls a run's state.
+    :param default_timeout: execution timeout of a job task, passed on as ``timeout_seconds``.
+    """
+
+    name: str
+    catalog: str
+    volume_root: str
+    new_cluster: dict
+    git_source: dict | None = None
+    libraries: tuple[str, ...] = ()
+    databricks_conn_id: str = "databricks_default"
+    wasb_conn_id: str = "wasb_default"
+    polling_period_seconds: int = 30
+    default_timeout: timedelta = timedelta(hours=1)
+
+    @property
+    def landing_dir(self) -> str:
+        """Where the raw daily CSV files land: ``<landing_dir>/<YYYY-MM-DD>/*.csv[.gz]``."""
+        return f"{self.volume_root}/landing/events"
+
+    @property
+    def reports_dir(self) -> str:
+        """Where jobs write HTML reports and JSON summaries."""
+        return f"{self.volume_root}/reports"
+
+
+def _databricks_cluster(*, min_workers: int, max_workers: int) -> dict:
+    return {
+        "spark_version": "16.4.x-scala2.13",
+        "node_type_id": "Standard_D4ds_v5",
+        "autoscale": {"min_workers": min_workers, "max_workers": max_workers},
+        "azure_attributes": {"availability": "SPOT_WITH_FALLBACK_AZURE", "first_on_demand": 1},
+        "data_security_mode": "SINGLE_USER",
+    }
+
+
+def _databricks_environment(name: str, catalog: str, cluster: dict) -> Environment:
+    """A Databricks environment; deployment-specific values come from the environment.
+
+    ``ECOM_GIT_URL`` and ``ECOM_GIT_REF`` (a tag or commit, never a moving branch in prod) pin
+    the job code; ``ECOM_CLUSTER_POLICY_ID`` is optional.
+    """
+    missing = [v for v in ("ECOM_GIT_URL", "ECOM_GIT_REF") if not os.environ.get(v)]
+    if missing:
+        raise ValueError(f"ECOM_ENV={name} needs {' and '.join(missing)} set (the pinned job code)")
+    ref = os.environ["ECOM_GIT_REF"]
+    is_commit = len(ref) == 40 and all(c in "0123456789abcdef" for c in ref)
+    ref_key = "git_commit" if is_commit else "git_tag"
+    cluster = dict(cluster, custom_tags={"project": "ecom-ml", "env": name})
+    if os.environ.get("ECOM_CLUSTER_POLICY_ID"):
+        cluster["policy_id"] = os.environ["ECOM_CLUSTER_POLICY_ID"]
+    return Environment(
+        name=name,
+        catalog=catalog,
+        volume_root=f"/Volumes/{catalog}/raw",
+        new_cluster=cluster,
+        git_source={"git_url": os.environ["ECOM_GIT_URL"], "git_provider": "gitHub", ref_key: ref},
+        libraries=JOB_LIBRARIES,
+    )
+
+
+LOCAL = Environment(
+    name="local",
+    catalog="spark_catalog",
+    volume_root="/Volumes/ecom/raw",
+    new_cluster={"spark_version": "local-spark-4.2", "node_type_id": "local", "num_workers": 0},
+    polling_period_seconds=3,
+)
+
+DATABRICKS_CLUSTERS = {
+    "dev": ("ecom_dev", _databricks_cluster(min_workers=1, max_workers=2)),
+    "prod": ("ecom_prod", _databricks_cluster(min_workers=2, max_workers=8)),
+}
+ENVIRONMENT_NAMES = ("local", *DATABRICKS_CLUSTERS)
+
+
+def current_environment() -> Environment:
+    """The environment named by ``ECOM_ENV`` (default ``local``); unknown names fail loudly."""
+    name = os.environ.get("ECOM_ENV", "local")
+    if name == "local":
+        return LOCAL
+    if name in DATABRICKS_CLUSTERS:
+        catalog, cluster = DATABRICKS_CLUSTERS[name]
+        return _databricks_environment(name, catalog, cluster)
+    raise ValueError(f"ECOM_ENV={name!r} is unknown; use one of {ENVIRONMENT_NAMES}")

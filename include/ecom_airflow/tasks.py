@@ -1,0 +1,89 @@
+"""Build ``DatabricksSubmitRunOperator`` tasks for job scripts from the environment config.
+
+DAGs declare *which* script runs with *which* parameters; this module turns that into the Jobs
+API ``runs/submit`` payload of the current environment (cluster, git source, libraries,
+timeout), so the same DAG file runs on the local workspace and on Databricks.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from airflow.providers.databricks.operators.databricks import DatabricksSubmitRunOperator
+
+from ecom_airflow.config import Environment, current_environment
+
+OWNER = "ml-platform"
+
+DEFAULT_ARGS: dict[str, Any] = {
+    "owner": OWNER,
+    "retries": 2,
+    "retry_delay": timedelta(minutes=1),
+    "retry_exponential_backoff": True,
+    "max_retry_delay": timedelta(minutes=10),
+}
+
+
+def job_parameters(parameters: dict[str, str]) -> list[str]:
+    """``{"--ds": "{{ ds }}"}`` -> ``["--ds", "{{ ds }}"]`` (argparse style, order kept)."""
+    flat: list[str] = []
+    for flag, value in parameters.items():
+        if not flag.startswith("--"):
+            raise ValueError(f"job parameter {flag!r} must be a long option such as '--ds'")
+        flat += [flag, str(value)]
+    return flat
+
+
+def submit_run_payload(
+    env: Environment, script: str, parameters: dict[str, str], *, timeout: timedelta
+) -> dict[str, Any]:
+    """The ``runs/submit`` body for ``spark_jobs/<script>`` in ``env``."""
+    if "/" in script or not script.endswith(".py"):
+        raise ValueError(f"script {script!r} must be a file name in spark_jobs/, e.g. 'x.py'")
+    task: dict[str, Any] = {
+        "python_file": f"spark_jobs/{script}",
+        "parameters": job_parameters(parameters),
+    }
+    payload: dict[str, Any] = {
+        "new_cluster": env.new_cluster,
+        "spark_python_task": task,
+        "timeout_seconds": int(timeout.total_seconds()),
+    }
+    if env.git_source:
+        task["source"] = "GIT"
+        payload["git_source"] = env.git_source
+    if env.libraries:
+        payload["libraries"] = [{"pypi": {"package": pin}} for pin in env.libraries]
+    return payload
+
+
+def databricks_job(
+    *,
+    task_id: str,
+    script: str,
+    parameters: dict[str, str],
+    timeout: timedelta | None = None,
+    env: Environment | None = None,
+    **operator_kwargs: Any,
+) -> DatabricksSubmitRunOperator:
+    """A task that runs ``spark_jobs/<script>`` as a one-time Databricks run.
+
+    The Airflow ``execution_timeout`` and the run's ``timeout_seconds`` are the same value, so
+    a run never outlives its task. ``idempotency_token`` is the task instance id, which is new
+    for every try: a transport-level retry of the submit call cannot start a second run, while
+    an Airflow retry or a cleared task does start a fresh one (unless the operator reattaches to
+    a run still in flight, which it does through the task state store).
+    """
+    env = env or current_environment()
+    timeout = timeout or env.default_timeout
+    return DatabricksSubmitRunOperator(
+        task_id=task_id,
+        json=submit_run_payload(env, script, parameters, timeout=timeout),
+        run_name=f"{{{{ dag.dag_id }}}}.{task_id} [{{{{ ds }}}}]",
+        idempotency_token="{{ ti.id }}",
+        databricks_conn_id=env.databricks_conn_id,
+        polling_period_seconds=env.polling_period_seconds,
+        execution_timeout=timeout,
+        **operator_kwargs,
+    )
