@@ -89,3 +89,16 @@ class AirflowClient:
     def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
         path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances"
         return self.request("GET", path)["task_instances"]
+
+    def clear_task(self, dag_id: str, run_id: str, task_id: str) -> list[dict]:
+        """Clear one task instance, as the UI's *Clear* button does."""
+        body = {
+            "dry_run": False,
+            "dag_run_id": run_id,
+            "task_ids": [task_id],
+            "only_failed": False,
+            "reset_dag_runs": True,
+        }
+        return self.request("POST", f"/dags/{dag_id}/clearTaskInstances", json=body)[
+            "task_instances"
+        ]

@@ -1,0 +1,110 @@
+"""Shared helpers of the benchmarks: timing statistics and the results table."""
+
+from __future__ import annotations
+
+import platform
+import statistics
+import subprocess
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+
+
+@dataclass
+class Figure:
+    """One measured figure: repeated samples, reported as median (min..max)."""
+
+    name: str
+    unit: str
+    samples: list[float] = field(default_factory=list)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.samples)
+
+    def cell(self) -> str:
+        return (
+            f"{self.median:.2f} {self.unit} "
+            f"({min(self.samples):.2f}..{max(self.samples):.2f}, n={len(self.samples)})"
+        )
+
+
+@dataclass
+class Comparison:
+    """A ratio of two figures measured in the same run, with its target."""
+
+    benchmark: str
+    description: str
+    numerator: Figure
+    denominator: Figure
+    target: str
+    meets_target: bool | None = None
+    notes: str = ""
+
+    @property
+    def ratio(self) -> float:
+        return self.numerator.median / self.denominator.median
+
+
+def machine_description() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    cores = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
+    memory = "?"
+    try:
+        kb = int(Path("/proc/meminfo").read_text().split()[1])
+        memory = f"{kb / 1024 / 1024:.0f} GiB"
+    except (OSError, ValueError, IndexError):
+        pass
+    return f"{cpu}, {cores} cores, {memory}, {platform.system()} {platform.release()}"
+
+
+def versions(packages: tuple[str, ...]) -> str:
+    found = []
+    for name in packages:
+        try:
+            found.append(f"{name} {metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            continue
+    return ", ".join(found)
+
+
+def write_results(comparisons: list[Comparison], figures: list[Figure]) -> Path:
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        "# Benchmark results",
+        "",
+        "Written by `make bench`; numbers from one run on the machine below. Benchmarks are not",
+        "tests: nothing fails on a number. Medians with (min..max, n) over repeated runs; every",
+        "ratio compares two figures measured side by side in the same run.",
+        "",
+        f"- date: {now}",
+        f"- machine: {machine_description()}",
+        f"- python {platform.python_version()}; "
+        + versions(("pyspark", "delta-spark", "apache-airflow", "mlflow")),
+        "",
+        "## Comparisons",
+        "",
+        "| benchmark | ratio | target | meets target | numerator | denominator | notes |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for c in comparisons:
+        verdict = {True: "yes", False: "no", None: "-"}[c.meets_target]
+        lines.append(
+            f"| {c.benchmark}: {c.description} | {c.ratio:.1f}x | {c.target} | {verdict} | "
+            f"{c.numerator.name}: {c.numerator.cell()} | "
+            f"{c.denominator.name}: {c.denominator.cell()} | {c.notes} |"
+        )
+    lines += ["", "## Figures", "", "| figure | value |", "|---|---|"]
+    lines += [f"| {f.name} | {f.cell()} |" for f in figures]
+    RESULTS.write_text("\n".join(lines) + "\n")
+    return RESULTS
