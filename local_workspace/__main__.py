@@ -1,0 +1,50 @@
+"""``python -m local_workspace serve``: start the local Databricks-compatible workspace."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from local_workspace.spark_runtime import LocalLayout
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m local_workspace", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="serve the Jobs and Files APIs")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8765)
+    serve.add_argument("--mode", choices=["warm", "cold"], default="warm")
+    serve.add_argument("--max-concurrent-runs", type=int, default=1)
+    serve.add_argument("--state-dir", type=Path, help="state folder (default .local)")
+    serve.add_argument("--token", default=os.environ.get("DATABRICKS_TOKEN"))
+    args = parser.parse_args(argv)
+    if not args.token:
+        parser.error("a token is required: --token or DATABRICKS_TOKEN")
+    if args.port == 8080:
+        parser.error("port 8080 belongs to the Airflow API server; choose another")
+    if args.max_concurrent_runs < 1:
+        parser.error("--max-concurrent-runs must be at least 1")
+
+    import uvicorn
+
+    from local_workspace.server import create_app
+
+    if args.state_dir:
+        os.environ["ECOM_LOCAL_DIR"] = str(args.state_dir.resolve())
+    layout = LocalLayout.from_env()
+    layout.workspace_dir.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(level=logging.INFO, format="[workspace] %(message)s")
+    app = create_app(
+        layout, token=args.token, mode=args.mode, slots=args.max_concurrent_runs, port=args.port
+    )
+    print(f"[workspace] {args.mode} mode, serving http://{args.host}:{args.port}", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,27 @@
+"""Cold mode: one process per run. ``python -m local_workspace.launcher RESULT LOG SCRIPT [ARGS]``.
+
+Builds the session exactly as the warm driver does, runs the script with the shared runner and
+writes the outcome to ``RESULT`` (JSON) for the server.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from local_workspace.runner import run_script
+from local_workspace.spark_runtime import LocalLayout, build_session
+
+
+def main(argv: list[str]) -> int:
+    result_path, log_path, script, *args = argv
+    layout = LocalLayout.from_env()
+    build_session(layout)
+    result = run_script(Path(script), args, Path(log_path), layout.spark_jobs_dir)
+    Path(result_path).write_text(json.dumps(result))
+    return 0 if result["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,59 @@
+"""Run one job script the way a Databricks ``spark_python_task`` runs it.
+
+Shared by the warm driver (many runs in one long-lived process) and the cold launcher (one
+process per run), so both execute scripts identically: the script's folder first on
+``sys.path``, ``sys.argv`` set to the task parameters, ``__name__ == "__main__"``, output
+captured to the run's log, and the outcome reduced to ``{"ok", "error", "error_trace"}``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import runpy
+import sys
+import traceback
+from pathlib import Path
+
+
+def _purge_modules(spark_jobs_dir: Path) -> None:
+    """Forget modules imported from spark_jobs/ so the next run sees edited code."""
+    prefix = str(spark_jobs_dir)
+    for name, module in list(sys.modules.items()):
+        origin = getattr(module, "__file__", None) or ""
+        if origin.startswith(prefix):
+            del sys.modules[name]
+
+
+def run_script(script: Path, args: list[str], log_path: Path, spark_jobs_dir: Path) -> dict:
+    """Execute ``script`` with ``args``; never raises for a failure of the script itself."""
+    saved_argv, saved_path = sys.argv[:], sys.path[:]
+    sys.argv = [str(script), *args]
+    sys.path.insert(0, str(script.parent))
+    result: dict = {"ok": True, "error": None, "error_trace": None}
+    with (
+        open(log_path, "a", buffering=1, encoding="utf-8") as log,
+        contextlib.redirect_stdout(log),
+        contextlib.redirect_stderr(log),
+    ):
+        try:
+            runpy.run_path(str(script), run_name="__main__")
+        except SystemExit as exit_:
+            code = exit_.code
+            if code not in (None, 0):
+                message = code if isinstance(code, str) else f"exit code {code}"
+                result = {
+                    "ok": False,
+                    "error": f"SystemExit: {message}",
+                    "error_trace": traceback.format_exc(),
+                }
+        except BaseException as error:  # the run's failure, reported, never the driver's
+            result = {
+                "ok": False,
+                "error": f"{type(error).__name__}: {error}",
+                "error_trace": traceback.format_exc(),
+            }
+            traceback.print_exc()
+        finally:
+            sys.argv, sys.path[:] = saved_argv, saved_path
+            _purge_modules(spark_jobs_dir)
+    return result
