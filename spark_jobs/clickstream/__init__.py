@@ -1,0 +1,1 @@
+"""Library of the job scripts in spark_jobs/: schema, paths and the pure transformations."""
