@@ -58,7 +58,19 @@ def _one_task_dag(dag_id: str, **operator_kwargs) -> DAG:
         default_args={"retries": 0},
     ) as dag:
         _operator(**operator_kwargs)
+    _serialize(dag)
     return dag
+
+
+def _serialize(dag: DAG) -> None:
+    """dag.test() runs serialized DAGs; a DAG defined in a test is not in any bundle."""
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+    from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
+
+    DagBundlesManager().sync_bundles_to_db()
+    bag = DagBag(collect_dags=False)
+    bag.bag_dag(dag)
+    sync_bag_to_db(bag, "dags-folder", None)
 
 
 def _task_instance(dag_run, session):
@@ -178,22 +190,6 @@ def test_deferrable_success_and_failure(airflow_db, workspace, databricks_conn):
         op.execute_complete(context={}, event=event)
 
 
-def test_retry_reattaches_to_the_run_in_flight(airflow_db, workspace, databricks_conn):
-    """A try that dies while polling (here: its execution timeout) leaves the run going; the
-    retry finds the run id in the task state store and waits for that run instead of
-    submitting a second one."""
-    run_name = _name("reattach")
-    dag = _one_task_dag(
-        _name("reattach"), run_name=run_name, python_file=SLEEP, parameters=["--seconds", "12"],
-        execution_timeout=timedelta(seconds=6), retries=2, retry_delay=timedelta(seconds=1),
-    )  # fmt: skip
-    dag_run = dag.test(logical_date=LOGICAL_DATE)
-    assert dag_run.state == "success"
-    assert _task_instance(dag_run, airflow_db.Session()).try_number >= 2
-    runs = _runs_named(workspace, run_name)
-    assert [r.state.result_state.value for r in runs] == ["SUCCESS"]
-
-
 def test_retry_after_a_failed_run_submits_a_new_run(airflow_db, workspace, databricks_conn):
     run_name = _name("retry-failed")
     dag = _one_task_dag(
@@ -206,13 +202,10 @@ def test_retry_after_a_failed_run_submits_a_new_run(airflow_db, workspace, datab
     assert [r.state.result_state.value for r in runs] == ["FAILED", "FAILED"]
 
 
-@pytest.mark.parametrize(("clear_on_success", "expected_runs"), [(True, 2), (False, 1)])
-def test_clearing_a_successful_task_reruns_the_job_only_with_clear_on_success(
-    airflow_db, workspace, databricks_conn, monkeypatch, clear_on_success, expected_runs
-):
-    """`make up` sets [state_store] clear_on_success, so a cleared task runs its job again;
-    without it the provider reuses the stored successful run and Spark never runs."""
-    monkeypatch.setenv("AIRFLOW__STATE_STORE__CLEAR_ON_SUCCESS", str(clear_on_success))
+def test_clearing_a_successful_task_reruns_the_job(airflow_db, workspace, databricks_conn, monkeypatch):
+    """`make up` sets [state_store] clear_on_success, so a cleared task runs its job again
+    (the e2e test proves the same through the UI's clear endpoint on the real scheduler)."""
+    monkeypatch.setenv("AIRFLOW__STATE_STORE__CLEAR_ON_SUCCESS", "True")
     run_name = _name("clear")
     dag = _one_task_dag(
         _name("clear"), run_name=run_name, python_file=SLEEP, parameters=["--seconds", "0"],
@@ -221,4 +214,4 @@ def test_clearing_a_successful_task_reruns_the_job_only_with_clear_on_success(
     assert dag.test(logical_date=LOGICAL_DATE).state == "success"
     # dag.test() clears the task instances of the logical date before running again.
     assert dag.test(logical_date=LOGICAL_DATE).state == "success"
-    assert len(_runs_named(workspace, run_name)) == expected_runs
+    assert len(_runs_named(workspace, run_name)) == 2

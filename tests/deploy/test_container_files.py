@@ -1,0 +1,114 @@
+"""Static checks of the container files (no Docker engine runs here): they must agree with
+the local stack on versions, services, ports and connections."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from airflow.models.connection import Connection
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_FILES = ["docker-compose.yaml", "docker-compose.override.yml"]
+STACK_SERVICES = {"local-workspace": "8765", "mlflow": "5000", "azurite": "10000"}
+
+
+def _pin(path: str, package: str) -> str:
+    match = re.search(rf"^{re.escape(package)}==(\S+)", (ROOT / path).read_text(), re.M)
+    assert match, f"{package} not pinned in {path}"
+    return match.group(1)
+
+
+def _compose(name: str) -> dict:
+    return yaml.safe_load((ROOT / name).read_text())
+
+
+@pytest.mark.parametrize("name", COMPOSE_FILES)
+def test_compose_files_have_the_stack_services_and_ports(name):
+    services = _compose(name)["services"]
+    for service, port in STACK_SERVICES.items():
+        assert f"{port}:{port}" in services[service]["ports"], (name, service)
+    # The override only adds environment to the Astro CLI's own Airflow services.
+    defined = services if name == "docker-compose.yaml" else STACK_SERVICES
+    for service in defined:
+        assert "image" in services[service] or "build" in services[service], service
+    for service, spec in services.items():
+        depends = spec.get("depends_on", [])
+        for target in depends if isinstance(depends, list) else depends.keys():
+            assert target in services, (service, target)
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["Dockerfile", "docker/workspace.Dockerfile", "docker/airflow.Dockerfile", *COMPOSE_FILES],
+)
+def test_every_image_is_pinned(path):
+    text = (ROOT / path).read_text()
+    images = re.findall(r"^FROM\s+(\S+)", text, re.M) + re.findall(r"image:\s*(\S+)", text)
+    assert images
+    for image in images:
+        assert ":" in image and not image.endswith(":latest"), image
+
+
+def test_versions_match_the_requirements():
+    airflow = _pin("requirements.txt", "apache-airflow")
+    assert (
+        f"apache/airflow:{airflow}-python3.11" in (ROOT / "docker/airflow.Dockerfile").read_text()
+    )
+    assert _compose("docker-compose.yaml")["x-airflow-common"]["image"].endswith(f":{airflow}")
+    # Astro Runtime 3.3-x ships Airflow 3.3.x.
+    major_minor = ".".join(airflow.split(".")[:2])
+    assert re.search(rf"runtime:{re.escape(major_minor)}-\d+", (ROOT / "Dockerfile").read_text())
+    azurite = json.loads((ROOT / "tools/node/package.json").read_text())["dependencies"]["azurite"]
+    for name in COMPOSE_FILES:
+        assert _compose(name)["services"]["azurite"]["image"].endswith(f":{azurite}")
+    assert "openjdk-17" in (ROOT / "packages.txt").read_text()
+
+
+def _connections(env: dict) -> dict[str, Connection]:
+    return {
+        key.removeprefix("AIRFLOW_CONN_").lower(): Connection.from_json(
+            value.replace("${LOCAL_WORKSPACE_TOKEN}", "t"), conn_id=key
+        )
+        for key, value in env.items()
+        if key.startswith("AIRFLOW_CONN_")
+    }
+
+
+def test_connections_agree_across_files():
+    compose = _connections(_compose("docker-compose.yaml")["x-airflow-common"]["environment"])
+    override = _connections(
+        _compose("docker-compose.override.yml")["services"]["scheduler"]["environment"]
+    )
+    settings = {
+        c["conn_id"]: c
+        for c in yaml.safe_load((ROOT / "airflow_settings.yaml").read_text())["airflow"][
+            "connections"
+        ]
+    }
+    for conns in (compose, override):
+        db = conns["databricks_default"]
+        assert (db.conn_type, db.host, db.port, db.schema) == (
+            "databricks",
+            "local-workspace",
+            8765,
+            "http",
+        )
+        assert (
+            "BlobEndpoint=http://azurite:10000/devstoreaccount1"
+            in conns["wasb_default"].extra_dejson["connection_string"]
+        )
+    assert (
+        settings["databricks_default"]["conn_port"],
+        settings["databricks_default"]["conn_schema"],
+    ) == (8765, "http")
+    assert "azurite:10000" in settings["wasb_default"]["conn_extra"]["connection_string"]
+
+
+def test_env_example_holds_no_real_secret():
+    text = (ROOT / ".env.example").read_text()
+    assert not re.search(r"dapi[0-9a-f]{32}", text)
+    assert "LOCAL_WORKSPACE_TOKEN=" in text
