@@ -48,7 +48,7 @@ else
   rm -rf "$STATE/jars"
   # Only Delta's own artifacts: everything else they need (Hadoop, Jackson, Parquet, Scala)
   # ships with pyspark, and a second copy on the classpath would conflict.
-  mvn -q -B -f tools/jars/pom.xml dependency:copy-dependencies \
+  mvn -q -B -Dstyle.color=never -f tools/jars/pom.xml dependency:copy-dependencies \
     -DincludeScope=runtime -DincludeGroupIds=io.delta,io.unitycatalog \
     -DoutputDirectory="$ROOT/$STATE/jars"
   stamp jars "$jar_hash"

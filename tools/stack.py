@@ -155,7 +155,9 @@ class Service:
 
 
 def _base_env(config: StackConfig) -> dict[str, str]:
-    env = dict(os.environ)
+    # The stack configures Airflow completely; settings from the caller's shell (another
+    # AIRFLOW_HOME, a test database) must not leak into it.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
     env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
     env["ECOM_LOCAL_DIR"] = str(config.state)
     env["ECOM_ENV"] = "local"
