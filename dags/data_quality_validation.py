@@ -25,7 +25,7 @@ date's partition (`replaceWhere`), so a rerun leaves the tables exactly as one r
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import DAG
+from airflow.sdk import DAG, CronDataIntervalTimetable
 
 from ecom_airflow.config import current_environment
 from ecom_airflow.tasks import DEFAULT_ARGS, databricks_job
@@ -34,7 +34,8 @@ ENV = current_environment()
 
 with DAG(
     dag_id="data_quality_validation",
-    schedule="@daily",
+    # Data-interval semantics: the run for ds=D starts after D has ended and processes D.
+    schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
     start_date=pendulum.datetime(2019, 10, 1, tz="UTC"),
     catchup=False,
     max_active_runs=3,
