@@ -4,21 +4,32 @@
         --landing-dir /Volumes/ecom/raw/landing/events [--seed 42] [--users 3000] \
         [--events-per-day 20000] [--drift-scenario price_shift --drift-start 2019-10-10] [--gzip]
 
-Layout: ``<landing>/<YYYY-MM-DD>/events.csv[.gz]``; the ground-truth propensity of every user
-goes to ``<landing>/../ground_truth/users.csv``, apart from the events.
+Layout (the one ``ingest_events.py`` and ``split_monthly_file.py`` share)::
+
+    <landing>/<YYYY-MM-DD>/events.csv[.gz]      the day's events (a few late ones of D-1, D-2)
+    <landing>/../ground_truth/users.csv         user_id,purchase_propensity (never ingested)
+    <landing>/../ground_truth/generator.json    the parameters of the last generation
+
+The same seed, users, volume and drift settings give byte-identical files for a day whatever
+other days are generated, so a day can be regenerated alone. Files are written under a hidden
+temporary name and renamed, so an ingest never reads a half-written file. Plain Python and
+numpy: no Spark session is needed (the script also runs as a ``spark_python_task``).
 """
 
 from __future__ import annotations
 
 import argparse
-import gzip
+import json
+import posixpath
 import sys
 import time
 from datetime import date, timedelta
 from pathlib import Path
 
+from clickstream.schema import parse_ds
 from clickstream.synthetic import (
     DRIFT_SCENARIOS,
+    Drift,
     build_world,
     generate_day,
     ground_truth_csv,
@@ -31,42 +42,67 @@ def _write(path: Path, content: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.name}.partial")
     partial.write_bytes(content)
-    partial.replace(path)  # the ingest job never sees a half-written file
+    partial.replace(path)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--start-date", required=True, help="first day, YYYY-MM-DD")
+    parser.add_argument("--days", type=int, required=True, help="number of consecutive days")
+    parser.add_argument(
+        "--landing-dir", required=True, help="e.g. /Volumes/ecom/raw/landing/events"
+    )
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--users", type=int, default=3000)
+    parser.add_argument("--events-per-day", type=int, default=20000, help="a weekday's volume")
+    parser.add_argument("--drift-scenario", choices=DRIFT_SCENARIOS, default="none")
+    parser.add_argument("--drift-start", help="first drifted day, YYYY-MM-DD")
+    parser.add_argument("--gzip", action="store_true", help="write events.csv.gz")
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--start-date", type=date.fromisoformat, required=True)
-    parser.add_argument("--days", type=int, required=True)
-    parser.add_argument("--landing-dir", required=True)
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--users", type=int, default=3000)
-    parser.add_argument("--events-per-day", type=int, default=20000)
-    parser.add_argument("--drift-scenario", choices=DRIFT_SCENARIOS, default="none")
-    parser.add_argument("--drift-start", type=date.fromisoformat)
-    parser.add_argument("--gzip", action="store_true")
+    parser = _parser()
     args = parser.parse_args(argv)
+    try:
+        start = date.fromisoformat(parse_ds(args.start_date))
+        drift_start = date.fromisoformat(parse_ds(args.drift_start)) if args.drift_start else None
+        drift = Drift(args.drift_scenario, drift_start)
+        landing = Path(local_path(args.landing_dir.rstrip("/")))
+    except ValueError as error:
+        parser.error(str(error))
     if args.days < 1 or args.users < 1 or args.events_per_day < 1:
         parser.error("--days, --users and --events-per-day must be positive")
-    if args.drift_scenario != "none" and args.drift_start is None:
-        parser.error("--drift-scenario needs --drift-start")
 
-    landing = Path(local_path(args.landing_dir.rstrip("/")))
     world = build_world(args.seed, args.users)
-    _write(landing.parent / "ground_truth" / "users.csv", ground_truth_csv(world))
-    for i in range(args.days):
-        day = args.start_date + timedelta(days=i)
+    truth = landing.parent / "ground_truth"
+    _write(truth / "users.csv", ground_truth_csv(world))
+    parameters = {
+        "seed": args.seed,
+        "users": args.users,
+        "events_per_day": args.events_per_day,
+        "start_date": start.isoformat(),
+        "days": args.days,
+        "drift_scenario": drift.scenario,
+        "drift_start": drift_start.isoformat() if drift_start else None,
+    }
+    _write(truth / "generator.json", (json.dumps(parameters, indent=2) + "\n").encode())
+    logical_landing = args.landing_dir.rstrip("/")
+    logical_truth = f"{posixpath.dirname(logical_landing)}/ground_truth/users.csv"
+    print(f"ground truth of {args.users} users -> {logical_truth}", flush=True)
+    name, other = ("events.csv.gz", "events.csv") if args.gzip else ("events.csv", "events.csv.gz")
+    for offset in range(args.days):
+        day = start + timedelta(days=offset)
         started = time.monotonic()
-        rows = generate_day(
-            world, args.seed, day, args.events_per_day, args.drift_scenario, args.drift_start
-        )
-        content = to_csv(rows)
-        name = "events.csv.gz" if args.gzip else "events.csv"
-        if args.gzip:
-            content = gzip.compress(content, mtime=0)
-        _write(landing / day.isoformat() / name, content)
+        lines = generate_day(world, args.seed, day, args.events_per_day, drift)
+        folder = landing / day.isoformat()
+        _write(folder / name, to_csv(lines, compress=args.gzip))
+        # The ingest reads every CSV of the day: a copy in the other format would double it.
+        (folder / other).unlink(missing_ok=True)
         print(
-            f"{day}: {len(rows)} events -> {args.landing_dir}/{day}/{name} "
+            f"{day}: {len(lines)} events -> {logical_landing}/{day}/{name} "
             f"({time.monotonic() - started:.2f}s)",
             flush=True,
         )

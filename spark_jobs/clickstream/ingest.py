@@ -1,127 +1,320 @@
-"""Raw CSV of one logical date -> ``bronze.events`` + ``bronze.events_quarantine``.
+"""Raw CSV of one logical date -> ``<catalog>.bronze.events`` + ``bronze.events_quarantine``.
 
-Lines are read as text, so no malformed line can be dropped or silently mangled by a CSV
-reader mode; each line is then split, typed with ``try_cast`` and either lands in bronze
-(typed columns plus the raw record) or in the quarantine with the first reason it failed:
+Input: every ``*.csv`` and ``*.csv.gz`` in ``<landing>/<ds>/`` (hidden ``.``/``_`` files are
+skipped, as Spark skips them). A line equal to the REES46 header (optionally after a UTF-8
+BOM) is a header wherever it appears, so concatenated files keep working; every other line is
+a row.
 
-=====================  =========================================================
-reason                 meaning
-=====================  =========================================================
-``non_utf8``           the line holds bytes that are not UTF-8
-``wrong_field_count``  not exactly 9 comma-separated fields (also an empty line)
-``bad_event_time``     not ``YYYY-MM-DD HH:MM:SS UTC``
-``bad_event_type``     not one of view, cart, remove_from_cart, purchase
-``bad_product_id``     missing, not an integer, or not positive
-``bad_category_id``    missing or not an integer
-``bad_price``          missing, not a number, negative, or above 1,000,000
-``bad_user_id``        missing, not an integer, or not positive
-=====================  =========================================================
+Lines are read as text, not with Spark's CSV reader: its PERMISSIVE and DROPMALFORMED modes can
+drop, merge or silently null-fill a malformed line, and then "rows in = rows out" cannot be
+proven. Each line is split on ``,`` (the published files never quote a field), every field is
+checked explicitly, and the line lands either in bronze (typed columns plus the raw line) or in
+the quarantine with the *first* reason it fails, in this order:
 
-Bronze is source-aligned: duplicated events are kept here and removed in silver. An empty
-``user_session``, ``category_code`` or ``brand`` is a null, as in the published data.
+========================  ===================================================================
+reason                    the line ...
+========================  ===================================================================
+``non_utf8``              holds bytes that are not valid UTF-8
+``empty_line``            is empty or only whitespace
+``wrong_field_count``     does not have exactly 9 comma-separated fields
+``bad_event_time``        event_time is not ``YYYY-MM-DD HH:MM:SS UTC`` or not a real instant
+``bad_event_type``        event_type is not one of view, cart, remove_from_cart, purchase
+``bad_product_id``        product_id is missing, not a plain integer, 0, or beyond a bigint
+``bad_category_id``       category_id is missing, not a plain integer, 0, or beyond a bigint
+``bad_price``             price is missing, negative, or not a plain decimal with at most 10
+                          integer digits and 2 decimals (nothing is rounded silently)
+``bad_user_id``           user_id is missing, not a plain integer, 0, or beyond a bigint
+``missing_user_session``  user_session is empty: the event cannot be placed in a session
+========================  ===================================================================
+
+Fields are taken verbatim (no trimming). An empty ``category_code`` or ``brand`` is a null, as in
+the published data, and is not a reason. Non-UTF-8 lines keep their exact bytes in the
+quarantine's ``raw_bytes``; ``raw_record`` holds them with U+FFFD replacements so that every
+reader can decode it.
+
+Bronze is source-aligned: duplicated events are kept here (a file delivered twice, or an event
+repeated by the tracker) and removed in silver, where the dedup rule lives.
+
+Every run replaces the ``ingest_date = ds`` partition of both tables (Delta ``replaceWhere``), so
+a rerun leaves them exactly as one run would; ``ingested_at`` comes from the logical date (or the
+run's ``--ingest-ts``), never from the wall clock, for the same reason.
 """
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+import os
+from datetime import UTC, date, datetime, time, timedelta
+from typing import TypedDict
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from clickstream.schema import EVENT_TYPES, RAW_COLUMNS
+from clickstream.schema import (
+    EVENT_COLUMNS,
+    EVENT_TYPES,
+    HEADER,
+    RAW_COLUMNS,
+    identifier,
+    parse_ds,
+    table_name,
+)
+from clickstream.volumes import local_path
 
-HEADER = ",".join(RAW_COLUMNS)
-MAX_PRICE = 1_000_000
-TIME_PATTERN = r"^(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}) UTC$"
+__all__ = ["HEADER", "REASONS", "IngestCounts", "IngestError", "ingest"]
+
+EVENTS_TABLE = "events"
+QUARANTINE_TABLE = "events_quarantine"
+REASONS = (
+    "non_utf8",
+    "empty_line",
+    "wrong_field_count",
+    "bad_event_time",
+    "bad_event_type",
+    "bad_product_id",
+    "bad_category_id",
+    "bad_price",
+    "bad_user_id",
+    "missing_user_session",
+)
+BRONZE_COLUMNS: tuple[tuple[str, str], ...] = (
+    *EVENT_COLUMNS,
+    ("event_date", "date"),
+    ("raw_record", "string"),
+    ("source_file", "string"),
+    ("ingested_at", "timestamp"),
+    ("ingest_date", "date"),
+)
+QUARANTINE_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("raw_record", "string"),
+    ("raw_bytes", "binary"),
+    ("source_file", "string"),
+    ("reason", "string"),
+    ("ingested_at", "timestamp"),
+    ("ingest_date", "date"),
+)
+# Everything else is checked by the parser; Delta enforces it again on every write.
+_NULLABLE = frozenset({"category_code", "brand"})
+_TABLE_COMMENTS = {
+    EVENTS_TABLE: "REES46 click-stream events, typed, source-aligned (duplicates kept)",
+    QUARANTINE_TABLE: "raw lines that could not be typed, with the first failing reason",
+}
+_TIME = r"^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2} UTC$"
+_INTEGER = r"^[0-9]{1,19}$"
+_PRICE = r"^[0-9]{1,10}(\.[0-9]{1,2})?$"
 
 
-def read_lines(spark: SparkSession, paths: list[str]) -> DataFrame:
-    """Every non-header line of the files, with the file it came from."""
+class IngestError(RuntimeError):
+    """An expected failure of the job (bad input or a broken invariant), shown as one line."""
+
+
+class IngestCounts(TypedDict):
+    files: int
+    rows_in: int
+    bronze: int
+    quarantined: int
+    reasons: dict[str, int]
+
+
+def landing_files(landing_dir: str, ds: str) -> list[str]:
+    """The day's CSV files, readable by this process (``/Volumes`` mapped when run locally)."""
+    folder = f"{landing_dir.rstrip('/')}/{parse_ds(ds)}"
+    local = local_path(folder)
+    if not os.path.isdir(local):
+        raise IngestError(
+            f"no landing folder for {ds}: expected {folder}/ holding *.csv or *.csv.gz"
+        )
+    names = sorted(
+        name
+        for name in os.listdir(local)
+        if name.endswith((".csv", ".csv.gz"))
+        and not name.startswith((".", "_"))
+        and os.path.isfile(os.path.join(local, name))
+    )
+    if not names:
+        raise IngestError(f"no *.csv or *.csv.gz file for {ds} in {folder}/")
+    return [os.path.join(local, name) for name in names]
+
+
+def read_lines(spark: SparkSession, files: list[str], folder: str) -> DataFrame:
+    """Every non-header line, with its source file named under ``folder`` (the logical path).
+
+    The logical path (``/Volumes/...`` as the job was given it), not the local one, so lineage
+    reads the same on Databricks and locally and a rerun elsewhere writes the same rows.
+    """
     return (
-        spark.read.text(paths)
+        spark.read.text(files)
         .select(
             F.col("value").alias("raw_record"),
-            F.col("_metadata.file_path").alias("source_file"),
+            F.concat(F.lit(f"{folder.rstrip('/')}/"), F.col("_metadata.file_name")).alias(
+                "source_file"
+            ),
         )
-        .where(F.col("raw_record") != F.lit(HEADER))
+        .where(~F.col("raw_record").isin(HEADER, f"\ufeff{HEADER}"))
     )
 
 
-def _field(i: int) -> Column:
-    value = F.trim(F.element_at(F.col("_fields"), i + 1))
+def _field(name: str) -> Column:
+    """The raw text of a field; null when the field is empty or the line too short."""
+    value = F.get(F.col("_fields"), RAW_COLUMNS.index(name))
     return F.when(value != "", value)
 
 
-def parse(lines: DataFrame, ds: str, ingested_at: datetime) -> DataFrame:
-    """Typed columns, ``reason`` (null for a good row), ``ingest_date`` and ``ingested_at``."""
-    raw = dict(zip(RAW_COLUMNS, range(len(RAW_COLUMNS)), strict=True))
-    fields = lines.withColumn("_fields", F.split("raw_record", ",", -1))
-    typed = fields.select(
-        "raw_record",
-        "source_file",
-        F.size("_fields").alias("_n"),
-        F.try_to_timestamp(
-            F.regexp_extract(
-                _field(raw["event_time"]), r"^(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}) UTC$", 1
-            ),
-            F.lit("yyyy-MM-dd HH:mm:ss"),
-        ).alias("event_time"),
-        _field(raw["event_type"]).alias("event_type"),
-        _field(raw["product_id"]).try_cast("bigint").alias("product_id"),
-        _field(raw["category_id"]).try_cast("bigint").alias("category_id"),
-        _field(raw["category_code"]).alias("category_code"),
-        _field(raw["brand"]).alias("brand"),
-        _field(raw["price"]).try_cast("decimal(12,2)").alias("price"),
-        _field(raw["user_id"]).try_cast("bigint").alias("user_id"),
-        _field(raw["user_session"]).alias("user_session"),
+def _integer(name: str) -> Column:
+    value = _field(name)
+    return F.when(value.rlike(_INTEGER), value.try_cast("bigint"))
+
+
+def _reason() -> Column:
+    """The first check a parsed line fails, in the documented order; null for a good line."""
+    checks = (
+        ("non_utf8", ~F.is_valid_utf8("raw_record")),
+        ("empty_line", F.trim("raw_record") == ""),
+        ("wrong_field_count", F.size("_fields") != len(RAW_COLUMNS)),
+        ("bad_event_time", F.col("event_time").isNull()),
+        ("bad_event_type", F.col("event_type").isNull()),
+        ("bad_product_id", F.coalesce(F.col("product_id") <= 0, F.lit(True))),
+        ("bad_category_id", F.coalesce(F.col("category_id") <= 0, F.lit(True))),
+        ("bad_price", F.col("price").isNull()),
+        ("bad_user_id", F.coalesce(F.col("user_id") <= 0, F.lit(True))),
+        ("missing_user_session", F.col("user_session").isNull()),
     )
-    reason = (
-        F.when(~F.is_valid_utf8("raw_record"), "non_utf8")
-        .when(F.col("_n") != len(RAW_COLUMNS), "wrong_field_count")
-        .when(F.col("event_time").isNull(), "bad_event_time")
-        .when(
-            ~F.col("event_type").isin(*EVENT_TYPES) | F.col("event_type").isNull(), "bad_event_type"
-        )
-        .when(F.col("product_id").isNull() | (F.col("product_id") <= 0), "bad_product_id")
-        .when(F.col("category_id").isNull(), "bad_category_id")
-        .when(
-            F.col("price").isNull() | (F.col("price") < 0) | (F.col("price") > MAX_PRICE),
-            "bad_price",
-        )
-        .when(F.col("user_id").isNull() | (F.col("user_id") <= 0), "bad_user_id")
-    )
-    return typed.select(
-        "*",
-        reason.alias("reason"),
-        F.to_date("event_time").alias("event_date"),
-        F.lit(ingested_at).cast("timestamp").alias("ingested_at"),
-        F.lit(date.fromisoformat(ds)).alias("ingest_date"),
-    ).drop("_n")
+    reason = F.when(checks[0][1], checks[0][0])
+    for name, failed in checks[1:]:
+        reason = reason.when(failed, name)
+    return reason
 
 
-BRONZE_COLUMNS = (
-    "event_time", "event_type", "product_id", "category_id", "category_code", "brand", "price",
-    "user_id", "user_session", "event_date", "raw_record", "source_file", "ingested_at",
-    "ingest_date",
-)  # fmt: skip
-QUARANTINE_COLUMNS = ("raw_record", "source_file", "reason", "ingested_at", "ingest_date")
+def utc_timestamp(value: datetime) -> Column:
+    """A timestamp literal for an instant; a naive ``datetime`` is read as UTC.
 
-
-def split_good_and_bad(parsed: DataFrame) -> tuple[DataFrame, DataFrame]:
-    good = parsed.where(F.col("reason").isNull()).select(*BRONZE_COLUMNS)
-    bad = parsed.where(F.col("reason").isNotNull()).select(*QUARANTINE_COLUMNS)
-    return good, bad
+    Built from an ISO string with an explicit offset: a Python ``datetime`` literal would be
+    converted with the driver's local time zone.
+    """
+    instant = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return F.lit(instant.isoformat(sep=" ")).cast("timestamp")
 
 
 def default_ingested_at(ds: str) -> datetime:
-    """End of the logical day: derived from the run, so a rerun writes identical rows."""
-    return datetime.combine(date.fromisoformat(ds) + timedelta(days=1), datetime.min.time())
+    """End of the logical day (UTC): when its data is complete, the same on every rerun."""
+    day = date.fromisoformat(parse_ds(ds)) + timedelta(days=1)
+    return datetime.combine(day, time.min, tzinfo=UTC)
 
 
-def overwrite_partition(spark: SparkSession, df: DataFrame, table: str, ds: str) -> None:
-    """Replace the ``ingest_date = ds`` partition only (create the table on first write)."""
-    writer = df.write.format("delta").mode("overwrite")
-    if spark.catalog.tableExists(table):
-        writer.option("replaceWhere", f"ingest_date = DATE'{ds}'").saveAsTable(table)
-    else:
-        writer.partitionBy("ingest_date").saveAsTable(table)
+def parse_lines(lines: DataFrame, ds: str, ingested_at: datetime) -> DataFrame:
+    """Typed event columns, ``reason`` (null for a good line) and the lineage columns."""
+    raw_time = _field("event_time")
+    event_type = _field("event_type")
+    price = _field("price")
+    typed = lines.withColumn("_fields", F.split("raw_record", ",", -1)).select(
+        "raw_record",
+        "source_file",
+        "_fields",
+        F.when(
+            raw_time.rlike(_TIME), F.try_to_timestamp(raw_time, F.lit("yyyy-MM-dd HH:mm:ss z"))
+        ).alias("event_time"),
+        F.when(event_type.isin(*EVENT_TYPES), event_type).alias("event_type"),
+        _integer("product_id").alias("product_id"),
+        _integer("category_id").alias("category_id"),
+        _field("category_code").alias("category_code"),
+        _field("brand").alias("brand"),
+        F.when(price.rlike(_PRICE), price.try_cast("decimal(12,2)")).alias("price"),
+        _integer("user_id").alias("user_id"),
+        _field("user_session").alias("user_session"),
+        # The text is UTC, so its date part is the UTC date, whatever the session time zone.
+        F.try_to_date(F.substring(raw_time, 1, 10), "yyyy-MM-dd").alias("event_date"),
+    )
+    return typed.select(
+        "*",
+        _reason().alias("reason"),
+        utc_timestamp(ingested_at).alias("ingested_at"),
+        F.lit(date.fromisoformat(parse_ds(ds))).alias("ingest_date"),
+    ).drop("_fields")
+
+
+def bronze_rows(parsed: DataFrame) -> DataFrame:
+    return parsed.where(F.col("reason").isNull()).select(*(name for name, _ in BRONZE_COLUMNS))
+
+
+def quarantine_rows(parsed: DataFrame) -> DataFrame:
+    return parsed.where(F.col("reason").isNotNull()).select(
+        F.make_valid_utf8("raw_record").alias("raw_record"),
+        F.col("raw_record").cast("binary").alias("raw_bytes"),
+        "source_file",
+        "reason",
+        "ingested_at",
+        "ingest_date",
+    )
+
+
+def ensure_tables(spark: SparkSession, catalog: str, schema: str) -> tuple[str, str]:
+    """Create the schema and both tables if missing; returns (bronze, quarantine) names."""
+    spark.sql(f"CREATE SCHEMA IF NOT EXISTS {identifier(catalog)}.{identifier(schema)}")
+    names = []
+    for table, columns in ((EVENTS_TABLE, BRONZE_COLUMNS), (QUARANTINE_TABLE, QUARANTINE_COLUMNS)):
+        name = table_name(catalog, schema, table)
+        ddl = ", ".join(
+            f"{column} {kind}" if column in _NULLABLE else f"{column} {kind} NOT NULL"
+            for column, kind in columns
+        )
+        spark.sql(
+            f"CREATE TABLE IF NOT EXISTS {name} ({ddl}) USING DELTA "
+            f"PARTITIONED BY (ingest_date) COMMENT '{_TABLE_COMMENTS[table]}'"
+        )
+        names.append(name)
+    return names[0], names[1]
+
+
+def _partition(ds: str) -> str:
+    return f"ingest_date = DATE'{parse_ds(ds)}'"
+
+
+def replace_partition(df: DataFrame, table: str, ds: str) -> None:
+    """Overwrite the ``ingest_date = ds`` partition only; other dates are untouched."""
+    (
+        df.write.format("delta")
+        .mode("overwrite")
+        .option("replaceWhere", _partition(ds))
+        .saveAsTable(table)
+    )
+
+
+def ingest(
+    spark: SparkSession,
+    *,
+    ds: str,
+    catalog: str,
+    landing_dir: str,
+    schema: str = "bronze",
+    ingested_at: datetime | None = None,
+) -> IngestCounts:
+    """Land the files of ``ds`` into bronze and quarantine; fail unless no row was lost."""
+    ds = parse_ds(ds)
+    files = landing_files(landing_dir, ds)
+    bronze, quarantine = ensure_tables(spark, catalog, schema)
+    lines = read_lines(spark, files, f"{landing_dir.rstrip('/')}/{ds}")
+    parsed = parse_lines(lines, ds, ingested_at or default_ingested_at(ds)).persist()
+    try:
+        rows_in = parsed.count()
+        replace_partition(bronze_rows(parsed), bronze, ds)
+        replace_partition(quarantine_rows(parsed), quarantine, ds)
+    finally:
+        parsed.unpersist()
+    # Counted from the tables as written, not from the DataFrames that were meant to be written.
+    landed = spark.table(bronze).where(_partition(ds)).count()
+    reasons = {
+        row["reason"]: int(row["count"])
+        for row in spark.table(quarantine).where(_partition(ds)).groupBy("reason").count().collect()
+    }
+    counts = IngestCounts(
+        files=len(files),
+        rows_in=rows_in,
+        bronze=landed,
+        quarantined=sum(reasons.values()),
+        reasons=dict(sorted(reasons.items())),
+    )
+    if counts["rows_in"] != counts["bronze"] + counts["quarantined"]:
+        raise IngestError(
+            f"rows lost for {ds}: {rows_in} rows in != {landed} bronze + "
+            f"{counts['quarantined']} quarantined"
+        )
+    return counts

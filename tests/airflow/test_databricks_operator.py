@@ -202,7 +202,9 @@ def test_retry_after_a_failed_run_submits_a_new_run(airflow_db, workspace, datab
     assert [r.state.result_state.value for r in runs] == ["FAILED", "FAILED"]
 
 
-def test_clearing_a_successful_task_reruns_the_job(airflow_db, workspace, databricks_conn, monkeypatch):
+def test_clearing_a_successful_task_reruns_the_job(
+    airflow_db, workspace, databricks_conn, monkeypatch
+):
     """`make up` sets [state_store] clear_on_success, so a cleared task runs its job again
     (the e2e test proves the same through the UI's clear endpoint on the real scheduler)."""
     monkeypatch.setenv("AIRFLOW__STATE_STORE__CLEAR_ON_SUCCESS", "True")

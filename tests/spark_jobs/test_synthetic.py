@@ -2,21 +2,33 @@
 
 from __future__ import annotations
 
+import gzip
+import json
 import re
 from collections import Counter
 from datetime import date
 
 import pytest
+from generate_events import main as generate_main
 
-from clickstream.schema import RAW_COLUMNS
-from clickstream.synthetic import build_world, generate_day, ground_truth_csv, to_csv
+from clickstream.schema import HEADER
+from clickstream.synthetic import (
+    CATEGORIES,
+    WEEKDAY_VOLUME,
+    Drift,
+    build_world,
+    generate_day,
+    ground_truth_csv,
+    to_csv,
+)
 
 ROW = re.compile(
     r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} UTC,(view|cart|remove_from_cart|purchase),\d+,"
     r"\d{19},[a-z_.]*,[a-z]*,\d+\.\d{2},\d{9},"
     r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
 )
-DAY = date(2019, 10, 1)
+DAY = date(2019, 10, 1)  # a Tuesday
+DRIFT_START = date(2019, 10, 5)
 
 
 @pytest.fixture(scope="module")
@@ -24,12 +36,34 @@ def world():
     return build_world(seed=7, users=500)
 
 
+def _fields(lines: list[str]) -> list[list[str]]:
+    return [line.split(",") for line in lines]
+
+
 def test_rows_are_in_the_published_rees46_format(world):
     lines = to_csv(generate_day(world, 7, DAY, 3000)).decode().splitlines()
-    assert lines[0] == ",".join(RAW_COLUMNS)
-    bad = [line for line in lines[1:] if not ROW.match(line)]
-    assert bad == []
-    assert len(lines) == 3001
+    assert lines[0] == HEADER
+    assert [line for line in lines[1:] if not ROW.match(line)] == []
+    # The volume is a weekday's volume scaled by the day of the week.
+    assert len(lines) == 1 + round(3000 * WEEKDAY_VOLUME[DAY.weekday()])
+
+
+def test_rows_are_sorted_by_event_time_and_sessions_belong_to_one_user(world):
+    rows = _fields(generate_day(world, 7, DAY, 5000))
+    times = [r[0] for r in rows]
+    assert times == sorted(times)
+    users_per_session: dict[str, set[str]] = {}
+    for r in rows:
+        users_per_session.setdefault(r[8], set()).add(r[7])
+    assert max(len(u) for u in users_per_session.values()) == 1
+
+
+def test_empty_category_code_and_brand_occur_as_in_the_published_data(world):
+    rows = _fields(generate_day(world, 7, DAY, 20000))
+    no_code = sum(r[4] == "" for r in rows) / len(rows)
+    no_brand = sum(r[5] == "" for r in rows) / len(rows)
+    assert 0.1 < no_code < 0.5
+    assert 0.02 < no_brand < 0.3
 
 
 def test_a_day_is_identical_whatever_else_is_generated(world):
@@ -39,8 +73,14 @@ def test_a_day_is_identical_whatever_else_is_generated(world):
     assert to_csv(generate_day(world, 8, DAY, 2000)) != first
 
 
+def test_gzip_output_is_byte_identical_across_runs(world):
+    lines = generate_day(world, 7, DAY, 500)
+    assert to_csv(lines, compress=True) == to_csv(lines, compress=True)
+    assert gzip.decompress(to_csv(lines, compress=True)) == to_csv(lines)
+
+
 def test_views_dominate_and_carts_and_purchases_are_a_few_percent(world):
-    counts = Counter(row[1] for row in generate_day(world, 7, DAY, 20000))
+    counts = Counter(r[1] for r in _fields(generate_day(world, 7, DAY, 20000)))
     total = sum(counts.values())
     assert counts["view"] / total > 0.85
     assert 0.005 < counts["cart"] / total < 0.08
@@ -48,30 +88,72 @@ def test_views_dominate_and_carts_and_purchases_are_a_few_percent(world):
     assert counts["purchase"] <= counts["cart"]
 
 
+def test_weekends_carry_more_events_than_weekdays(world):
+    tuesday = len(generate_day(world, 7, DAY, 10000))
+    saturday = len(generate_day(world, 7, date(2019, 10, 5), 10000))
+    assert saturday > 1.1 * tuesday
+
+
 def test_late_events_of_earlier_days_arrive_in_the_file(world):
     rows = generate_day(world, 7, DAY, 20000)
-    late = [r for r in rows if not r[0].startswith("2019-10-01")]
+    late = [r for r in rows if not r.startswith("2019-10-01")]
     assert 0 < len(late) < 0.02 * len(rows)
-    assert {r[0][:10] for r in late} <= {"2019-09-29", "2019-09-30"}
+    assert {r[:10] for r in late} <= {"2019-09-29", "2019-09-30"}
+
+
+def test_high_propensity_users_buy_more(world):
+    rows = _fields(generate_day(world, 7, DAY, 40000))
+    propensity = dict(
+        zip(map(str, world.user_ids.tolist()), world.propensity.tolist(), strict=True)
+    )
+    median = sorted(propensity.values())[len(propensity) // 2]
+    buys = Counter(propensity[r[7]] > median for r in rows if r[1] == "purchase")
+    views = Counter(propensity[r[7]] > median for r in rows if r[1] == "view")
+    assert buys[True] / views[True] > 2 * buys[False] / views[False]
+
+
+def _mean_price(world, day, drift):
+    rows = _fields(generate_day(world, 7, day, 5000, drift))
+    return sum(float(r[6]) for r in rows) / len(rows)
 
 
 def test_price_shift_drift_raises_prices_from_its_start_date(world):
-    def mean_price(day, scenario):
-        rows = generate_day(world, 7, day, 5000, scenario, date(2019, 10, 5))
-        return sum(float(r[6]) for r in rows) / len(rows)
+    drift = Drift("price_shift", DRIFT_START)
+    before, after = date(2019, 10, 4), date(2019, 10, 6)
+    assert _mean_price(world, before, drift) == _mean_price(world, before, Drift())
+    assert _mean_price(world, after, drift) > 1.1 * _mean_price(world, after, Drift())
 
-    before = date(2019, 10, 4)
-    after = date(2019, 10, 6)
-    assert mean_price(before, "price_shift") == mean_price(before, "none")
-    assert mean_price(after, "price_shift") > 1.1 * mean_price(after, "none")
+
+def test_category_mix_drift_moves_interest_to_the_target_categories(world):
+    targets = {"apparel.shoes", "kids.toys", "sport.bicycle"}
+
+    def share(drift):
+        rows = _fields(generate_day(world, 7, DAY, 10000, drift))
+        return sum(r[4] in targets for r in rows) / len(rows)
+
+    assert share(Drift("category_mix", DAY)) > share(Drift()) + 0.3
 
 
 def test_behaviour_change_lowers_conversion(world):
-    def carts(scenario):
-        rows = generate_day(world, 7, DAY, 20000, scenario, DAY)
-        return sum(r[1] == "cart" for r in rows)
+    def carts(drift):
+        return sum(r[1] == "cart" for r in _fields(generate_day(world, 7, DAY, 20000, drift)))
 
-    assert carts("behaviour_change") < 0.7 * carts("none")
+    assert carts(Drift("behaviour_change", DAY)) < 0.7 * carts(Drift())
+
+
+@pytest.mark.parametrize(
+    ("scenario", "start", "message"),
+    [("weather", DAY, "unknown drift scenario"), ("price_shift", None, "needs a start date")],
+)
+def test_bad_drift_settings_are_refused(scenario, start, message):
+    with pytest.raises(ValueError, match=message):
+        Drift(scenario, start)
+
+
+def test_every_category_has_products_and_ids_are_unique(world):
+    assert set(world.product_category.tolist()) == set(range(len(CATEGORIES)))
+    assert len(set(world.product_ids.tolist())) == len(world.product_ids)
+    assert len(set(world.user_ids.tolist())) == len(world.user_ids)
 
 
 def test_ground_truth_has_one_propensity_per_user(world):
@@ -79,3 +161,24 @@ def test_ground_truth_has_one_propensity_per_user(world):
     assert lines[0] == "user_id,purchase_propensity"
     assert len(lines) == 501
     assert all(0 <= float(line.split(",")[1]) <= 1 for line in lines[1:])
+
+
+def test_cli_writes_the_landing_layout_and_keeps_the_truth_apart(tmp_path):
+    landing = tmp_path / "raw" / "landing" / "events"
+    argv = ["--start-date", "2019-10-01", "--days", "2", "--landing-dir", str(landing)]
+    assert generate_main([*argv, "--users", "50", "--events-per-day", "300"]) == 0
+    assert sorted(p.name for p in landing.iterdir()) == ["2019-10-01", "2019-10-02"]
+    assert (landing / "2019-10-01" / "events.csv").read_text().startswith(HEADER + "\n")
+    truth = tmp_path / "raw" / "landing" / "ground_truth"
+    assert len((truth / "users.csv").read_text().splitlines()) == 51
+    assert json.loads((truth / "generator.json").read_text())["users"] == 50
+    # Regenerating a day as gzip replaces the plain file, so a day is never ingested twice.
+    generate_main([*argv[:3], "1", *argv[4:], "--users", "50", "--gzip"])
+    assert sorted(p.name for p in (landing / "2019-10-01").iterdir()) == ["events.csv.gz"]
+
+
+def test_cli_refuses_a_bad_date_with_a_usage_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        generate_main(["--start-date", "2019-13-01", "--days", "1", "--landing-dir", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "2019-13-01" in capsys.readouterr().err
