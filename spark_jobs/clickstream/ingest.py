@@ -49,21 +49,13 @@ from typing import TypedDict
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from clickstream.schema import (
-    EVENT_COLUMNS,
-    EVENT_TYPES,
-    HEADER,
-    RAW_COLUMNS,
-    identifier,
-    parse_ds,
-    table_name,
-)
+from clickstream.contracts import BRONZE_EVENTS, BRONZE_QUARANTINE, write_partition
+from clickstream.jobs import JobError
+from clickstream.schema import EVENT_TYPES, HEADER, RAW_COLUMNS, parse_ds
 from clickstream.volumes import local_path
 
 __all__ = ["HEADER", "REASONS", "IngestCounts", "IngestError", "ingest"]
 
-EVENTS_TABLE = "events"
-QUARANTINE_TABLE = "events_quarantine"
 REASONS = (
     "non_utf8",
     "empty_line",
@@ -76,34 +68,12 @@ REASONS = (
     "bad_user_id",
     "missing_user_session",
 )
-BRONZE_COLUMNS: tuple[tuple[str, str], ...] = (
-    *EVENT_COLUMNS,
-    ("event_date", "date"),
-    ("raw_record", "string"),
-    ("source_file", "string"),
-    ("ingested_at", "timestamp"),
-    ("ingest_date", "date"),
-)
-QUARANTINE_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("raw_record", "string"),
-    ("raw_bytes", "binary"),
-    ("source_file", "string"),
-    ("reason", "string"),
-    ("ingested_at", "timestamp"),
-    ("ingest_date", "date"),
-)
-# Everything else is checked by the parser; Delta enforces it again on every write.
-_NULLABLE = frozenset({"category_code", "brand"})
-_TABLE_COMMENTS = {
-    EVENTS_TABLE: "REES46 click-stream events, typed, source-aligned (duplicates kept)",
-    QUARANTINE_TABLE: "raw lines that could not be typed, with the first failing reason",
-}
 _TIME = r"^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2} UTC$"
 _INTEGER = r"^[0-9]{1,19}$"
 _PRICE = r"^[0-9]{1,10}(\.[0-9]{1,2})?$"
 
 
-class IngestError(RuntimeError):
+class IngestError(JobError):
     """An expected failure of the job (bad input or a broken invariant), shown as one line."""
 
 
@@ -232,7 +202,7 @@ def parse_lines(lines: DataFrame, ds: str, ingested_at: datetime) -> DataFrame:
 
 
 def bronze_rows(parsed: DataFrame) -> DataFrame:
-    return parsed.where(F.col("reason").isNull()).select(*(name for name, _ in BRONZE_COLUMNS))
+    return parsed.where(F.col("reason").isNull()).select(*BRONZE_EVENTS.names)
 
 
 def quarantine_rows(parsed: DataFrame) -> DataFrame:
@@ -246,36 +216,8 @@ def quarantine_rows(parsed: DataFrame) -> DataFrame:
     )
 
 
-def ensure_tables(spark: SparkSession, catalog: str, schema: str) -> tuple[str, str]:
-    """Create the schema and both tables if missing; returns (bronze, quarantine) names."""
-    spark.sql(f"CREATE SCHEMA IF NOT EXISTS {identifier(catalog)}.{identifier(schema)}")
-    names = []
-    for table, columns in ((EVENTS_TABLE, BRONZE_COLUMNS), (QUARANTINE_TABLE, QUARANTINE_COLUMNS)):
-        name = table_name(catalog, schema, table)
-        ddl = ", ".join(
-            f"{column} {kind}" if column in _NULLABLE else f"{column} {kind} NOT NULL"
-            for column, kind in columns
-        )
-        spark.sql(
-            f"CREATE TABLE IF NOT EXISTS {name} ({ddl}) USING DELTA "
-            f"PARTITIONED BY (ingest_date) COMMENT '{_TABLE_COMMENTS[table]}'"
-        )
-        names.append(name)
-    return names[0], names[1]
-
-
 def _partition(ds: str) -> str:
     return f"ingest_date = DATE'{parse_ds(ds)}'"
-
-
-def replace_partition(df: DataFrame, table: str, ds: str) -> None:
-    """Overwrite the ``ingest_date = ds`` partition only; other dates are untouched."""
-    (
-        df.write.format("delta")
-        .mode("overwrite")
-        .option("replaceWhere", _partition(ds))
-        .saveAsTable(table)
-    )
 
 
 def ingest(
@@ -290,13 +232,17 @@ def ingest(
     """Land the files of ``ds`` into bronze and quarantine; fail unless no row was lost."""
     ds = parse_ds(ds)
     files = landing_files(landing_dir, ds)
-    bronze, quarantine = ensure_tables(spark, catalog, schema)
     lines = read_lines(spark, files, f"{landing_dir.rstrip('/')}/{ds}")
     parsed = parse_lines(lines, ds, ingested_at or default_ingested_at(ds)).persist()
     try:
         rows_in = parsed.count()
-        replace_partition(bronze_rows(parsed), bronze, ds)
-        replace_partition(quarantine_rows(parsed), quarantine, ds)
+        partition = _partition(ds)
+        bronze = write_partition(
+            spark, bronze_rows(parsed), BRONZE_EVENTS, catalog, partition, schema
+        )
+        quarantine = write_partition(
+            spark, quarantine_rows(parsed), BRONZE_QUARANTINE, catalog, partition, schema
+        )
     finally:
         parsed.unpersist()
     # Counted from the tables as written, not from the DataFrames that were meant to be written.

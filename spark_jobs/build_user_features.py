@@ -1,0 +1,69 @@
+"""Build the offline feature table (``silver.user_features``) and close due labels.
+
+    build_user_features.py --ds 2019-10-31 --catalog spark_catalog [--label-horizon-days 7]
+    build_user_features.py --start-ds 2019-10-01 --end-ds 2019-10-31 --catalog spark_catalog
+
+Daily mode (``--ds``): replaces the feature rows of ``ds`` (as of the end of ``ds``, from the
+30-day horizon only), then MERGEs the labels of feature date ``ds - horizon`` whose window has
+just closed. Bulk mode (``--start-ds/--end-ds``, first load or backfill): the feature rows of
+every date in the range in one Spark job, then the labels of every feature date whose window
+closes inside the range; same output as running the days one by one.
+
+See ``clickstream/features.py`` for the point-in-time rules and the feature definitions.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import date, timedelta
+
+from pyspark.sql import SparkSession
+
+from clickstream.features import build_features, build_labels
+from clickstream.jobs import expected_failures, parser
+from clickstream.schema import parse_ds
+
+
+def _days(start: str, end: str) -> list[str]:
+    first, last = date.fromisoformat(parse_ds(start)), date.fromisoformat(parse_ds(end))
+    if last < first:
+        raise ValueError(f"--end-ds {end} is before --start-ds {start}")
+    return [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    cli = parser(__doc__)
+    cli.add_argument("--ds", help="logical date, YYYY-MM-DD (daily mode)")
+    cli.add_argument("--start-ds", help="first date of a bulk range")
+    cli.add_argument("--end-ds", help="last date of a bulk range (inclusive)")
+    cli.add_argument("--catalog", required=True)
+    cli.add_argument("--silver-schema", default="silver")
+    cli.add_argument("--label-horizon-days", type=int, default=7)
+    args = cli.parse_args(argv)
+    if bool(args.ds) == bool(args.start_ds or args.end_ds):
+        cli.error("give either --ds or both --start-ds and --end-ds")
+    if not args.ds and not (args.start_ds and args.end_ds):
+        cli.error("bulk mode needs both --start-ds and --end-ds")
+    spark = SparkSession.builder.getOrCreate()
+    with expected_failures("build_user_features"):
+        start, end = (args.ds, args.ds) if args.ds else (args.start_ds, args.end_ds)
+        days = _days(start, end)
+        table = build_features(
+            spark, start=start, end=end, catalog=args.catalog, silver_schema=args.silver_schema
+        )
+        print(f"features of {start}..{end} ({len(days)} day(s)) written to {table}")
+        for ds in days:
+            labelled = build_labels(
+                spark,
+                ds=ds,
+                catalog=args.catalog,
+                horizon_days=args.label_horizon_days,
+                silver_schema=args.silver_schema,
+            )
+            if labelled:
+                print(f"{ds}: labels of feature date {labelled} closed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

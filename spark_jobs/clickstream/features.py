@@ -1,0 +1,262 @@
+"""The offline feature table (``silver.user_features``) and its labels (``silver.user_labels``).
+
+**Point in time.** The features of feature date F are what was knowable at the end of F: events
+with ``event_date`` in the 30-day horizon ``[F-29, F]`` *and* delivered by then
+(``ingest_date <= F``). A late event delivered after F never changes F's row, so a rerun or a
+backfill of F gives the same row whenever it runs; an event after F changes nothing.
+
+**Population.** One row per user with at least one such event in the horizon.
+
+**Features.** For each window of 1, 7 and 30 days ending at F (see
+:data:`clickstream.contracts.WINDOW_FEATURES`): views, carts, removals, purchases, spend,
+distinct products/categories/brands, sessions, view-to-cart and cart-to-purchase ratios, mean
+price viewed and bought; plus days since the last view/cart/purchase and the tenure, both
+within the 30-day horizon.
+
+**One computation for a day and for a range.** Events are first reduced to one row per
+(user, event date, ingest date); each such row is then fanned out to the feature dates it
+counts for (``max(event_date, ingest_date) <= F <= event_date + 29``, inside the range) and
+aggregated per (user, F). A daily run is the range [F, F] and reads only the horizon; a bulk
+run (first load, backfill) does a whole range in one job with the same code, so bulk equals
+daily by construction (and a test checks it).
+
+**Labels.** ``purchased`` = 1 when the user bought within ``horizon_days`` after F, i.e. an
+event in ``[F+1, F+h]`` delivered by ``F+h``. It is written by the run whose logical date is
+``F+h`` (when the window has closed), with a MERGE, into a separate table, so rerunning the
+features of F never erases a label and labels never leak into features.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from clickstream.contracts import (
+    RECENCY_FEATURES,
+    SILVER_EVENTS,
+    USER_FEATURES,
+    USER_LABELS,
+    WINDOW_FEATURES,
+    WINDOWS,
+    check_frame,
+    ensure_table,
+    write_partition,
+)
+from clickstream.schema import parse_ds
+
+HORIZON_DAYS = max(WINDOWS)
+
+
+def _lit_date(value: date) -> Column:
+    return F.lit(value.isoformat()).cast("date")
+
+
+def events_in_scope(events: DataFrame, start: date, end: date) -> DataFrame:
+    """The silver events that can count for a feature date in [start, end] (partition-pruned)."""
+    first = start - timedelta(days=HORIZON_DAYS - 1)
+    return events.where(
+        F.col("event_date").between(_lit_date(first), _lit_date(end))
+        & (F.col("ingest_date") <= _lit_date(end))
+    )
+
+
+def daily_activity(events: DataFrame) -> DataFrame:
+    """One row per (user, event_date, ingest_date): the additive parts of every feature."""
+    kind = F.col("event_type")
+
+    def count_of(event_type: str) -> Column:
+        return F.count(F.when(kind == event_type, 1))
+
+    return events.groupBy("user_id", "event_date", "ingest_date").agg(
+        count_of("view").alias("views"),
+        count_of("cart").alias("carts"),
+        count_of("remove_from_cart").alias("removals"),
+        count_of("purchase").alias("purchases"),
+        F.sum(F.when(kind == "purchase", F.col("price"))).alias("spend"),
+        F.sum(F.when(kind == "view", F.col("price"))).alias("price_viewed"),
+        F.collect_set("product_id").alias("products"),
+        F.collect_set("category_id").alias("categories"),
+        F.collect_set("brand").alias("brands"),
+        F.collect_set("user_session").alias("sessions"),
+    )
+
+
+def fan_out(activity: DataFrame, start: date, end: date) -> DataFrame:
+    """Each activity row once per feature date it counts for, with ``age`` = F - event_date."""
+    first_date = F.greatest("event_date", "ingest_date", _lit_date(start))
+    last_date = F.least(F.date_add("event_date", HORIZON_DAYS - 1), _lit_date(end))
+    return (
+        activity.where(first_date <= last_date)
+        .withColumn("feature_date", F.explode(F.sequence(first_date, last_date)))
+        .withColumn("age", F.datediff("feature_date", "event_date"))
+    )
+
+
+def _ratio(numerator: Column, denominator: Column) -> Column:
+    return F.when(denominator > 0, numerator / denominator)
+
+
+def _window_aggregates(window: int) -> list[Column]:
+    inside = F.col("age") < window
+
+    def total(column: str) -> Column:
+        return F.coalesce(F.sum(F.when(inside, F.col(column))), F.lit(0))
+
+    def distinct(column: str) -> Column:
+        return F.size(F.array_distinct(F.flatten(F.collect_list(F.when(inside, F.col(column))))))
+
+    return [
+        total("views").alias(f"views_{window}d"),
+        total("carts").alias(f"carts_{window}d"),
+        total("removals").alias(f"removals_{window}d"),
+        total("purchases").alias(f"purchases_{window}d"),
+        total("spend").cast("decimal(18,2)").alias(f"spend_{window}d"),
+        total("price_viewed").alias(f"_price_viewed_{window}d"),
+        distinct("products").alias(f"distinct_products_{window}d"),
+        distinct("categories").alias(f"distinct_categories_{window}d"),
+        distinct("brands").alias(f"distinct_brands_{window}d"),
+        distinct("sessions").alias(f"sessions_{window}d"),
+    ]
+
+
+def _derived(window: int) -> list[Column]:
+    def c(name: str) -> Column:
+        return F.col(f"{name}_{window}d")
+
+    return [
+        _ratio(c("carts"), c("views")).alias(f"view_to_cart_{window}d"),
+        _ratio(c("purchases"), c("carts")).alias(f"cart_to_purchase_{window}d"),
+        _ratio(c("_price_viewed").cast("double"), c("views")).alias(f"avg_price_viewed_{window}d"),
+        _ratio(c("spend").cast("double"), c("purchases")).alias(f"avg_price_bought_{window}d"),
+    ]
+
+
+def compute_features(events: DataFrame, start: str, end: str) -> DataFrame:
+    """Feature rows for every feature date in [start, end] from silver ``events``."""
+    first, last = date.fromisoformat(parse_ds(start)), date.fromisoformat(parse_ds(end))
+    if last < first:
+        raise ValueError(f"the range {start}..{end} is empty: the end is before the start")
+    fanned = fan_out(daily_activity(events_in_scope(events, first, last)), first, last)
+
+    def last_age(column: str) -> Column:
+        return F.min(F.when(F.col(column) > 0, F.col("age")))
+
+    aggregated = fanned.groupBy("user_id", "feature_date").agg(
+        *(agg for window in WINDOWS for agg in _window_aggregates(window)),
+        last_age("views").alias("days_since_last_view"),
+        last_age("carts").alias("days_since_last_cart"),
+        last_age("purchases").alias("days_since_last_purchase"),
+        F.max("age").alias("tenure_days"),
+    )
+    derived = aggregated.select("*", *(col for window in WINDOWS for col in _derived(window)))
+    names = [f"{name}_{w}d" for w in WINDOWS for name, _, _ in WINDOW_FEATURES]
+    return derived.select(
+        F.col("user_id").cast("bigint"),
+        "feature_date",
+        *(F.col(n).cast(_feature_type(n)) for n in names),
+        *(F.col(n).cast("int") for n, _ in RECENCY_FEATURES),
+    )
+
+
+def _feature_type(column: str) -> str:
+    return next(c.type for c in USER_FEATURES.columns if c.name == column)
+
+
+def compute_labels(
+    events: DataFrame, features: DataFrame, feature_date: str, horizon_days: int, labelled_on: str
+) -> DataFrame:
+    """Labels of the feature rows of ``feature_date``: a purchase in the next ``horizon_days``."""
+    f_date = date.fromisoformat(parse_ds(feature_date))
+    closes = f_date + timedelta(days=horizon_days)
+    purchases = (
+        events.where(
+            F.col("event_date").between(_lit_date(f_date + timedelta(days=1)), _lit_date(closes))
+            & (F.col("ingest_date") <= _lit_date(closes))
+            & (F.col("event_type") == "purchase")
+        )
+        .groupBy("user_id")
+        .agg(F.count("*").alias("purchases"))
+    )
+    population = features.where(F.col("feature_date") == _lit_date(f_date)).select(
+        "user_id", "feature_date"
+    )
+    return population.join(purchases, on="user_id", how="left").select(
+        "user_id",
+        "feature_date",
+        F.lit(horizon_days).alias("horizon_days"),
+        (F.coalesce(F.col("purchases"), F.lit(0)) > 0).cast("int").alias("purchased"),
+        F.coalesce(F.col("purchases"), F.lit(0)).cast("bigint").alias("purchases"),
+        F.lit(parse_ds(labelled_on)).cast("date").alias("labelled_on"),
+    )
+
+
+def _range_predicate(start: str, end: str) -> str:
+    return f"feature_date >= DATE'{parse_ds(start)}' AND feature_date <= DATE'{parse_ds(end)}'"
+
+
+def build_features(
+    spark: SparkSession,
+    *,
+    start: str,
+    end: str,
+    catalog: str,
+    silver_schema: str = "silver",
+) -> str:
+    """Replace the feature rows of [start, end] (``replaceWhere`` on ``feature_date``)."""
+    events = spark.table(SILVER_EVENTS.name(catalog, silver_schema))
+    features = compute_features(events, start, end)
+    return write_partition(
+        spark, features, USER_FEATURES, catalog, _range_predicate(start, end), silver_schema
+    )
+
+
+def build_labels(
+    spark: SparkSession,
+    *,
+    ds: str,
+    catalog: str,
+    horizon_days: int,
+    silver_schema: str = "silver",
+) -> str | None:
+    """MERGE the labels whose window closes on ``ds`` (feature date ``ds - horizon_days``).
+
+    Returns the feature date labelled, or None when it has no feature rows (before the first
+    feature date, or an empty day).
+    """
+    from delta.tables import DeltaTable
+
+    if horizon_days < 1:
+        raise ValueError(f"the label horizon must be at least 1 day, got {horizon_days}")
+    feature_date = (date.fromisoformat(parse_ds(ds)) - timedelta(days=horizon_days)).isoformat()
+    features_table = USER_FEATURES.name(catalog, silver_schema)
+    if not spark.catalog.tableExists(features_table):
+        return None
+    features = spark.table(features_table)
+    if features.where(F.col("feature_date") == F.lit(feature_date).cast("date")).isEmpty():
+        return None
+    labels = check_frame(
+        compute_labels(
+            spark.table(SILVER_EVENTS.name(catalog, silver_schema)),
+            features,
+            feature_date,
+            horizon_days,
+            ds,
+        ),
+        USER_LABELS,
+    )
+    table = ensure_table(spark, USER_LABELS, catalog, silver_schema)
+    (
+        DeltaTable.forName(spark, table)
+        .alias("t")
+        .merge(
+            labels.alias("s"),
+            f"t.feature_date = DATE'{feature_date}' AND t.feature_date = s.feature_date "
+            "AND t.user_id = s.user_id AND t.horizon_days = s.horizon_days",
+        )
+        .whenMatchedUpdateAll()
+        .whenNotMatchedInsertAll()
+        .execute()
+    )
+    return feature_date
