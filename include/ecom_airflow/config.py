@@ -39,6 +39,13 @@ class Environment:
         workspace's project root, as the local workspace resolves them).
     :param polling_period_seconds: how often the operator polls a run's state.
     :param default_timeout: execution timeout of a job task, passed on as ``timeout_seconds``.
+    :param sensor_poke_seconds: how often a cross-DAG sensor checks its upstream DAG run.
+    :param sensor_timeout: how long a DAG waits for its upstream DAG's run of the same date.
+    :param label_horizon_days: a feature row's label is "purchased within this many days".
+    :param online_sync_pipeline_id: the Databricks pipeline of the synced online table that
+        serves ``gold.user_features_online`` with low latency (Databricks online table /
+        Lakebase synced table, TRIGGERED mode). Set: the online DAG triggers it after each
+        publish. None (local, or no online store): the Delta table is the online table.
     """
 
     name: str
@@ -51,6 +58,10 @@ class Environment:
     wasb_conn_id: str = "wasb_default"
     polling_period_seconds: int = 30
     default_timeout: timedelta = timedelta(hours=1)
+    sensor_poke_seconds: int = 120
+    sensor_timeout: timedelta = timedelta(hours=12)
+    label_horizon_days: int = 7
+    online_sync_pipeline_id: str | None = None
 
     @property
     def landing_dir(self) -> str:
@@ -77,7 +88,7 @@ def _databricks_environment(name: str, catalog: str, cluster: dict) -> Environme
     """A Databricks environment; deployment-specific values come from the environment.
 
     ``ECOM_GIT_URL`` and ``ECOM_GIT_REF`` (a tag or commit, never a moving branch in prod) pin
-    the job code; ``ECOM_CLUSTER_POLICY_ID`` is optional.
+    the job code; ``ECOM_CLUSTER_POLICY_ID`` and ``ECOM_ONLINE_SYNC_PIPELINE_ID`` are optional.
     """
     missing = [v for v in ("ECOM_GIT_URL", "ECOM_GIT_REF") if not os.environ.get(v)]
     if missing:
@@ -95,6 +106,7 @@ def _databricks_environment(name: str, catalog: str, cluster: dict) -> Environme
         new_cluster=cluster,
         git_source={"git_url": os.environ["ECOM_GIT_URL"], "git_provider": "gitHub", ref_key: ref},
         libraries=JOB_LIBRARIES,
+        online_sync_pipeline_id=os.environ.get("ECOM_ONLINE_SYNC_PIPELINE_ID") or None,
     )
 
 
@@ -104,6 +116,8 @@ LOCAL = Environment(
     volume_root="/Volumes/ecom/raw",
     new_cluster={"spark_version": "local-spark-4.2", "node_type_id": "local", "num_workers": 0},
     polling_period_seconds=3,
+    sensor_poke_seconds=5,
+    sensor_timeout=timedelta(hours=2),
 )
 
 DATABRICKS_CLUSTERS = {

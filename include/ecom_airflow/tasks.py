@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 from airflow.providers.databricks.operators.databricks import DatabricksSubmitRunOperator
+from airflow.providers.standard.sensors.external_task import ExternalTaskSensor
 
 from ecom_airflow.config import Environment, current_environment
 
@@ -25,18 +26,24 @@ DEFAULT_ARGS: dict[str, Any] = {
 }
 
 
-def job_parameters(parameters: dict[str, str]) -> list[str]:
-    """``{"--ds": "{{ ds }}"}`` -> ``["--ds", "{{ ds }}"]`` (argparse style, order kept)."""
+def job_parameters(parameters: dict[str, str | bool]) -> list[str]:
+    """``{"--ds": "{{ ds }}", "--dry-run": True}`` -> ``["--ds", "{{ ds }}", "--dry-run"]``.
+
+    Argparse style, order kept; ``True`` is a bare flag and ``False`` leaves the flag out.
+    """
     flat: list[str] = []
     for flag, value in parameters.items():
         if not flag.startswith("--"):
             raise ValueError(f"job parameter {flag!r} must be a long option such as '--ds'")
-        flat += [flag, str(value)]
+        if value is True:
+            flat.append(flag)
+        elif value is not False:
+            flat += [flag, str(value)]
     return flat
 
 
 def submit_run_payload(
-    env: Environment, script: str, parameters: dict[str, str], *, timeout: timedelta
+    env: Environment, script: str, parameters: dict[str, str | bool], *, timeout: timedelta
 ) -> dict[str, Any]:
     """The ``runs/submit`` body for ``spark_jobs/<script>`` in ``env``."""
     if "/" in script or not script.endswith(".py"):
@@ -62,7 +69,7 @@ def databricks_job(
     *,
     task_id: str,
     script: str,
-    parameters: dict[str, str],
+    parameters: dict[str, str | bool],
     timeout: timedelta | None = None,
     env: Environment | None = None,
     **operator_kwargs: Any,
@@ -86,4 +93,52 @@ def databricks_job(
         polling_period_seconds=env.polling_period_seconds,
         execution_timeout=timeout,
         **operator_kwargs,
+    )
+
+
+def wait_for_dag(upstream_dag_id: str, *, env: Environment | None = None) -> ExternalTaskSensor:
+    """Wait until ``upstream_dag_id``'s run of the same logical date has succeeded.
+
+    The daily DAGs share one schedule, so "the same date" is the same logical date, whether the
+    runs were scheduled, triggered or created by a backfill. A failed upstream run fails this
+    task at once (the date is blocked, e.g. by a data quality gate) instead of waiting for the
+    timeout. Deferrable: a waiting sensor holds no worker slot, only a triggerer coroutine.
+    """
+    env = env or current_environment()
+    return ExternalTaskSensor(
+        task_id=f"wait_for_{upstream_dag_id}",
+        external_dag_id=upstream_dag_id,
+        allowed_states=["success"],
+        failed_states=["failed"],
+        deferrable=True,
+        poke_interval=env.sensor_poke_seconds,
+        timeout=env.sensor_timeout.total_seconds(),
+    )
+
+
+def sync_online_store(*, task_id: str, env: Environment | None = None):
+    """Trigger the Databricks pipeline of the synced online table, when the environment has one.
+
+    Returns None when ``online_sync_pipeline_id`` is unset (locally, the Delta table itself is
+    the online table), so the DAG adds no task.
+    """
+    env = env or current_environment()
+    if not env.online_sync_pipeline_id:
+        return None
+    return DatabricksSubmitRunOperator(
+        task_id=task_id,
+        json={
+            "tasks": [
+                {
+                    "task_key": "sync_online_store",
+                    "pipeline_task": {"pipeline_id": env.online_sync_pipeline_id},
+                }
+            ],
+            "timeout_seconds": int(env.default_timeout.total_seconds()),
+        },
+        run_name=f"{{{{ dag.dag_id }}}}.{task_id} [{{{{ ds }}}}]",
+        idempotency_token="{{ ti.id }}",
+        databricks_conn_id=env.databricks_conn_id,
+        polling_period_seconds=env.polling_period_seconds,
+        execution_timeout=env.default_timeout,
     )

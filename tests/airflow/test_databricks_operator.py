@@ -22,6 +22,7 @@ from airflow.sdk import DAG
 from databricks.sdk import WorkspaceClient
 
 from ecom_airflow.config import LOCAL
+from tests.airflow.helpers import serialize
 
 pytestmark = [pytest.mark.airflow, pytest.mark.spark]
 
@@ -58,19 +59,8 @@ def _one_task_dag(dag_id: str, **operator_kwargs) -> DAG:
         default_args={"retries": 0},
     ) as dag:
         _operator(**operator_kwargs)
-    _serialize(dag)
+    serialize(dag)
     return dag
-
-
-def _serialize(dag: DAG) -> None:
-    """dag.test() runs serialized DAGs; a DAG defined in a test is not in any bundle."""
-    from airflow.dag_processing.bundles.manager import DagBundlesManager
-    from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
-
-    DagBundlesManager().sync_bundles_to_db()
-    bag = DagBag(collect_dags=False)
-    bag.bag_dag(dag)
-    sync_bag_to_db(bag, "dags-folder", None)
 
 
 def _task_instance(dag_run, session):

@@ -107,6 +107,12 @@ def test_parameters_are_long_options_in_order():
         job_parameters({"ds": "x"})
 
 
+def test_a_true_parameter_is_a_bare_flag_and_false_leaves_it_out():
+    assert job_parameters({"--check-skew": True, "--dry-run": False, "--ds": "d"}) == [
+        "--check-skew", "--ds", "d",
+    ]  # fmt: skip
+
+
 def test_operator_timeout_is_passed_on_to_databricks():
     op = databricks_job(
         task_id="t", script="ingest_events.py", parameters={}, timeout=timedelta(minutes=7)

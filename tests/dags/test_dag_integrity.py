@@ -76,3 +76,64 @@ def test_every_job_script_referenced_by_a_dag_exists(dagbag):
     assert scripts
     for script in scripts:
         assert (ROOT / script).is_file(), script
+
+
+# The daily chain: each DAG waits for its upstream DAG's run of the same logical date.
+CHAIN = {
+    "offline_feature_table": "data_quality_validation",
+    "online_feature_table": "offline_feature_table",
+}
+
+
+@pytest.mark.parametrize(("dag_id", "upstream"), CHAIN.items())
+def test_daily_dags_wait_for_their_upstream_dag_first(dagbag, dag_id, upstream):
+    from airflow.providers.standard.sensors.external_task import ExternalTaskSensor
+
+    dag = dagbag.dags[dag_id]
+    sensors = [t for t in dag.tasks if isinstance(t, ExternalTaskSensor)]
+    assert [s.external_dag_id for s in sensors] == [upstream]
+    assert sensors[0].deferrable
+    # Every other task runs after the sensor.
+    assert dag.roots == sensors
+    assert dag.schedule == dagbag.dags[upstream].schedule
+
+
+def test_features_of_a_date_run_only_after_the_previous_date(dagbag):
+    """The 30-day horizon must be in silver: features of D-1 before D (depends_on_past)."""
+    dag = dagbag.dags["offline_feature_table"]
+    assert dag.get_task("build_user_features").depends_on_past is True
+    assert dag.get_task("build_silver_events").depends_on_past is False
+
+
+def test_online_dag_checks_skew_after_publishing(dagbag):
+    dag = dagbag.dags["online_feature_table"]
+    skew = dag.get_task("check_online_skew")
+    assert skew.upstream_task_ids == {"publish_online_features"}
+    assert "--check-skew" in skew.json["spark_python_task"]["parameters"]
+    assert "sync_online_store" not in dag.task_ids  # no online store locally
+
+
+def test_online_store_sync_is_a_configuration_switch(tmp_path):
+    """With ECOM_ONLINE_SYNC_PIPELINE_ID set, the DAG triggers the synced online table."""
+    probe = (
+        "import json, sys; from airflow.dag_processing.dagbag import DagBag; "
+        "bag = DagBag(dag_folder=sys.argv[1]); assert not bag.import_errors, bag.import_errors; "
+        "t = bag.dags['online_feature_table'].get_task('sync_online_store'); "
+        "print(json.dumps([sorted(t.upstream_task_ids), t.json['tasks'][0]['pipeline_task']]))"
+    )
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(tmp_path),
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "include"), str(ROOT / "plugins")]),
+        "ECOM_ENV": "prod",
+        "ECOM_GIT_URL": "https://git.example.com/ecom.git",
+        "ECOM_GIT_REF": "v1.0.0",
+        "ECOM_ONLINE_SYNC_PIPELINE_ID": "pipeline-123",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", probe, str(ROOT / "dags" / "online_feature_table.py")],
+        capture_output=True, text=True, env=env, check=True, timeout=120,
+    )  # fmt: skip
+    upstream, task = json.loads(result.stdout.strip().splitlines()[-1])
+    assert upstream == ["check_online_skew"]
+    assert task == {"pipeline_id": "pipeline-123"}

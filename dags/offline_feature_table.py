@@ -1,0 +1,76 @@
+"""
+### Offline feature table (daily)
+
+Builds `silver.events` from the day's bronze rows and the offline feature table
+`silver.user_features` (the Analytics Ready Data Set) as of the end of the logical date, then
+closes the labels whose horizon has just passed.
+
+| | |
+|---|---|
+| **Waits for** | `data_quality_validation` run of the same logical date (success) |
+| **Input** | `bronze.events` (partition `ingest_date = ds`), `silver.events` (30-day horizon) |
+| **Output** | `silver.events` (MERGE on `event_id`, partitioned by `event_date`), `silver.user_features` (partition `feature_date = ds`), `silver.user_labels` (MERGE, feature date `ds - 7`) |
+| **Runs on** | Databricks (`spark_jobs/build_silver_events.py`, `spark_jobs/build_user_features.py`); locally on the local workspace |
+| **Owner** | ml-platform |
+
+**Point in time.** The features of date D use only events that happened on or before D *and*
+were delivered by D (`ingest_date <= D`): rerunning D next month gives the same row.
+
+**Ordering.** `build_user_features` has `depends_on_past`: the features of D run only after
+those of D-1 succeeded, so every day of the 30-day horizon is in silver first. A backfill
+therefore runs forward (a backwards backfill is refused by Airflow for this DAG).
+
+**What a failure means.**
+- `wait_for_data_quality_validation` failed: the data quality run of this date failed (a
+  blocking expectation or a missing file). Fix that date there; then clear this task.
+- `build_silver_events` / `build_user_features` failed: the task log and *See Databricks Job
+  Run* show the job's one-line error (a schema contract break names the column).
+
+**Rerun one date.** Clear `build_silver_events` downstream for the date (or
+`airflow tasks clear offline_feature_table -s <ds> -e <ds> -y`). Silver MERGE and the
+`feature_date` partition overwrite leave the tables exactly as one run would.
+
+**Backfill a range.** Backfill `data_quality_validation` and this DAG for the same range (UI
+*Trigger* -> *Backfill*, or `airflow backfill create --dag-id offline_feature_table
+--from-date <start> --to-date <end>`); each run waits for the data quality run of its date.
+For a first load of months of history, `spark_jobs/build_user_features.py --start-ds ...
+--end-ds ...` computes the whole range in one Spark job with the same result.
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import DAG, CronDataIntervalTimetable
+
+from ecom_airflow.config import current_environment
+from ecom_airflow.tasks import DEFAULT_ARGS, databricks_job, wait_for_dag
+
+ENV = current_environment()
+
+with DAG(
+    dag_id="offline_feature_table",
+    schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
+    start_date=pendulum.datetime(2019, 10, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=3,
+    default_args=DEFAULT_ARGS,
+    tags=["features", "silver", "daily"],
+    doc_md=__doc__,
+):
+    upstream = wait_for_dag("data_quality_validation")
+    silver = databricks_job(
+        task_id="build_silver_events",
+        script="build_silver_events.py",
+        parameters={"--ds": "{{ ds }}", "--catalog": ENV.catalog},
+    )
+    features = databricks_job(
+        task_id="build_user_features",
+        script="build_user_features.py",
+        parameters={
+            "--ds": "{{ ds }}",
+            "--catalog": ENV.catalog,
+            "--label-horizon-days": str(ENV.label_horizon_days),
+        },
+        depends_on_past=True,
+    )
+    upstream >> silver >> features

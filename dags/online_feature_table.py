@@ -1,0 +1,73 @@
+"""
+### Online feature table (daily)
+
+Publishes the feature rows of the logical date to `gold.user_features_online` (the Model
+Ready Data Set: the latest feature row of every user, keyed by `user_id`), then checks that
+the online values equal the offline ones.
+
+| | |
+|---|---|
+| **Waits for** | `offline_feature_table` run of the same logical date (success) |
+| **Input** | `silver.user_features` (partition `feature_date = ds`) |
+| **Output** | `gold.user_features_online` (MERGE on `user_id`, latest `feature_date` wins, liquid-clustered by `user_id`) |
+| **Runs on** | Databricks (`spark_jobs/publish_online_features.py`); locally on the local workspace |
+| **Owner** | ml-platform |
+
+`updated_at` is the run's data-interval end, not the wall clock, so a rerun writes the same
+row. When the environment sets `ECOM_ONLINE_SYNC_PIPELINE_ID`, `sync_online_store` triggers
+the Databricks synced (online) table over this Delta table for low-latency serving.
+
+**What a failure means.**
+- `wait_for_offline_feature_table` failed: the offline run of this date failed; fix it first.
+- `check_online_skew` failed: online and offline values differ for this date. The error names
+  the columns and example users. Do not serve from the online table until it is understood;
+  republishing the date (clear `publish_online_features`) rewrites the rows from offline.
+
+**Rerun one date.** Clear `publish_online_features` with downstream for the date (or
+`airflow tasks clear online_feature_table -s <ds> -e <ds> -y`). A rerun rewrites the same
+values; an older date never replaces a newer row.
+
+**Backfill a range.** UI *Trigger* -> *Backfill* or `airflow backfill create --dag-id
+online_feature_table --from-date <start> --to-date <end>`, together with the upstream DAGs.
+Dates may run in any order: the table ends with each user's latest row.
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import DAG, CronDataIntervalTimetable
+
+from ecom_airflow.config import current_environment
+from ecom_airflow.tasks import DEFAULT_ARGS, databricks_job, sync_online_store, wait_for_dag
+
+ENV = current_environment()
+
+with DAG(
+    dag_id="online_feature_table",
+    schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
+    start_date=pendulum.datetime(2019, 10, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=3,
+    default_args=DEFAULT_ARGS,
+    tags=["features", "gold", "online", "daily"],
+    doc_md=__doc__,
+):
+    upstream = wait_for_dag("offline_feature_table")
+    publish = databricks_job(
+        task_id="publish_online_features",
+        script="publish_online_features.py",
+        parameters={
+            "--ds": "{{ ds }}",
+            "--run-ts": "{{ data_interval_end.isoformat() }}",
+            "--catalog": ENV.catalog,
+        },
+    )
+    skew = databricks_job(
+        task_id="check_online_skew",
+        script="publish_online_features.py",
+        parameters={"--check-skew": True, "--ds": "{{ ds }}", "--catalog": ENV.catalog},
+    )
+    upstream >> publish >> skew
+    sync = sync_online_store(task_id="sync_online_store")
+    if sync is not None:
+        skew >> sync
