@@ -164,10 +164,24 @@ def _feature_type(column: str) -> str:
     return next(c.type for c in USER_FEATURES.columns if c.name == column)
 
 
+def feature_population(events: DataFrame, feature_date: date) -> DataFrame:
+    """The users who have a feature row on ``feature_date`` (same rule as the features)."""
+    return (
+        events_in_scope(events, feature_date, feature_date)
+        .select("user_id")
+        .distinct()
+        .withColumn("feature_date", _lit_date(feature_date))
+    )
+
+
 def compute_labels(
-    events: DataFrame, features: DataFrame, feature_date: str, horizon_days: int, labelled_on: str
+    events: DataFrame, feature_date: str, horizon_days: int, labelled_on: str
 ) -> DataFrame:
-    """Labels of the feature rows of ``feature_date``: a purchase in the next ``horizon_days``."""
+    """Labels of the feature rows of ``feature_date``: a purchase in the next ``horizon_days``.
+
+    The population is derived from silver with the features' own rule, not read from the
+    feature table, so labels do not depend on which feature runs have happened yet.
+    """
     f_date = date.fromisoformat(parse_ds(feature_date))
     closes = f_date + timedelta(days=horizon_days)
     purchases = (
@@ -179,9 +193,7 @@ def compute_labels(
         .groupBy("user_id")
         .agg(F.count("*").alias("purchases"))
     )
-    population = features.where(F.col("feature_date") == _lit_date(f_date)).select(
-        "user_id", "feature_date"
-    )
+    population = feature_population(events, f_date)
     return population.join(purchases, on="user_id", how="left").select(
         "user_id",
         "feature_date",
@@ -223,29 +235,17 @@ def build_labels(
     """MERGE the labels whose window closes on ``ds`` (feature date ``ds - horizon_days``).
 
     Returns the feature date labelled, or None when it has no feature rows (before the first
-    feature date, or an empty day).
+    events, or a day without users).
     """
     from delta.tables import DeltaTable
 
     if horizon_days < 1:
         raise ValueError(f"the label horizon must be at least 1 day, got {horizon_days}")
     feature_date = (date.fromisoformat(parse_ds(ds)) - timedelta(days=horizon_days)).isoformat()
-    features_table = USER_FEATURES.name(catalog, silver_schema)
-    if not spark.catalog.tableExists(features_table):
+    events = spark.table(SILVER_EVENTS.name(catalog, silver_schema))
+    if feature_population(events, date.fromisoformat(feature_date)).isEmpty():
         return None
-    features = spark.table(features_table)
-    if features.where(F.col("feature_date") == F.lit(feature_date).cast("date")).isEmpty():
-        return None
-    labels = check_frame(
-        compute_labels(
-            spark.table(SILVER_EVENTS.name(catalog, silver_schema)),
-            features,
-            feature_date,
-            horizon_days,
-            ds,
-        ),
-        USER_LABELS,
-    )
+    labels = check_frame(compute_labels(events, feature_date, horizon_days, ds), USER_LABELS)
     table = ensure_table(spark, USER_LABELS, catalog, silver_schema)
     (
         DeltaTable.forName(spark, table)

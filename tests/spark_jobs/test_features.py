@@ -157,9 +157,10 @@ def test_labels_count_purchases_delivered_inside_the_horizon(spark, silver_event
         event(5, f + timedelta(days=2), "purchase"),  # no feature row on F: no label
     ]
     events = silver_events(rows)
-    features = compute_features(events, DS, DS)
     closes = (f + timedelta(days=7)).isoformat()
-    labels = compute_labels(events, features, DS, 7, closes)
+    labels = compute_labels(events, DS, 7, closes)
+    population = compute_features(events, DS, DS).select("user_id", "feature_date")
+    assertDataFrameEqual(labels.select("user_id", "feature_date"), population)
     expected = spark.createDataFrame(
         [(1, f, 7, 1, 1, f + timedelta(days=7))]
         + [(u, f, 7, 0, 0, f + timedelta(days=7)) for u in (2, 3, 4)],
