@@ -8,10 +8,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from pathlib import Path
 
 from bench.common import write_results
 
-BENCHMARKS = ("run_overhead",)
+BENCHMARKS = ("run_overhead", "feature_pipeline")
+# The benchmarks call job functions directly, as a spark_python_task would import them.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "spark_jobs"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,14 +22,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=BENCHMARKS, action="append")
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args(argv)
-    comparisons, figures = [], []
+    results = {}
     for name in args.only or BENCHMARKS:
         print(f"[bench] {name}", flush=True)
         module = importlib.import_module(f"bench.{name}")
-        c, f = module.run(repeats=args.repeats)
-        comparisons += c
-        figures += f
-    path = write_results(comparisons, figures)
+        results[name] = module.run(repeats=args.repeats)
+    path = write_results(results)
     print(path.read_text())
     return 0
 

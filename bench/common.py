@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import platform
 import statistics
 import subprocess
@@ -11,6 +12,8 @@ from importlib import metadata
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+# Every benchmark's latest rows, so `make bench ARGS="--only X"` updates X and keeps the rest.
+RESULTS_JSON = Path(__file__).resolve().parent / "results.json"
 
 
 @dataclass
@@ -78,16 +81,35 @@ def versions(packages: tuple[str, ...]) -> str:
     return ", ".join(found)
 
 
-def write_results(comparisons: list[Comparison], figures: list[Figure]) -> Path:
+def _rows(comparisons: list[Comparison], figures: list[Figure]) -> dict:
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    rows = []
+    for c in comparisons:
+        verdict = {True: "yes", False: "no", None: "-"}[c.meets_target]
+        rows.append(
+            f"| {c.benchmark}: {c.description} | {c.ratio:.1f}x | {c.target} | {verdict} | "
+            f"{c.numerator.name}: {c.numerator.cell()} | "
+            f"{c.denominator.name}: {c.denominator.cell()} | {c.notes} |"
+        )
+    return {
+        "measured": now,
+        "comparisons": rows,
+        "figures": [f"| {f.name} | {f.cell()} | {now} |" for f in figures],
+    }
+
+
+def write_results(results: dict[str, tuple[list[Comparison], list[Figure]]]) -> Path:
+    """Merge this run's benchmarks into results.json and rewrite RESULTS.md from it."""
+    stored = json.loads(RESULTS_JSON.read_text()) if RESULTS_JSON.exists() else {}
+    stored.update({name: _rows(*result) for name, result in results.items()})
+    RESULTS_JSON.write_text(json.dumps(stored, indent=2, sort_keys=True) + "\n")
     lines = [
         "# Benchmark results",
         "",
-        "Written by `make bench`; numbers from one run on the machine below. Benchmarks are not",
-        "tests: nothing fails on a number. Medians with (min..max, n) over repeated runs; every",
-        "ratio compares two figures measured side by side in the same run.",
+        "Written by `make bench` (`bench/results.json` keeps each benchmark's latest run).",
+        "Benchmarks are not tests: nothing fails on a number. Medians with (min..max, n) over",
+        "repeated runs; every ratio compares two figures measured side by side in the same run.",
         "",
-        f"- date: {now}",
         f"- machine: {machine_description()}",
         f"- python {platform.python_version()}; "
         + versions(("pyspark", "delta-spark", "apache-airflow", "mlflow")),
@@ -97,14 +119,10 @@ def write_results(comparisons: list[Comparison], figures: list[Figure]) -> Path:
         "| benchmark | ratio | target | meets target | numerator | denominator | notes |",
         "|---|---|---|---|---|---|---|",
     ]
-    for c in comparisons:
-        verdict = {True: "yes", False: "no", None: "-"}[c.meets_target]
-        lines.append(
-            f"| {c.benchmark}: {c.description} | {c.ratio:.1f}x | {c.target} | {verdict} | "
-            f"{c.numerator.name}: {c.numerator.cell()} | "
-            f"{c.denominator.name}: {c.denominator.cell()} | {c.notes} |"
-        )
-    lines += ["", "## Figures", "", "| figure | value |", "|---|---|"]
-    lines += [f"| {f.name} | {f.cell()} |" for f in figures]
+    for name in sorted(stored):
+        lines += stored[name]["comparisons"]
+    lines += ["", "## Figures", "", "| figure | value | measured |", "|---|---|---|"]
+    for name in sorted(stored):
+        lines += stored[name]["figures"]
     RESULTS.write_text("\n".join(lines) + "\n")
     return RESULTS

@@ -16,6 +16,7 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
+from clickstream.contracts import USER_FEATURES, USER_LABELS
 from clickstream.schema import table_name
 from clickstream.volumes import local_path
 
@@ -50,7 +51,40 @@ def summarise(spark: SparkSession, catalog: str) -> dict:
     if spark.catalog.tableExists(quarantine):
         for row in spark.table(quarantine).groupBy("reason").agg(F.count("*").alias("n")).collect():
             reasons[row["reason"]] = int(row["n"])
-    return {"catalog": catalog, "tables": tables, "quarantine_reasons": reasons}
+    return {
+        "catalog": catalog,
+        "tables": tables,
+        "quarantine_reasons": reasons,
+        "features": _feature_summary(spark, catalog),
+    }
+
+
+def _feature_summary(spark: SparkSession, catalog: str) -> dict:
+    """Feature rows per date and closed labels with their positive rate (empty if none yet)."""
+    summary: dict = {}
+    features = USER_FEATURES.name(catalog)
+    if spark.catalog.tableExists(features):
+        per_date = spark.table(features).groupBy("feature_date").count().collect()
+        summary["rows_per_feature_date"] = {
+            r["feature_date"].isoformat(): int(r["count"]) for r in sorted(per_date)
+        }
+    labels = USER_LABELS.name(catalog)
+    if spark.catalog.tableExists(labels):
+        stats = (
+            spark.table(labels)
+            .agg(
+                F.count("*").alias("rows"),
+                F.avg("purchased").alias("positive_rate"),
+                F.countDistinct("feature_date").alias("dates"),
+            )
+            .first()
+        )
+        summary["labels"] = {
+            "rows": int(stats["rows"]),
+            "feature_dates": int(stats["dates"]),
+            "positive_rate": float(stats["positive_rate"] or 0.0),
+        }
+    return summary
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -48,3 +48,14 @@ def spark(local_layout):
     session = build_session(local_layout)
     yield session
     session.stop()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Remove the session's state (Delta tables, stacks' logs) unless a test failed or
+    ``ECOM_KEEP_TEST_STATE`` is set: then its folder is printed for the post-mortem."""
+    import shutil
+
+    if exitstatus != 0 or os.environ.get("ECOM_KEEP_TEST_STATE"):
+        print(f"\ntest state kept in {_SESSION_DIR}")
+        return
+    shutil.rmtree(_SESSION_DIR, ignore_errors=True)

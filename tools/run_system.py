@@ -26,8 +26,9 @@ from ecom_airflow.config import LOCAL
 from tools.airflow_api import TERMINAL_RUN_STATES, AirflowClient
 from tools.stack import StackConfig, up
 
-# DAGs of the daily chain, in dependency order.
-PIPELINES = ("data_quality_validation",)
+# DAGs of the daily chain, in dependency order. All their backfills are created at once: each
+# DAG's runs wait (deferrable sensor) for the upstream DAG's run of the same date.
+PIPELINES = ("data_quality_validation", "offline_feature_table", "online_feature_table")
 
 
 def log(message: str) -> None:
@@ -91,6 +92,17 @@ def wait_for_runs(
         time.sleep(5)
 
 
+def run_backfills(
+    airflow: AirflowClient, dag_ids: tuple[str, ...], days: list[str], timeout_minutes: int
+) -> dict[str, list[dict]]:
+    """Backfill ``days`` on every DAG of the chain, as from the UI, and wait for all runs."""
+    for dag_id in dag_ids:
+        airflow.unpause(dag_id)
+        backfill = airflow.create_backfill(dag_id, days[0], days[-1])
+        log(f"{dag_id}: backfill {backfill['id']} for {days[0]}..{days[-1]} created")
+    return {dag_id: wait_for_runs(airflow, dag_id, days, timeout_minutes) for dag_id in dag_ids}
+
+
 def print_summary(
     runs: dict[str, list[dict]], tables: dict[str, Any], config: StackConfig, seconds: float
 ) -> None:
@@ -108,6 +120,20 @@ def print_summary(
         print("\nquarantined rows by reason:")
         for reason, count in sorted(reasons.items()):
             print(f"  {reason:30s} {count:8d}")
+    features = tables.get("features", {})
+    per_date = features.get("rows_per_feature_date", {})
+    if per_date:
+        dates = sorted(per_date)
+        print(
+            f"\noffline features: {len(dates)} feature dates {dates[0]}..{dates[-1]}, "
+            f"{per_date[dates[-1]]} users on the latest"
+        )
+    labels = features.get("labels")
+    if labels:
+        print(
+            f"labels: {labels['rows']} rows over {labels['feature_dates']} closed feature dates, "
+            f"{labels['positive_rate']:.1%} purchased within the horizon"
+        )
     env = config.client_env()
     print(
         "\nWhere to look:\n"
@@ -157,12 +183,7 @@ def main(argv: list[str] | None = None) -> int:
             env["AIRFLOW_API_URL"], env["AIRFLOW_USERNAME"], env["AIRFLOW_PASSWORD"]
         )
         airflow.wait_for_dags(PIPELINES)
-        all_runs: dict[str, list[dict]] = {}
-        for dag_id in PIPELINES:
-            airflow.unpause(dag_id)
-            backfill = airflow.create_backfill(dag_id, days[0], days[-1])
-            log(f"{dag_id}: backfill {backfill['id']} for {days[0]}..{days[-1]} created")
-            all_runs[dag_id] = wait_for_runs(airflow, dag_id, days, args.timeout_minutes)
+        all_runs = run_backfills(airflow, PIPELINES, days, args.timeout_minutes)
         summary_path = f"{LOCAL.volume_root}/system/run_summary.json"
         run_job(
             workspace,

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from tools.airflow_api import AirflowClient
-from tools.run_system import run_job, wait_for_runs, workspace_client
+from tools.run_system import PIPELINES, run_backfills, run_job, workspace_client
 from tools.stack import StackConfig, down, up
 
 pytestmark = [pytest.mark.e2e, pytest.mark.spark, pytest.mark.airflow]
@@ -48,7 +48,7 @@ def stack(session_dir):
 def airflow(stack):
     env = stack.client_env()
     client = AirflowClient(env["AIRFLOW_API_URL"], env["AIRFLOW_USERNAME"], env["AIRFLOW_PASSWORD"])
-    client.wait_for_dags([DAG_ID])
+    client.wait_for_dags(PIPELINES)
     return client
 
 
@@ -84,17 +84,22 @@ def test_backfill_lands_the_days_and_clear_reruns_the_job(stack, airflow):
         ["--start-date", DAYS[0], "--days", str(len(DAYS)), "--landing-dir", LANDING,
          "--events-per-day", "2000"],
     )  # fmt: skip
-    airflow.unpause(DAG_ID)
-    airflow.create_backfill(DAG_ID, DAYS[0], DAYS[-1])
-    runs = wait_for_runs(airflow, DAG_ID, DAYS, timeout_minutes=15)
-    backfill_runs = [r for r in runs if r["run_type"] == "backfill"]
-    assert sorted(r["logical_date"][:10] for r in backfill_runs) == DAYS
-    assert {r["state"] for r in backfill_runs} == {"success"}
+    # The whole daily chain, backfilled at once as from the UI: each DAG's run of a date
+    # waits for its upstream DAG's run of the same date.
+    all_runs = run_backfills(airflow, PIPELINES, DAYS, timeout_minutes=20)
+    for dag_id, runs in all_runs.items():
+        backfill_runs = [r for r in runs if r["run_type"] == "backfill"]
+        assert sorted(r["logical_date"][:10] for r in backfill_runs) == DAYS, dag_id
+        assert {r["state"] for r in backfill_runs} == {"success"}, dag_id
     for ds in DAYS:
         assert [r.state.result_state.value for r in _ingest_runs(workspace, ds)] == ["SUCCESS"]
 
     before = _bronze_summary(workspace)
     assert before["bronze.events"]["rows"] > 0
+    for table in ("silver.events", "silver.user_features", "gold.user_features_online"):
+        assert before[table]["rows"] > 0, table
+    assert before["silver.events"]["rows"] <= before["bronze.events"]["rows"]
+    backfill_runs = [r for r in all_runs[DAG_ID] if r["run_type"] == "backfill"]
 
     # On-call reruns one date: clearing the successful task submits a new Databricks run,
     # and the rerun leaves the table content as it was (replaceWhere on the date).
