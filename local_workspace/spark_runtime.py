@@ -101,6 +101,9 @@ def build_session(layout: LocalLayout):
     from pyspark.sql import SparkSession
 
     layout.warehouse_dir.mkdir(parents=True, exist_ok=True)
+    # Python workers (UDFs, MLflow's spark_udf) must use this interpreter and its packages,
+    # whatever `python3` comes first on PATH; SparkContext reads it from the environment.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = SparkSession.builder
     for key, value in spark_conf(layout).items():
         builder = builder.config(key, value)

@@ -30,10 +30,26 @@ class AirflowClient:
         token = response.json()["access_token"]
         self._session.headers["Authorization"] = f"Bearer {token}"
 
-    def request(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self._session.request(
-            method, f"{self.base_url}/api/v2{path}", timeout=self.timeout, **kwargs
-        )
+    def request(self, method: str, path: str, *, retry_busy: float = 0, **kwargs: Any) -> Any:
+        """One API call; ``retry_busy`` seconds of retries while Airflow answers 503.
+
+        On SQLite a write can meet "database is locked" while the scheduler writes; the API
+        then answers 503 (or 500 "Database error") after rolling back, so the call can be
+        repeated.
+        """
+        deadline = time.monotonic() + retry_busy
+        delay = 1.0
+        while True:
+            response = self._session.request(
+                method, f"{self.base_url}/api/v2{path}", timeout=self.timeout, **kwargs
+            )
+            busy = response.status_code == 503 or (
+                response.status_code == 500 and "Database error" in response.text
+            )
+            if not busy or time.monotonic() + delay > deadline:
+                break
+            time.sleep(delay)
+            delay = min(delay * 2, 10.0)
         if response.status_code >= 400:
             raise AirflowAPIError(
                 f"{method} {path} -> {response.status_code}: {response.text[:500]}"
@@ -59,23 +75,33 @@ class AirflowClient:
             time.sleep(2)
 
     def unpause(self, dag_id: str) -> None:
-        self.request("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
+        self.request("PATCH", f"/dags/{dag_id}", retry_busy=60, json={"is_paused": False})
 
     def create_backfill(
         self, dag_id: str, from_date: str, to_date: str, *, max_active_runs: int = 3
     ) -> dict:
-        return self.request(
-            "POST",
-            "/backfills",
-            json={
-                "dag_id": dag_id,
-                "from_date": f"{from_date}T00:00:00Z",
-                "to_date": f"{to_date}T00:00:00Z",
-                "max_active_runs": max_active_runs,
-                # A second `make run` reruns only what failed; completed dates are kept.
-                "reprocess_behavior": "failed",
-            },
-        )
+        """Create a backfill; if one is already running for the DAG, return that one instead."""
+        body = {
+            "dag_id": dag_id,
+            "from_date": f"{from_date}T00:00:00Z",
+            "to_date": f"{to_date}T00:00:00Z",
+            "max_active_runs": max_active_runs,
+            # A second `make run` reruns only what failed; completed dates are kept.
+            "reprocess_behavior": "failed",
+        }
+        try:
+            return self.request("POST", "/backfills", retry_busy=120, json=body)
+        except AirflowAPIError as error:
+            if " 409:" not in str(error):
+                raise
+        running = [
+            b
+            for b in self.request("GET", "/backfills", params={"dag_id": dag_id})["backfills"]
+            if b["completed_at"] is None
+        ]
+        if not running:
+            raise AirflowAPIError(f"backfill of {dag_id} refused (409) and none is running")
+        return running[0]
 
     def dag_runs(self, dag_id: str, from_date: str, to_date: str) -> list[dict]:
         params = {
@@ -99,6 +125,6 @@ class AirflowClient:
             "only_failed": False,
             "reset_dag_runs": True,
         }
-        return self.request("POST", f"/dags/{dag_id}/clearTaskInstances", json=body)[
+        return self.request("POST", f"/dags/{dag_id}/clearTaskInstances", retry_busy=60, json=body)[
             "task_instances"
         ]

@@ -95,11 +95,17 @@ def wait_for_runs(
 def run_backfills(
     airflow: AirflowClient, dag_ids: tuple[str, ...], days: list[str], timeout_minutes: int
 ) -> dict[str, list[dict]]:
-    """Backfill ``days`` on every DAG of the chain, as from the UI, and wait for all runs."""
+    """Backfill ``days`` on every DAG of the chain, as from the UI, and wait for all runs.
+
+    The backfills are created while the DAGs are still paused (the scheduler leaves a paused
+    DAG's runs alone), then the DAGs are unpaused: on SQLite this keeps the API's inserts and
+    the scheduler's updates of the same rows apart.
+    """
     for dag_id in dag_ids:
-        airflow.unpause(dag_id)
         backfill = airflow.create_backfill(dag_id, days[0], days[-1])
         log(f"{dag_id}: backfill {backfill['id']} for {days[0]}..{days[-1]} created")
+    for dag_id in dag_ids:
+        airflow.unpause(dag_id)
     return {dag_id: wait_for_runs(airflow, dag_id, days, timeout_minutes) for dag_id in dag_ids}
 
 

@@ -40,6 +40,8 @@ AZURITE_KEY = (
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 )
 AIRFLOW_USER = "admin"
+AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+SETTLE_SECONDS = 3.0
 
 
 def log(message: str) -> None:
@@ -149,7 +151,7 @@ class Service:
     command: list[str]
     env: dict[str, str]
     ready_url: str | None = None
-    ready_port: int | None = None
+    ready_port: int | None = None  # neither: ready once it has stayed up a few seconds
     timeout: float = 120.0
     stop_signal: int = signal.SIGTERM
 
@@ -234,12 +236,20 @@ def services(config: StackConfig) -> list[Service]:
             ready_port=config.azurite_port,
             stop_signal=signal.SIGINT,  # Azurite shuts down cleanly on SIGINT only
         ),
-        Service(
-            name="airflow",
-            command=[str(VENV_BIN / "airflow"), "standalone"],
-            env=airflow_env,
-            ready_url=f"{config.airflow_url}/api/v2/monitor/health",
-            timeout=300.0,
+        # Airflow's components, as `airflow standalone` runs them but each under a supervisor
+        # that restarts it if it dies (tools/supervise.py says why).
+        *(
+            Service(
+                name=f"airflow-{component}",
+                command=[python, "-m", "tools.supervise", "--", str(VENV_BIN / "airflow"),
+                         component],
+                env=airflow_env,
+                ready_url=f"{config.airflow_url}/api/v2/monitor/health"
+                if component == "api-server"
+                else None,
+                timeout=300.0,
+            )
+            for component in AIRFLOW_COMPONENTS
         ),
     ]  # fmt: skip
 
@@ -263,6 +273,8 @@ def _read_pid(config: StackConfig, name: str) -> int | None:
 
 
 def _is_ready(service: Service) -> bool:
+    if service.ready_url is None and service.ready_port is None:
+        return True  # no probe: being alive is all there is to check
     if service.ready_url:
         try:
             with urllib.request.urlopen(service.ready_url, timeout=3) as response:
@@ -318,6 +330,11 @@ def start(config: StackConfig, service: Service) -> None:
                 f"last lines of {log_path}:\n{_tail(log_path)}"
             )
         if _is_ready(service):
+            if service.ready_url is None and service.ready_port is None:
+                # Without a probe, survive a few seconds to catch a failed start.
+                time.sleep(SETTLE_SECONDS)
+                if process.poll() is not None:
+                    continue
             log(f"{service.name}: ready")
             return
         time.sleep(1)
@@ -359,9 +376,29 @@ def write_stack_env(config: StackConfig) -> Path:
     return path
 
 
+def _migrate_airflow_db(config: StackConfig, env: dict[str, str]) -> None:
+    """Create or upgrade Airflow's metadata database (idempotent; standalone did this too)."""
+    log("airflow: migrating the metadata database")
+    with open(config.logs / "airflow-db-migrate.log", "ab") as log_file:
+        result = subprocess.run(
+            [str(VENV_BIN / "airflow"), "db", "migrate"],
+            env=env, cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT, timeout=600,
+        )  # fmt: skip
+    if result.returncode != 0:
+        raise RuntimeError(
+            "airflow db migrate failed; last lines of "
+            f"{config.logs / 'airflow-db-migrate.log'}:\n"
+            f"{_tail(config.logs / 'airflow-db-migrate.log')}"
+        )
+
+
 def up(config: StackConfig) -> None:
     _prepare(config)
-    for service in services(config):
+    all_services = services(config)
+    airflow = [s for s in all_services if s.name.startswith("airflow-")]
+    if not all(_read_pid(config, s.name) for s in airflow):
+        _migrate_airflow_db(config, airflow[0].env)
+    for service in all_services:
         start(config, service)
     env_path = write_stack_env(config)
     env = config.client_env()

@@ -281,3 +281,40 @@ ONLINE_FEATURES = Contract(
     ),
     clustered_by=("user_id",),
 )
+
+_LINEAGE = (
+    Column("model_name", "string", False),
+    Column("model_version", "string", False),
+    Column("model_alias", "string", False, "the alias resolved when scoring (champion)"),
+    Column("feature_date", "date", False, "feature date of the input row"),
+    Column("logical_date", "date", False, "logical date of the run"),
+    Column("airflow_run_id", "string", False),
+)
+
+PROPENSITY_SCORES = Contract(
+    schema="gold",
+    table="propensity_scores",
+    comment="purchase propensity of every active user, by score date, with model lineage",
+    columns=(
+        Column("user_id", "bigint", False),
+        Column("score", "double", False, "P(purchase within the label horizon)"),
+        *_LINEAGE,
+        Column("score_date", "date", False),
+    ),
+    partitioned_by=("score_date",),
+)
+
+RECOMMENDATIONS = Contract(
+    schema="gold",
+    table="recommendations",
+    comment="top products per active user (ALS), excluding recent purchases, with lineage",
+    columns=(
+        Column("user_id", "bigint", False),
+        Column("product_id", "bigint", False),
+        Column("rank", "int", False, "1 = best"),
+        Column("score", "double", False),
+        *_LINEAGE,
+        Column("score_date", "date", False),
+    ),
+    partitioned_by=("score_date",),
+)

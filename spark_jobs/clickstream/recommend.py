@@ -1,0 +1,363 @@
+"""Product recommendations from implicit feedback: ALS, a popularity baseline, and metrics.
+
+**Implicit feedback.** Nobody rates products here; users view, cart and buy them. Each event is
+a weighted vote (:data:`EVENT_WEIGHTS`: a purchase says more than a view; ``remove_from_cart`` is
+ignored rather than counted negative, because the cart event before it already showed interest
+and implicit ALS has no notion of a negative signal). The votes are summed per (user, product)
+and dampened with ``log1p``: implicit ALS turns the strength ``r`` into a confidence
+``1 + alpha * r``, and raw counts would let a user refreshing a product page 300 times (or a
+crawler) outweigh several purchases; ``log1p`` keeps the order of the strengths but grows
+slowly, and maps "one view" to a small positive value (0.69), never to 0.
+
+**Point in time.** Interactions for the window ``[start, end]`` are the events with
+``event_date`` in the window *and* delivered by its end (``ingest_date <= end``), the rule used
+across the project: a model trained "as of D" can be retrained later and see the same data.
+
+**Dense ids.** Spark's ALS only takes ``int`` ids, and ``user_id``/``product_id`` are
+``bigint`` that may not fit (casting would silently wrap around and merge unrelated ids). Every
+distinct id therefore gets a dense index ``0..n-1`` in id order (deterministic, so a retrain on
+the same data gives the same indices); the mappings travel with the model in
+:class:`AlsRecommender` and every output is mapped back to the original ids.
+
+**Exclusions.** Recommending what a user has just bought wastes a slot, so :func:`recommend`
+and :func:`popularity_recommend` take pairs to exclude (typically
+:func:`purchases_to_exclude`). They ask for ``k`` plus the largest number of exclusions any
+requested user has, so that after removing them every user still gets ``k`` products whenever
+the catalogue has that many left.
+
+**Evaluation.** :func:`precision_recall_at_k` compares top-k lists with what the users carted or
+bought in a *later* window (:func:`relevant_items`), computed with Spark aggregations; only the
+final averages reach the driver.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from functools import cached_property
+
+from pyspark.ml.recommendation import ALS, ALSModel
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+EVENT_WEIGHTS: dict[str, float] = {"view": 1.0, "cart": 4.0, "purchase": 10.0}
+RELEVANT_EVENTS: tuple[str, ...] = ("cart", "purchase")
+
+USER_INDEX = "user_index"
+ITEM_INDEX = "item_index"
+
+
+def _day(value: date) -> Column:
+    return F.lit(value.isoformat()).cast("date")
+
+
+def _known_by(events: DataFrame, start: date, end: date) -> DataFrame:
+    """Events of [start, end] delivered by the end of ``end`` (the point-in-time rule)."""
+    if end < start:
+        raise ValueError(f"the window {start}..{end} is empty: the end is before the start")
+    return events.where(
+        F.col("event_date").between(_day(start), _day(end)) & (F.col("ingest_date") <= _day(end))
+    )
+
+
+def interactions(events: DataFrame, start: date, end: date) -> DataFrame:
+    """Implicit feedback per (user, product): ``log1p`` of the summed event weights.
+
+    Columns ``user_id bigint, product_id bigint, strength double``; a pair whose only events
+    are ``remove_from_cart`` has no row.
+    """
+    weights = F.create_map(*(F.lit(x) for pair in EVENT_WEIGHTS.items() for x in pair))
+    weight = weights[F.col("event_type")]
+    return (
+        _known_by(events, start, end)
+        .where(F.col("event_type").isin(list(EVENT_WEIGHTS)))
+        .groupBy("user_id", "product_id")
+        .agg(F.log1p(F.sum(weight)).alias("strength"))
+        .select(
+            F.col("user_id").cast("bigint"),
+            F.col("product_id").cast("bigint"),
+            F.col("strength").cast("double"),
+        )
+    )
+
+
+def purchases_to_exclude(events: DataFrame, end: date, days: int) -> DataFrame:
+    """(user_id, product_id) pairs bought in the ``days`` days ending at ``end`` (known by then)."""
+    if days < 1:
+        raise ValueError(f"the exclusion window must be at least 1 day, got {days}")
+    start = end - timedelta(days=days - 1)
+    return (
+        _known_by(events, start, end)
+        .where(F.col("event_type") == "purchase")
+        .select(F.col("user_id").cast("bigint"), F.col("product_id").cast("bigint"))
+        .distinct()
+    )
+
+
+def relevant_items(events: DataFrame, start: date, end: date) -> DataFrame:
+    """(user_id, product_id) pairs carted or bought in [start, end]: the evaluation target.
+
+    Views are left out on purpose: a view is often the consequence of being shown a product,
+    while a cart or a purchase is the intent a recommendation should anticipate.
+    """
+    return (
+        _known_by(events, start, end)
+        .where(F.col("event_type").isin(list(RELEVANT_EVENTS)))
+        .select(F.col("user_id").cast("bigint"), F.col("product_id").cast("bigint"))
+        .distinct()
+    )
+
+
+def _dense_index(frame: DataFrame, id_column: str, index_column: str) -> DataFrame:
+    # An un-partitioned window sends the distinct ids through one task; that is only the ids
+    # (a few tens of MB for tens of millions of users) and, unlike zipWithIndex, stays in the
+    # DataFrame API (available on Spark Connect) and gives the same index on every run.
+    return (
+        frame.select(F.col(id_column).cast("bigint").alias(id_column))
+        .distinct()
+        .select(
+            id_column,
+            (F.row_number().over(Window.orderBy(id_column)) - 1).cast("int").alias(index_column),
+        )
+    )
+
+
+@dataclass(frozen=True)
+class AlsRecommender:
+    """A fitted ALS model and the id mappings it was trained with.
+
+    ``users`` has ``user_id bigint, user_index int`` and ``items`` has
+    ``product_id bigint, item_index int``: the model only knows the indices.
+    """
+
+    model: ALSModel
+    users: DataFrame
+    items: DataFrame
+
+    @cached_property
+    def n_items(self) -> int:
+        """Size of the catalogue the model can recommend from (counted once)."""
+        return self.items.count()
+
+    def index_users(self, users: DataFrame) -> DataFrame:
+        """The known users of ``users`` (column ``user_id``) with their index; unknown dropped."""
+        return (
+            users.select(F.col("user_id").cast("bigint").alias("user_id"))
+            .distinct()
+            .join(self.users, on="user_id", how="inner")
+        )
+
+    def to_original_ids(self, indexed: DataFrame) -> DataFrame:
+        """``indexed`` with ``user_index``/``item_index`` replaced by ``user_id``/``product_id``."""
+        result = indexed
+        if USER_INDEX in indexed.columns:
+            result = result.join(self.users, on=USER_INDEX, how="inner").drop(USER_INDEX)
+        if ITEM_INDEX in indexed.columns:
+            result = result.join(self.items, on=ITEM_INDEX, how="inner").drop(ITEM_INDEX)
+        return result
+
+
+def train_als(
+    interactions: DataFrame,
+    *,
+    rank: int = 16,
+    reg_param: float = 0.1,
+    alpha: float = 10.0,
+    max_iter: int = 10,
+    seed: int = 42,
+    num_blocks: int = 10,
+) -> AlsRecommender:
+    """Fit implicit-feedback ALS on ``interactions`` (``user_id, product_id, strength``).
+
+    ``num_blocks`` is the number of user and of item blocks, the parallelism of an iteration:
+    Spark's default of 10 suits a cluster, while a small local fit is several times faster
+    with 1 or 2 (every block is a task in each of the iterations' shuffles).
+
+    ``nonnegative`` factors keep scores comparable across users (a score is a sum of positive
+    affinities); ``coldStartStrategy="drop"`` makes ``transform`` drop pairs of an id the model
+    never saw instead of returning NaN predictions.
+    """
+    users = _dense_index(interactions, "user_id", USER_INDEX)
+    items = _dense_index(interactions, "product_id", ITEM_INDEX)
+    indexed = (
+        interactions.select(
+            F.col("user_id").cast("bigint").alias("user_id"),
+            F.col("product_id").cast("bigint").alias("product_id"),
+            F.col("strength").cast("float").alias("strength"),
+        )
+        .join(users, on="user_id")
+        .join(items, on="product_id")
+        .select(USER_INDEX, ITEM_INDEX, "strength")
+    )
+    if indexed.isEmpty():
+        raise ValueError("no interactions to train on")
+    als = ALS(
+        userCol=USER_INDEX,
+        itemCol=ITEM_INDEX,
+        ratingCol="strength",
+        implicitPrefs=True,
+        coldStartStrategy="drop",
+        nonnegative=True,
+        rank=rank,
+        regParam=reg_param,
+        alpha=alpha,
+        maxIter=max_iter,
+        seed=seed,
+        numUserBlocks=num_blocks,
+        numItemBlocks=num_blocks,
+    )
+    return AlsRecommender(model=als.fit(indexed), users=users, items=items)
+
+
+def _max_exclusions(
+    users: DataFrame, exclude: DataFrame | None, products: DataFrame | None = None
+) -> int:
+    """The largest number of excluded products of one of ``users`` (among ``products``)."""
+    if exclude is None:
+        return 0
+    pairs = (
+        exclude.select(
+            F.col("user_id").cast("bigint").alias("user_id"),
+            F.col("product_id").cast("bigint").alias("product_id"),
+        )
+        .distinct()
+        .join(users.select("user_id"), on="user_id", how="left_semi")
+    )
+    if products is not None:
+        # An excluded product the candidates cannot contain takes no slot.
+        pairs = pairs.join(products.select("product_id"), on="product_id", how="left_semi")
+    largest = pairs.groupBy("user_id").count().agg(F.max("count")).first()[0]
+    return int(largest or 0)
+
+
+def _top_k(candidates: DataFrame, k: int, exclude: DataFrame | None) -> DataFrame:
+    """Per user, the ``k`` best candidates (``user_id, product_id, score``) not excluded."""
+    if exclude is not None:
+        candidates = candidates.join(
+            exclude.select(
+                F.col("user_id").cast("bigint").alias("user_id"),
+                F.col("product_id").cast("bigint").alias("product_id"),
+            ),
+            on=["user_id", "product_id"],
+            how="left_anti",
+        )
+    # product_id breaks ties so that equal scores still give one ranking.
+    order = Window.partitionBy("user_id").orderBy(F.col("score").desc(), F.col("product_id"))
+    return (
+        candidates.withColumn("rank", F.row_number().over(order))
+        .where(F.col("rank") <= k)
+        .select(
+            F.col("user_id").cast("bigint"),
+            F.col("product_id").cast("bigint"),
+            F.col("rank").cast("int"),
+            F.col("score").cast("double"),
+        )
+    )
+
+
+def _check_k(k: int) -> None:
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
+
+
+def recommend(
+    recommender: AlsRecommender,
+    users: DataFrame,
+    k: int,
+    exclude: DataFrame | None = None,
+) -> DataFrame:
+    """Top-``k`` ALS products per user: ``user_id, product_id, rank (1..k), score``.
+
+    Pairs in ``exclude`` (``user_id, product_id``) are never recommended. Users the model was
+    not trained on get no rows (ALS has no factors for them): the caller falls back to
+    :func:`popularity_recommend` for them if it wants full coverage. A user gets fewer than
+    ``k`` rows only when the catalogue has fewer than ``k`` products left after exclusions.
+    """
+    _check_k(k)
+    known = recommender.index_users(users)
+    # ALS's top-n cannot skip exclusions, so ask for enough extra items that removing the
+    # exclusions of the worst-off user still leaves k; past the catalogue size, score all.
+    wanted = min(k + _max_exclusions(known, exclude, recommender.items), recommender.n_items)
+    scored = (
+        recommender.model.recommendForUserSubset(known.select(USER_INDEX), wanted)
+        .select(USER_INDEX, F.explode("recommendations").alias("rec"))
+        .select(
+            USER_INDEX,
+            F.col("rec")[ITEM_INDEX].alias(ITEM_INDEX),
+            F.col("rec")["rating"].cast("double").alias("score"),
+        )
+    )
+    return _top_k(recommender.to_original_ids(scored), k, exclude)
+
+
+def popularity_recommend(
+    interactions: DataFrame,
+    users: DataFrame,
+    k: int,
+    exclude: DataFrame | None = None,
+) -> DataFrame:
+    """The baseline: the ``k`` most popular products not excluded, the same for every user.
+
+    Popularity is the total ``strength`` of a product in ``interactions`` (ties broken by the
+    smaller ``product_id``); ``score`` is that total. Unlike :func:`recommend`, every user in
+    ``users`` gets rows, known or not. Same columns as :func:`recommend`.
+    """
+    _check_k(k)
+    requested = users.select(F.col("user_id").cast("bigint").alias("user_id")).distinct()
+    wanted = k + _max_exclusions(requested, exclude)
+    # Only the head of the ranking can reach anyone's top k, so the cross join stays
+    # users x (k + max exclusions) rows however big the catalogue is.
+    popular = (
+        interactions.groupBy(F.col("product_id").cast("bigint").alias("product_id"))
+        .agg(F.sum("strength").cast("double").alias("score"))
+        .orderBy(F.col("score").desc(), F.col("product_id"))
+        .limit(wanted)
+    )
+    return _top_k(requested.crossJoin(popular), k, exclude)
+
+
+def precision_recall_at_k(
+    recommendations: DataFrame, relevant: DataFrame, k: int
+) -> dict[str, float | int]:
+    """Mean precision@k and recall@k over the users with at least one relevant product.
+
+    Per user: hits = relevant products among the recommendations of rank <= ``k``;
+    precision = hits / k, recall = hits / number of relevant products. A user with relevant
+    products but no recommendation counts with 0 hits (a model that abstains is not rewarded);
+    users without relevant products are not evaluated. To compare two models, give them the
+    same ``relevant`` population. With no relevant product at all, both means are 0.0 and
+    ``users`` is 0.
+    """
+    _check_k(k)
+    targets = relevant.select(
+        F.col("user_id").cast("bigint").alias("user_id"),
+        F.col("product_id").cast("bigint").alias("product_id"),
+    ).distinct()
+    top = (
+        recommendations.where(F.col("rank") <= k)
+        .select(
+            F.col("user_id").cast("bigint").alias("user_id"),
+            F.col("product_id").cast("bigint").alias("product_id"),
+        )
+        .distinct()
+    )
+    hits = targets.join(top, on=["user_id", "product_id"]).groupBy("user_id").count()
+    per_user = (
+        targets.groupBy("user_id")
+        .agg(F.count("*").alias("relevant"))
+        .join(hits.withColumnRenamed("count", "hits"), on="user_id", how="left")
+        .select(
+            (F.coalesce(F.col("hits"), F.lit(0)) / F.lit(float(k))).alias("precision"),
+            (F.coalesce(F.col("hits"), F.lit(0)) / F.col("relevant")).alias("recall"),
+        )
+    )
+    row = per_user.agg(
+        F.avg("precision").alias("precision"),
+        F.avg("recall").alias("recall"),
+        F.count("*").alias("users"),
+    ).first()
+    return {
+        "precision_at_k": float(row["precision"] or 0.0),
+        "recall_at_k": float(row["recall"] or 0.0),
+        "users": int(row["users"]),
+    }

@@ -1,0 +1,90 @@
+"""Train the purchase-propensity model and decide whether it becomes the champion.
+
+    train_models.py --ds 2019-10-31 --catalog spark_catalog --model-name ecom_propensity \
+        --experiment /Shared/ecom/propensity [--train-days 14] [--validation-days 7] \
+        [--label-horizon-days 7] [--max-train-rows 200000] [--margin 0.002] \
+        [--reason schedule|drift|manual] [--airflow-run-id ...] [--git-commit ...] \
+        [--ground-truth /Volumes/ecom/raw/landing/ground_truth/users.csv]
+
+Reads ``silver.user_features`` and ``silver.user_labels`` (at the Delta versions it records),
+splits by time as of ``--ds`` (see ``clickstream/training.py``), trains the logistic
+regression and random forest pipelines, logs everything to MLflow, registers the best as
+``challenger`` and moves ``champion`` only when it wins by ``--margin``. MLflow is the one the
+environment names (``MLFLOW_TRACKING_URI``; Databricks sets it on its clusters).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+
+from clickstream.jobs import expected_failures, parser
+from clickstream.propensity import TrainingConfig, train_propensity
+from clickstream.training import Windows
+
+
+def _git_commit(given: str) -> str:
+    """The commit given by the DAG; locally, the checkout's HEAD when the DAG passes none."""
+    if given and given != "local":
+        return given
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        return head.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def main(argv: list[str] | None = None) -> int:
+    cli = parser(__doc__)
+    cli.add_argument("--ds", required=True, help="as-of date (the logical date), YYYY-MM-DD")
+    cli.add_argument("--catalog", required=True)
+    cli.add_argument("--silver-schema", default="silver")
+    cli.add_argument("--model-name", required=True)
+    cli.add_argument("--experiment", required=True)
+    cli.add_argument("--train-days", type=int, default=14)
+    cli.add_argument("--validation-days", type=int, default=7)
+    cli.add_argument("--label-horizon-days", type=int, default=7)
+    cli.add_argument("--max-train-rows", type=int, default=200_000)
+    cli.add_argument("--margin", type=float, default=0.002)
+    cli.add_argument("--seed", type=int, default=0)
+    cli.add_argument("--reason", default="schedule")
+    cli.add_argument("--airflow-run-id", default="manual")
+    cli.add_argument("--git-commit", default="local")
+    cli.add_argument("--ground-truth", help="user_id,purchase_propensity CSV (synthetic data)")
+    args = cli.parse_args(argv)
+    spark = SparkSession.builder.getOrCreate()
+    with expected_failures("train_models"):
+        config = TrainingConfig(
+            model_name=args.model_name,
+            experiment=args.experiment,
+            windows=Windows.build(
+                args.ds, args.label_horizon_days, args.train_days, args.validation_days
+            ),
+            max_rows=args.max_train_rows,
+            margin=args.margin,
+            seed=args.seed,
+            reason=args.reason,
+            airflow_run_id=args.airflow_run_id,
+            git_commit=_git_commit(args.git_commit),
+            ground_truth=args.ground_truth,
+        )
+        result = train_propensity(spark, config, args.catalog, args.silver_schema)
+    decision = result["decision"]
+    print(f"best candidate: {result['best']} -> {args.model_name} v{result['version']}")
+    for name, value in sorted(result["summary"].items()):
+        print(f"  {name}: {value:.4f}")
+    print(("PROMOTED: " if decision.promote else "KEPT CHAMPION: ") + decision.reason)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
