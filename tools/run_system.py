@@ -29,6 +29,9 @@ from tools.stack import StackConfig, up
 # DAGs of the daily chain, in dependency order. All their backfills are created at once: each
 # DAG's runs wait (deferrable sensor) for the upstream DAG's run of the same date.
 PIPELINES = ("data_quality_validation", "offline_feature_table", "online_feature_table")
+# Trained and served once, as of the last day: a model needs weeks of labelled history, and a
+# backfill of serving would score past dates with today's champion.
+ML_PIPELINES = ("model_training", "model_serving")
 
 
 def log(message: str) -> None:
@@ -109,6 +112,62 @@ def run_backfills(
     return {dag_id: wait_for_runs(airflow, dag_id, days, timeout_minutes) for dag_id in dag_ids}
 
 
+def model_summary(config: StackConfig) -> dict[str, Any]:
+    """The latest training's figures from MLflow: candidates, comparison, decision."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=config.mlflow_url)
+    experiment = client.get_experiment_by_name(LOCAL.mlflow_experiment)
+    if experiment is None:
+        return {}
+    parents = client.search_runs(
+        [experiment.experiment_id],
+        filter_string="tags.decision != ''",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    if not parents:
+        return {}
+    parent = parents[0]
+    children = client.search_runs(
+        [experiment.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
+    )
+    return {
+        "run_id": parent.info.run_id,
+        "metrics": parent.data.metrics,
+        "tags": parent.data.tags,
+        "candidates": {c.info.run_name: c.data.metrics for c in children},
+    }
+
+
+def print_model_summary(summary: dict[str, Any]) -> None:
+    if not summary:
+        print("\nno model training found in MLflow")
+        return
+    tags, metrics = summary["tags"], summary["metrics"]
+    columns = ("roc_auc", "pr_auc", "log_loss", "brier_score", "calibration_error",
+               "lift_top_decile")  # fmt: skip
+    print(
+        f"\npropensity model, as of {tags.get('as_of')} (train {tags.get('train_window_start')}.."
+        f"{tags.get('train_window_end')}, validation {tags.get('validation_window_start')}.."
+        f"{tags.get('validation_window_end')}):"
+    )
+    print(f"  {'candidate':22s}" + "".join(f"{c:>18s}" for c in columns))
+    for name, values in sorted(summary["candidates"].items()):
+        print(f"  {name:22s}" + "".join(f"{values.get(c, float('nan')):18.4f}" for c in columns))
+    for key, label in (
+        ("baseline_roc_auc", "recency baseline ROC AUC"),
+        ("champion_roc_auc", "previous champion ROC AUC"),
+        ("oracle_roc_auc", "oracle (true propensity) ROC AUC"),
+        ("lift_capture", "share of the oracle's lift captured (target >= 0.9)"),
+    ):
+        if key in metrics:
+            print(f"  {label:52s} {metrics[key]:.4f}")
+    print(f"  decision: {tags.get('decision')}: {tags.get('decision_reason')}")
+    print(f"  champion: v{tags.get('champion_after')} of {tags.get('model_name')}")
+
+
 def print_summary(
     runs: dict[str, list[dict]], tables: dict[str, Any], config: StackConfig, seconds: float
 ) -> None:
@@ -155,7 +214,7 @@ def print_summary(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make run", description=__doc__)
-    parser.add_argument("--days", type=int, default=14, help="number of days to run (14)")
+    parser.add_argument("--days", type=int, default=28, help="number of days to run (28)")
     parser.add_argument("--start-date", type=date.fromisoformat, help="first day (YYYY-MM-DD)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--events-per-day", type=int, default=20000)
@@ -188,8 +247,9 @@ def main(argv: list[str] | None = None) -> int:
         airflow = AirflowClient(
             env["AIRFLOW_API_URL"], env["AIRFLOW_USERNAME"], env["AIRFLOW_PASSWORD"]
         )
-        airflow.wait_for_dags(PIPELINES)
+        airflow.wait_for_dags(PIPELINES + ML_PIPELINES)
         all_runs = run_backfills(airflow, PIPELINES, days, args.timeout_minutes)
+        all_runs |= run_backfills(airflow, ML_PIPELINES, days[-1:], args.timeout_minutes)
         summary_path = f"{LOCAL.volume_root}/system/run_summary.json"
         run_job(
             workspace,
@@ -202,6 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[run] error: {error}", file=sys.stderr)
         return 1
     print_summary(all_runs, tables, config, time.monotonic() - started)
+    print_model_summary(model_summary(config))
     failed = sum(r["state"] != "success" for runs in all_runs.values() for r in runs)
     return 1 if failed else 0
 

@@ -42,6 +42,14 @@ class Environment:
     :param sensor_poke_seconds: how often a cross-DAG sensor checks its upstream DAG run.
     :param sensor_timeout: how long a DAG waits for its upstream DAG's run of the same date.
     :param label_horizon_days: a feature row's label is "purchased within this many days".
+    :param model_name: registered model of the propensity model (a UC name on Databricks).
+    :param recommender_name: registered model of the ALS recommender.
+    :param train_days: feature dates in the training window; :param validation_days: in the
+        later validation window (see ``spark_jobs/clickstream/training.py``).
+    :param max_train_rows: bound of each window's sample on the driver.
+    :param promotion_margin: ROC AUC a challenger must gain over the champion to replace it.
+    :param ground_truth_path: the synthetic generator's true propensities (local only), for the
+        oracle figures of a training.
     :param online_sync_pipeline_id: the Databricks pipeline of the synced online table that
         serves ``gold.user_features_online`` with low latency (Databricks online table /
         Lakebase synced table, TRIGGERED mode). Set: the online DAG triggers it after each
@@ -62,6 +70,14 @@ class Environment:
     sensor_timeout: timedelta = timedelta(hours=12)
     label_horizon_days: int = 7
     online_sync_pipeline_id: str | None = None
+    model_name: str = "ecom_propensity"
+    recommender_name: str = "ecom_recommender"
+    mlflow_experiment: str = "/Shared/ecom/propensity"
+    train_days: int = 14
+    validation_days: int = 7
+    max_train_rows: int = 200_000
+    promotion_margin: float = 0.002
+    ground_truth_path: str | None = None
 
     @property
     def landing_dir(self) -> str:
@@ -107,6 +123,8 @@ def _databricks_environment(name: str, catalog: str, cluster: dict) -> Environme
         git_source={"git_url": os.environ["ECOM_GIT_URL"], "git_provider": "gitHub", ref_key: ref},
         libraries=JOB_LIBRARIES,
         online_sync_pipeline_id=os.environ.get("ECOM_ONLINE_SYNC_PIPELINE_ID") or None,
+        model_name=f"{catalog}.ml.propensity",
+        recommender_name=f"{catalog}.ml.recommender",
     )
 
 
@@ -118,6 +136,10 @@ LOCAL = Environment(
     polling_period_seconds=3,
     sensor_poke_seconds=5,
     sensor_timeout=timedelta(hours=2),
+    # Shorter windows than production, so a few weeks of generated days can train a model.
+    train_days=7,
+    validation_days=3,
+    ground_truth_path="/Volumes/ecom/raw/landing/ground_truth/users.csv",
 )
 
 DATABRICKS_CLUSTERS = {

@@ -96,7 +96,22 @@ def databricks_job(
     )
 
 
-def wait_for_dag(upstream_dag_id: str, *, env: Environment | None = None) -> ExternalTaskSensor:
+def as_of_logical_date(logical_date, params=None, **_context):
+    """The upstream run to wait for: the ``as_of`` date of the run's params, else its own date.
+
+    A DAG run triggered by hand (or by the drift pipeline) names the date it works on in its
+    conf (``{"as_of": "2019-11-30"}``); the upstream run of that date has the logical date
+    ``as_of`` 00:00 UTC under the shared daily schedule.
+    """
+    import pendulum
+
+    as_of = (params or {}).get("as_of")
+    return pendulum.parse(as_of, tz="UTC").start_of("day") if as_of else logical_date
+
+
+def wait_for_dag(
+    upstream_dag_id: str, *, env: Environment | None = None, follow_as_of: bool = False
+) -> ExternalTaskSensor:
     """Wait until ``upstream_dag_id``'s run of the same logical date has succeeded.
 
     The daily DAGs share one schedule, so "the same date" is the same logical date, whether the
@@ -113,6 +128,7 @@ def wait_for_dag(upstream_dag_id: str, *, env: Environment | None = None) -> Ext
         deferrable=True,
         poke_interval=env.sensor_poke_seconds,
         timeout=env.sensor_timeout.total_seconds(),
+        execution_date_fn=as_of_logical_date if follow_as_of else None,
     )
 
 

@@ -1,0 +1,61 @@
+"""
+### Model serving (daily)
+
+Scores every active user of the logical date with the champion propensity model, in batch on
+Spark, into `gold.propensity_scores`.
+
+| | |
+|---|---|
+| **Waits for** | `online_feature_table` run of the same logical date (success) |
+| **Input** | `gold.user_features_online` (users with `feature_date = ds`), `models:/<model>@champion` |
+| **Output** | `gold.propensity_scores` (partition `score_date = ds`): user id, score, model name, version, alias, feature date, logical date, Airflow run id |
+| **Runs on** | Databricks (`spark_jobs/score_users.py`); locally on the local workspace |
+| **Owner** | ml-platform |
+
+The alias is resolved once per run to a version, and every row names it: a rollback or a
+promotion while the run is in flight cannot mix versions in one date.
+
+**What a failure means.** "has no version with the alias 'champion'": no model was promoted
+yet; run `model_training` (serving never trains). "does not exist: run the
+online_feature_table DAG": the online table is missing.
+
+**Rerun one date.** Clear `score_users` for the date: the `score_date` partition is replaced,
+scored by the champion of that moment (its version is in the rows).
+
+**Backfill a range.** UI *Trigger* -> *Backfill*, or `airflow backfill create --dag-id
+model_serving --from-date <start> --to-date <end>`; note that a backfill scores past dates with
+today's champion.
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import DAG, CronDataIntervalTimetable
+
+from ecom_airflow.config import current_environment
+from ecom_airflow.tasks import DEFAULT_ARGS, databricks_job, wait_for_dag
+
+ENV = current_environment()
+
+with DAG(
+    dag_id="model_serving",
+    schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
+    start_date=pendulum.datetime(2019, 10, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=3,
+    default_args=DEFAULT_ARGS,
+    tags=["ml", "serving", "gold", "daily"],
+    doc_md=__doc__,
+):
+    upstream = wait_for_dag("online_feature_table")
+    score = databricks_job(
+        task_id="score_users",
+        script="score_users.py",
+        parameters={
+            "--ds": "{{ ds }}",
+            "--catalog": ENV.catalog,
+            "--model-name": ENV.model_name,
+            "--airflow-run-id": "{{ run_id }}",
+        },
+    )
+    upstream >> score

@@ -1,0 +1,96 @@
+"""
+### Model training (daily; also triggered by drift)
+
+Trains the purchase-propensity model on the offline feature table and decides, through the
+MLflow registry's aliases, whether it replaces the champion.
+
+| | |
+|---|---|
+| **Waits for** | `offline_feature_table` run of the as-of date (success) |
+| **Input** | `silver.user_features`, `silver.user_labels` (read at recorded Delta versions) |
+| **Output** | MLflow: a parent run with one child per candidate (logistic regression, random forest); registry: a new version of the model with alias `challenger`, and `champion` when it wins |
+| **Runs on** | Databricks (`spark_jobs/train_models.py`); locally on the local workspace, MLflow server on SQLite |
+| **Owner** | ml-platform |
+
+**Split by time.** As of date T with label horizon h: validation = the feature dates ending at
+T-h; training = the feature dates ending h days before validation starts (no label window
+reaches into validation). Window lengths are the environment's `train_days` and
+`validation_days`; the windows are tags on the MLflow run (the drift pipeline's reference).
+
+**Promotion.** `champion` moves to the new version only when it beats the current champion on
+the same validation rows by `promotion_margin` ROC AUC (the first model must beat a recency
+baseline). The decision and its reason are tags of the MLflow run and of the model version.
+
+**Trigger by hand or from drift.** Conf: `{"reason": "drift", "as_of": "2019-11-30"}`; `as_of`
+is the date to train as of (default: the run's logical date), and the run waits for the
+offline features of that date.
+
+**Roll back the champion.** `python spark_jobs/rollback_champion.py --model-name <name>` with
+`MLFLOW_TRACKING_URI` set (or as a job on the workspace) re-points `champion` to the version it
+replaced; `--to-version N` picks one. Serving uses it from its next run.
+
+**What a failure means.** `train_propensity_model` fails with "no labelled feature rows in the
+training window" when the feature table has too little history for the windows (run the
+offline DAG for earlier dates, or shorten the windows), or with an MLflow error when the
+tracking server is unreachable. The champion is untouched by a failed run.
+
+**Rerun one date.** Clear `train_propensity_model` for the date: it registers a new version and
+applies the rule again (the registry keeps every version).
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import DAG, CronDataIntervalTimetable, Param
+
+from ecom_airflow.config import current_environment
+from ecom_airflow.tasks import DEFAULT_ARGS, databricks_job, wait_for_dag
+
+ENV = current_environment()
+AS_OF = "{{ params.as_of or ds }}"
+
+training_parameters = {
+    "--ds": AS_OF,
+    "--catalog": ENV.catalog,
+    "--model-name": ENV.model_name,
+    "--experiment": ENV.mlflow_experiment,
+    "--train-days": str(ENV.train_days),
+    "--validation-days": str(ENV.validation_days),
+    "--label-horizon-days": str(ENV.label_horizon_days),
+    "--max-train-rows": str(ENV.max_train_rows),
+    "--margin": str(ENV.promotion_margin),
+    "--reason": "{{ params.reason }}",
+    "--airflow-run-id": "{{ run_id }}",
+    "--git-commit": (ENV.git_source or {}).get("git_commit")
+    or (ENV.git_source or {}).get("git_tag")
+    or "local",
+}
+if ENV.ground_truth_path:
+    training_parameters["--ground-truth"] = ENV.ground_truth_path
+
+with DAG(
+    dag_id="model_training",
+    schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
+    start_date=pendulum.datetime(2019, 10, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=["ml", "training", "mlflow", "daily"],
+    doc_md=__doc__,
+    params={
+        "reason": Param("schedule", type="string", enum=["schedule", "drift", "manual"]),
+        "as_of": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            description="train as of this date (default: the logical date)",
+        ),
+    },
+):
+    upstream = wait_for_dag("offline_feature_table", follow_as_of=True)
+    train = databricks_job(
+        task_id="train_propensity_model",
+        script="train_models.py",
+        parameters=training_parameters,
+    )
+    upstream >> train
