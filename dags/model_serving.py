@@ -2,13 +2,15 @@
 ### Model serving (daily)
 
 Scores every active user of the logical date with the champion propensity model, in batch on
-Spark, into `gold.propensity_scores`.
+Spark, into `gold.propensity_scores`, and writes each user's top 10 products from the champion
+ALS recommender into `gold.recommendations` (users ALS has never seen get the popularity list,
+flagged `model_alias = popularity_fallback`).
 
 | | |
 |---|---|
 | **Waits for** | `online_feature_table` run of the same logical date (success) |
 | **Input** | `gold.user_features_online` (users with `feature_date = ds`), `models:/<model>@champion` |
-| **Output** | `gold.propensity_scores` (partition `score_date = ds`): user id, score, model name, version, alias, feature date, logical date, Airflow run id |
+| **Output** | `gold.propensity_scores` (partition `score_date = ds`): user id, score, model name, version, alias, feature date, logical date, Airflow run id; `gold.recommendations` (same partition and lineage): top 10 products per active user with rank and score, excluding products bought in the last 30 days |
 | **Runs on** | Databricks (`spark_jobs/score_users.py`); locally on the local workspace |
 | **Owner** | ml-platform |
 
@@ -58,4 +60,15 @@ with DAG(
             "--airflow-run-id": "{{ run_id }}",
         },
     )
-    upstream >> score
+    recommendations = databricks_job(
+        task_id="recommend_products",
+        script="recommend_products.py",
+        parameters={
+            "--ds": "{{ ds }}",
+            "--catalog": ENV.catalog,
+            "--model-name": ENV.recommender_name,
+            "--airflow-run-id": "{{ run_id }}",
+            "--exclude-days": str(ENV.exclude_purchased_days),
+        },
+    )
+    upstream >> [score, recommendations]

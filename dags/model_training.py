@@ -17,6 +17,11 @@ T-h; training = the feature dates ending h days before validation starts (no lab
 reaches into validation). Window lengths are the environment's `train_days` and
 `validation_days`; the windows are tags on the MLflow run (the drift pipeline's reference).
 
+**Recommender.** `train_recommender` trains ALS (implicit feedback: views, carts, purchases
+with weights) on the interactions before an evaluation window ending at T, logs precision@10
+and recall@10 next to a popularity baseline, and is promoted by the same alias rule on
+precision@10.
+
 **Promotion.** `champion` moves to the new version only when it beats the current champion on
 the same validation rows by `promotion_margin` ROC AUC (the first model must beat a recency
 baseline). The decision and its reason are tags of the MLflow run and of the model version.
@@ -93,4 +98,19 @@ with DAG(
         script="train_models.py",
         parameters=training_parameters,
     )
-    upstream >> train
+    recommender = databricks_job(
+        task_id="train_recommender",
+        script="train_recommender.py",
+        parameters={
+            "--ds": AS_OF,
+            "--catalog": ENV.catalog,
+            "--model-name": ENV.recommender_name,
+            "--experiment": ENV.recommender_experiment,
+            "--train-days": str(ENV.recommender_train_days),
+            "--eval-days": str(ENV.recommender_eval_days),
+            "--reason": "{{ params.reason }}",
+            "--airflow-run-id": "{{ run_id }}",
+            "--git-commit": training_parameters["--git-commit"],
+        },
+    )
+    upstream >> [train, recommender]

@@ -73,6 +73,10 @@ class Environment:
     model_name: str = "ecom_propensity"
     recommender_name: str = "ecom_recommender"
     mlflow_experiment: str = "/Shared/ecom/propensity"
+    recommender_experiment: str = "/Shared/ecom/recommender"
+    recommender_train_days: int = 28
+    recommender_eval_days: int = 7
+    exclude_purchased_days: int = 30
     train_days: int = 14
     validation_days: int = 7
     max_train_rows: int = 200_000
@@ -139,6 +143,8 @@ LOCAL = Environment(
     # Shorter windows than production, so a few weeks of generated days can train a model.
     train_days=7,
     validation_days=3,
+    recommender_train_days=14,
+    recommender_eval_days=5,
     ground_truth_path="/Volumes/ecom/raw/landing/ground_truth/users.csv",
 )
 

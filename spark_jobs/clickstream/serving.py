@@ -35,12 +35,15 @@ def active_users(spark: SparkSession, catalog: str, gold_schema: str, ds: str) -
     return spark.table(online).where(F.col("feature_date") == F.lit(parse_ds(ds)).cast("date"))
 
 
-def lineage(ref: registry.ChampionRef, ds: str, airflow_run_id: str) -> list[Column]:
+def lineage(
+    ref: registry.ChampionRef, ds: str, airflow_run_id: str, alias: str = registry.CHAMPION
+) -> list[Column]:
+    """The lineage columns of an output row (the input needs a ``feature_date`` column)."""
     day = F.lit(parse_ds(ds)).cast("date")
     return [
         F.lit(ref.name).alias("model_name"),
         F.lit(ref.version).alias("model_version"),
-        F.lit(registry.CHAMPION).alias("model_alias"),
+        F.lit(alias).alias("model_alias"),
         F.col("feature_date"),
         day.alias("logical_date"),
         F.lit(airflow_run_id).alias("airflow_run_id"),

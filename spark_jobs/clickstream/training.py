@@ -254,16 +254,21 @@ def decide(
     champion_version: str | None,
     baseline_auc: float,
     margin: float,
+    metric: str = "ROC AUC",
+    baseline: str = "recency baseline",
 ) -> Decision:
-    """The promotion rule. A tie (or a gain below the margin) keeps the current champion."""
+    """The promotion rule. A tie (or a gain below the margin) keeps the current champion.
+
+    The same rule decides the recommender on precision@10 against the popularity baseline.
+    """
     if champion_auc is None:
-        reference, reference_auc = "recency baseline", baseline_auc
+        reference, reference_auc = baseline, baseline_auc
     else:
         reference, reference_auc = f"champion v{champion_version}", champion_auc
     promote = challenger_auc >= reference_auc + margin and challenger_auc > reference_auc
     verb = "beats" if promote else "does not beat"
     reason = (
-        f"challenger ROC AUC {challenger_auc:.4f} {verb} {reference} {reference_auc:.4f} "
+        f"challenger {metric} {challenger_auc:.4f} {verb} {reference} {reference_auc:.4f} "
         f"by the margin {margin:.4f} (delta {challenger_auc - reference_auc:+.4f})"
     )
     return Decision(promote, reason, challenger_auc, reference, reference_auc)
