@@ -78,7 +78,7 @@ def _load(spark: SparkSession, name: str, version: str) -> recommend.AlsRecommen
 
 def _log(spark: SparkSession, recommender: recommend.AlsRecommender) -> str:
     """Log the model and its id maps to the active run; returns the model URI."""
-    info = mlflow.spark.log_model(recommender.model, name="als")
+    info = mlflow.spark.log_model(recommender.model, artifact_path="als")
     with tempfile.TemporaryDirectory(prefix="id-maps-") as tmp:
         for name, frame in (("users", recommender.users), ("items", recommender.items)):
             frame.toPandas().to_parquet(Path(tmp) / f"{name}.parquet", index=False)

@@ -96,20 +96,25 @@ class Planted:
     seen: DataFrame
     relevant: DataFrame
     recommender: AlsRecommender
+    recs: DataFrame  # top K of every user among the products they have not interacted with
 
 
 def build_planted(spark, seed: int) -> Planted:
     rows = planted_rows(seed)
     events = spark.createDataFrame(rows, EVENTS)
     train = interactions(events, TRAIN_START, TRAIN_END).localCheckpoint()
+    users = train.select("user_id").distinct()
+    seen = train.select("user_id", "product_id")
+    recommender = train_als(train, rank=8, max_iter=5, seed=seed, num_blocks=1)
     return Planted(
         rows=rows,
         events=events,
         interactions=train,
-        users=train.select("user_id").distinct(),
-        seen=train.select("user_id", "product_id"),
+        users=users,
+        seen=seen,
         relevant=relevant_items(events, TEST_START, TEST_END),
-        recommender=train_als(train, rank=8, max_iter=10, seed=seed, num_blocks=2),
+        recommender=recommender,
+        recs=recommend(recommender, users, K, exclude=seen).localCheckpoint(),
     )
 
 
@@ -265,15 +270,18 @@ def test_ids_beyond_int32_are_indexed_densely_and_mapped_back(spark, planted):
     factors = recommender.model.itemFactors.withColumnRenamed("id", "item_index")
     mapped = recommender.to_original_ids(factors).select("product_id").collect()
     assert sorted(r["product_id"] for r in mapped) == sorted({row[1] for row in trained})
-    # 2**33 + 101 would be 101 once cast to int: group B must still get group B products.
-    recs = recommend(recommender, planted.users, K)
+    # 2**33 + 101 would be 101 once cast to int (and 2**40 + 1 would be 1), merging the
+    # groups: about half the products would then land in the other group. With the ids intact
+    # nearly all stay in the user's group (a few of the 7 unseen ones can score low).
+    recs = planted.recs
     assert recs.schema.simpleString() == spark.createDataFrame([], RECS).schema.simpleString()
-    groups = recs.select(group_of("user_id").alias("u"), group_of("product_id").alias("p"))
-    assert {tuple(r) for r in groups.distinct().collect()} == {("a", "a"), ("b", "b")}
+    same = recs.select((group_of("user_id") == group_of("product_id")).cast("int").alias("same"))
+    share = same.agg(F.avg("same")).first()[0]
+    assert share >= 0.9, share
 
 
 def test_ranks_run_from_1_to_k_with_non_increasing_scores(planted):
-    recs = recommend(planted.recommender, planted.users, K, exclude=planted.seen).collect()
+    recs = planted.recs.collect()
     by_user: dict[int, list] = {}
     for row in recs:
         by_user.setdefault(row["user_id"], []).append(row)
@@ -330,12 +338,10 @@ def test_als_beats_popularity_on_held_out_purchases(planted):
     """The planted groups are invisible to popularity and obvious to ALS.
 
     Both rank the products a user has not interacted with; the held-out purchases are two of
-    the 7 unseen products of the user's own group. Over seeds 0..19 ALS scores 0.26-0.35 and
-    popularity 0.05-0.15 (precision@5).
+    the 7 unseen products of the user's own group. Over data and ALS seeds 0..9 ALS scores
+    0.30-0.35 and popularity 0.09-0.14 (precision@5), recall 0.74-0.88 against 0.23-0.35.
     """
-    als = precision_recall_at_k(
-        recommend(planted.recommender, planted.users, K, exclude=planted.seen), planted.relevant, K
-    )
+    als = precision_recall_at_k(planted.recs, planted.relevant, K)
     popular = precision_recall_at_k(
         popularity_recommend(planted.interactions, planted.users, K, exclude=planted.seen),
         planted.relevant,

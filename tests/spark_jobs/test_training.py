@@ -23,19 +23,6 @@ from clickstream.serving import score_users
 AS_OF = "2019-11-30"
 
 
-@pytest.fixture(scope="module")
-def tracking(tmp_path_factory):
-    """A real MLflow tracking store and registry on SQLite, artifacts in a temporary folder."""
-    root = tmp_path_factory.mktemp("mlflow")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(uri)
-    experiment = f"/test/propensity-{uuid.uuid4().hex[:6]}"
-    mlflow.create_experiment(experiment, artifact_location=str(root / "artifacts"))
-    yield experiment
-    mlflow.set_tracking_uri(previous)
-
-
 def _model_name() -> str:
     return f"propensity_{uuid.uuid4().hex[:8]}"
 
