@@ -1,4 +1,4 @@
-"""Start and stop the local stack: workspace server, MLflow, Azurite and Airflow standalone.
+"""Start and stop the local stack: workspace server, MLflow, Azurite and Airflow (SQLite).
 
 ``python -m tools.stack up|down|status`` (``make up`` / ``make down`` / ``make status``).
 
