@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from pathlib import Path
 
 from bench.common import write_results
 
-BENCHMARKS = ("run_overhead", "feature_pipeline")
+BENCHMARKS = ("run_overhead", "feature_pipeline", "scoring")
 # The benchmarks call job functions directly, as a spark_python_task would import them.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "spark_jobs"))
 
@@ -22,6 +23,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=BENCHMARKS, action="append")
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args(argv)
+    # The driver-side scoring baseline collects millions of rows: give the benchmark's driver
+    # room for it (a JVM's heap is fixed when the first session of the process starts).
+    os.environ.setdefault("LOCAL_SPARK_DRIVER_MEMORY", "8g")
+    os.environ.setdefault("LOCAL_SPARK_MAX_RESULT_SIZE", "0")
     results = {}
     for name in args.only or BENCHMARKS:
         print(f"[bench] {name}", flush=True)

@@ -204,6 +204,12 @@ def create_app(layout: LocalLayout, *, token: str, mode: str, slots: int, port: 
     def health():
         return {"status": "ok", "mode": mode}
 
+    @app.get("/.well-known/databricks-config")
+    def host_metadata():
+        # databricks-sdk probes this discovery document on every client start and warns when
+        # it is missing. No OAuth here (bearer tokens only), so no OIDC endpoint is announced.
+        return {"oidc_endpoint": "", "workspace_id": "0"}
+
     @app.post("/api/{version}/jobs/runs/submit")
     async def submit(version: str, request: Request):
         body = await _json_body(request)

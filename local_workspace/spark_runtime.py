@@ -80,6 +80,7 @@ def spark_conf(layout: LocalLayout) -> dict[str, str]:
         "spark.sql.warehouse.dir": str(layout.warehouse_dir),
         "spark.sql.session.timeZone": "UTC",
         "spark.driver.memory": os.environ.get("LOCAL_SPARK_DRIVER_MEMORY", "3g"),
+        "spark.driver.maxResultSize": os.environ.get("LOCAL_SPARK_MAX_RESULT_SIZE", "1g"),
         # Sized for days of click-stream on two cores; Databricks' AQE sizes them on clusters.
         "spark.sql.shuffle.partitions": os.environ.get("LOCAL_SPARK_SHUFFLE_PARTITIONS", "4"),
         "spark.sql.adaptive.enabled": "true",

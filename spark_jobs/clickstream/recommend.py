@@ -128,6 +128,11 @@ class AlsRecommender:
 
     ``users`` has ``user_id bigint, user_index int`` and ``items`` has
     ``product_id bigint, item_index int``: the model only knows the indices.
+
+    The mappings are lazy DataFrames over the training interactions, recomputed whenever they
+    are used: those interactions must not change under them (a point-in-time window read at a
+    pinned Delta version, or checkpointed), and a job that keeps the model for later must save
+    both mappings with it, as the model alone cannot be mapped back.
     """
 
     model: ALSModel

@@ -152,3 +152,14 @@ def test_restart_marks_in_flight_runs_internal_error_and_cold_mode_runs_delta(se
         state_after = _state(ws, in_flight)
         assert state_after["life_cycle_state"] == "INTERNAL_ERROR"
         assert "restarted" in state_after["state_message"]
+
+
+def test_sdk_client_starts_without_a_host_metadata_warning(ws, caplog):
+    """databricks-sdk probes /.well-known/databricks-config; the workspace answers it."""
+    from databricks.sdk import WorkspaceClient
+    from databricks.sdk.oauth import get_host_metadata
+
+    with caplog.at_level("WARNING", logger="databricks.sdk"):
+        WorkspaceClient(host=ws.url, token=ws.token)
+    assert "host metadata" not in caplog.text
+    assert get_host_metadata(ws.url).oidc_endpoint == ""

@@ -311,27 +311,30 @@ def test_purchased_products_are_never_recommended_and_users_still_get_k(planted)
         assert {(r["n"], r["bought"]) for r in per_user} == {(K, 0)}
 
 
-def test_excluding_a_users_top_k_moves_the_next_k_up(spark, planted):
-    user = spark.createDataFrame([(GROUPS["b"][0][0],)], "user_id bigint")
-    top = recommend(planted.recommender, user, 2 * K).orderBy("rank").collect()
-    exclude = spark.createDataFrame([(r["user_id"], r["product_id"]) for r in top[:K]], PAIRS)
-    expected = spark.createDataFrame(
-        [(r["user_id"], r["product_id"], r["rank"] - K, r["score"]) for r in top[K:]], RECS
+def test_exclusions_move_the_next_products_up_until_the_catalogue_runs_out(spark, planted):
+    moved, short, unknown = GROUPS["b"][0][0], GROUPS["a"][0][0], 123456789
+    top = recommend(planted.recommender, spark.createDataFrame([(moved,)], "user_id bigint"), 2 * K)
+    top = top.orderBy("rank").collect()
+    catalogue = GROUPS["a"][1] + GROUPS["b"][1]
+    exclude = spark.createDataFrame(
+        [(moved, r["product_id"]) for r in top[:K]]  # its own top K
+        + [(short, p) for p in catalogue[3:]],  # all but 3 products
+        PAIRS,
     )
-    assertDataFrameEqual(recommend(planted.recommender, user, K, exclude=exclude), expected)
-
-
-def test_a_user_gets_what_is_left_when_exclusions_leave_fewer_than_k(spark, planted):
-    user_id = GROUPS["a"][0][0]
-    products = GROUPS["a"][1] + GROUPS["b"][1]
-    exclude = spark.createDataFrame([(user_id, p) for p in products[3:]], PAIRS)
-    users = spark.createDataFrame([(user_id,), (123456789,)], "user_id bigint")  # + unknown
-    recs = recommend(planted.recommender, users, K, exclude=exclude).collect()
-    # The margin exceeds the catalogue, so every product is scored and the 3 left come back;
-    # the user unknown to the model gets no row.
-    assert {r["user_id"] for r in recs} == {user_id}
-    assert sorted(r["product_id"] for r in recs) == sorted(products[:3])
-    assert sorted(r["rank"] for r in recs) == [1, 2, 3]
+    users = spark.createDataFrame([(moved,), (short,), (unknown,)], "user_id bigint")
+    rows = recommend(planted.recommender, users, K, exclude=exclude).orderBy("rank").collect()
+    # The next K take the places of the excluded ones, with the same scores.
+    got = [r for r in rows if r["user_id"] == moved]
+    assert [(r["product_id"], r["rank"]) for r in got] == [
+        (r["product_id"], r["rank"] - K) for r in top[K:]
+    ]
+    assert [r["score"] for r in got] == pytest.approx([r["score"] for r in top[K:]])
+    # The margin exceeds the catalogue, so every product is scored and the 3 left come back.
+    left = [r for r in rows if r["user_id"] == short]
+    assert sorted(r["product_id"] for r in left) == catalogue[:3]
+    assert [r["rank"] for r in left] == [1, 2, 3]
+    # The user unknown to the model gets no row.
+    assert {r["user_id"] for r in rows} == {moved, short}
 
 
 def test_als_beats_popularity_on_held_out_purchases(planted):

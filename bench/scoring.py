@@ -1,0 +1,147 @@
+"""Benchmark 4: distributed scoring (``mlflow.pyfunc.spark_udf``) versus driver-side scoring.
+
+The same logistic-regression pipeline, registered in a throw-away MLflow (SQLite), scores N
+users of random features, N = 0.1M, 1M and 4M (``--scoring-users`` to change):
+
+* **distributed**: ``clickstream.serving.score`` (the serving job's code path), forced to run by
+  a ``noop`` write, so nothing reaches the driver;
+* **driver**: ``toPandas()`` of the same DataFrame, then ``predict_proba`` on the driver, the
+  way a naive batch job scores.
+
+Reported side by side: rows per second, and the peak growth of the driver's memory (Python
+process RSS plus the JVM's, sampled every 50 ms) during each. Target: distributed faster at 1M
+users, and its driver memory flat as users grow.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from bench.common import Comparison, Figure
+
+SIZES = (100_000, 1_000_000, 4_000_000)
+
+
+def _rss_mb(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total / 1024
+
+
+class PeakMemory:
+    """Peak RSS growth (MB) of the given processes while the ``with`` block runs."""
+
+    def __init__(self, pids: list[int]):
+        self.pids, self.peak, self._stop = pids, 0.0, threading.Event()
+
+    def __enter__(self):
+        self.base = _rss_mb(self.pids)
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, _rss_mb(self.pids) - self.base)
+            time.sleep(0.05)
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _rss_mb(self.pids) - self.base)
+
+
+def _model_uri(root: Path) -> str:
+    import mlflow
+    import mlflow.sklearn
+    import numpy as np
+    import pandas as pd
+
+    from clickstream import training
+    from clickstream.contracts import FEATURE_COLUMNS
+
+    mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
+    mlflow.create_experiment("bench", artifact_location=str(root / "artifacts"))
+    mlflow.set_experiment("bench")
+    rng = np.random.default_rng(0)
+    x = pd.DataFrame(rng.random((2000, len(FEATURE_COLUMNS))), columns=list(FEATURE_COLUMNS))
+    y = (rng.random(2000) < x["views_30d"]).astype(int)
+    pipeline = training.candidates()["logistic_regression"].fit(x, y)
+    with mlflow.start_run():
+        info = mlflow.sklearn.log_model(
+            pipeline,
+            name="model",
+            pyfunc_predict_fn="predict_proba",
+            skops_trusted_types=training.SKOPS_TRUSTED_TYPES,
+        )
+    return info.model_uri
+
+
+def run(repeats: int = 1, sizes: tuple[int, ...] = SIZES) -> tuple[list, list]:
+    from pyspark.sql import functions as F
+
+    from bench.feature_pipeline import _session
+    from clickstream import training
+    from clickstream.contracts import FEATURE_COLUMNS
+    from clickstream.serving import score
+
+    with tempfile.TemporaryDirectory(prefix="bench-scoring-") as tmp:
+        root = Path(tmp)
+        spark = _session(root / "state")
+        jvm_pid = int(spark.sparkContext._jvm.ProcessHandle.current().pid())
+        driver = [os.getpid(), jvm_pid]
+        uri = _model_uri(root)
+        import mlflow.sklearn
+
+        model = mlflow.sklearn.load_model(uri)
+        comparisons, figures = [], []
+        try:
+            for n in sizes:
+                users = spark.range(n).select(
+                    F.col("id").alias("user_id"),
+                    *(F.rand(seed=i).alias(c) for i, c in enumerate(FEATURE_COLUMNS)),
+                )
+                distributed = Figure(f"distributed scoring, {n:,} users", "rows/s")
+                on_driver = Figure(f"driver toPandas scoring, {n:,} users", "rows/s")
+                memory = {"distributed": 0.0, "driver": 0.0}
+                for _ in range(repeats):
+                    with PeakMemory(driver) as peak:
+                        started = time.perf_counter()
+                        score(spark, users, uri).write.format("noop").mode("overwrite").save()
+                        distributed.samples.append(n / (time.perf_counter() - started))
+                    memory["distributed"] = max(memory["distributed"], peak.peak)
+                    with PeakMemory(driver) as peak:
+                        started = time.perf_counter()
+                        frame = users.toPandas()
+                        model.predict_proba(training.features_frame(frame))
+                        on_driver.samples.append(n / (time.perf_counter() - started))
+                        del frame
+                    memory["driver"] = max(memory["driver"], peak.peak)
+                print(f"  {n:,} users: distributed {distributed.cell()}, peak +"
+                      f"{memory['distributed']:.0f} MB; driver {on_driver.cell()}, peak +"
+                      f"{memory['driver']:.0f} MB", flush=True)  # fmt: skip
+                comparison = Comparison(
+                    benchmark="4. scoring",
+                    description=f"distributed / driver-side rows per second, {n:,} users",
+                    numerator=distributed,
+                    denominator=on_driver,
+                    target="> 1x at 1M" if n == 1_000_000 else "-",
+                    notes=f"driver memory peak: distributed +{memory['distributed']:.0f} MB, "
+                    f"toPandas +{memory['driver']:.0f} MB",
+                )
+                comparison.meets_target = comparison.ratio > 1 if n == 1_000_000 else None
+                comparisons.append(comparison)
+                figures += [distributed, on_driver]
+        finally:
+            spark.stop()
+    return comparisons, figures
