@@ -24,24 +24,15 @@ date's partition (`replaceWhere`), so a rerun leaves the tables exactly as one r
 
 from __future__ import annotations
 
-import pendulum
-from airflow.sdk import DAG, CronDataIntervalTimetable
-
 from ecom_airflow.config import current_environment
-from ecom_airflow.tasks import DEFAULT_ARGS, databricks_job
+from ecom_airflow.tasks import daily_dag, databricks_job
 
 ENV = current_environment()
 
-with DAG(
-    dag_id="data_quality_validation",
-    # Data-interval semantics: the run for ds=D starts after D has ended and processes D.
-    schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
-    start_date=pendulum.datetime(2019, 10, 1, tz="UTC"),
-    catchup=False,
-    max_active_runs=3,
-    default_args=DEFAULT_ARGS,
-    tags=["data-quality", "bronze", "daily"],
+with daily_dag(
+    "data_quality_validation",
     doc_md=__doc__,
+    tags=["data-quality", "bronze", "daily"],
 ):
     ingest_events = databricks_job(
         task_id="ingest_events",

@@ -31,23 +31,15 @@ today's champion.
 
 from __future__ import annotations
 
-import pendulum
-from airflow.sdk import DAG, CronDataIntervalTimetable
-
 from ecom_airflow.config import current_environment
-from ecom_airflow.tasks import DEFAULT_ARGS, databricks_job, wait_for_dag
+from ecom_airflow.tasks import daily_dag, databricks_job, wait_for_dag
 
 ENV = current_environment()
 
-with DAG(
-    dag_id="model_serving",
-    schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
-    start_date=pendulum.datetime(2019, 10, 1, tz="UTC"),
-    catchup=False,
-    max_active_runs=3,
-    default_args=DEFAULT_ARGS,
-    tags=["ml", "serving", "gold", "daily"],
+with daily_dag(
+    "model_serving",
     doc_md=__doc__,
+    tags=["ml", "serving", "gold", "daily"],
 ):
     upstream = wait_for_dag("online_feature_table")
     score = databricks_job(

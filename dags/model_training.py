@@ -45,11 +45,10 @@ applies the rule again (the registry keeps every version).
 
 from __future__ import annotations
 
-import pendulum
-from airflow.sdk import DAG, CronDataIntervalTimetable, Param
+from airflow.sdk import Param
 
 from ecom_airflow.config import current_environment
-from ecom_airflow.tasks import DEFAULT_ARGS, databricks_job, wait_for_dag
+from ecom_airflow.tasks import daily_dag, databricks_job, wait_for_dag
 
 ENV = current_environment()
 AS_OF = "{{ params.as_of or ds }}"
@@ -73,15 +72,11 @@ training_parameters = {
 if ENV.ground_truth_path:
     training_parameters["--ground-truth"] = ENV.ground_truth_path
 
-with DAG(
-    dag_id="model_training",
-    schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
-    start_date=pendulum.datetime(2019, 10, 1, tz="UTC"),
-    catchup=False,
-    max_active_runs=1,
-    default_args=DEFAULT_ARGS,
-    tags=["ml", "training", "mlflow", "daily"],
+with daily_dag(
+    "model_training",
     doc_md=__doc__,
+    tags=["ml", "training", "mlflow", "daily"],
+    max_active_runs=1,
     params={
         "reason": Param("schedule", type="string", enum=["schedule", "drift", "manual"]),
         "as_of": Param(

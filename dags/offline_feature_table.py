@@ -39,23 +39,15 @@ For a first load of months of history, `spark_jobs/build_user_features.py --star
 
 from __future__ import annotations
 
-import pendulum
-from airflow.sdk import DAG, CronDataIntervalTimetable
-
 from ecom_airflow.config import current_environment
-from ecom_airflow.tasks import DEFAULT_ARGS, databricks_job, wait_for_dag
+from ecom_airflow.tasks import daily_dag, databricks_job, wait_for_dag
 
 ENV = current_environment()
 
-with DAG(
-    dag_id="offline_feature_table",
-    schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
-    start_date=pendulum.datetime(2019, 10, 1, tz="UTC"),
-    catchup=False,
-    max_active_runs=3,
-    default_args=DEFAULT_ARGS,
-    tags=["features", "silver", "daily"],
+with daily_dag(
+    "offline_feature_table",
     doc_md=__doc__,
+    tags=["features", "silver", "daily"],
 ):
     upstream = wait_for_dag("data_quality_validation")
     silver = databricks_job(

@@ -34,23 +34,15 @@ Dates may run in any order: the table ends with each user's latest row.
 
 from __future__ import annotations
 
-import pendulum
-from airflow.sdk import DAG, CronDataIntervalTimetable
-
 from ecom_airflow.config import current_environment
-from ecom_airflow.tasks import DEFAULT_ARGS, databricks_job, sync_online_store, wait_for_dag
+from ecom_airflow.tasks import daily_dag, databricks_job, sync_online_store, wait_for_dag
 
 ENV = current_environment()
 
-with DAG(
-    dag_id="online_feature_table",
-    schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
-    start_date=pendulum.datetime(2019, 10, 1, tz="UTC"),
-    catchup=False,
-    max_active_runs=3,
-    default_args=DEFAULT_ARGS,
-    tags=["features", "gold", "online", "daily"],
+with daily_dag(
+    "online_feature_table",
     doc_md=__doc__,
+    tags=["features", "gold", "online", "daily"],
 ):
     upstream = wait_for_dag("offline_feature_table")
     publish = databricks_job(

@@ -158,3 +158,30 @@ def sync_online_store(*, task_id: str, env: Environment | None = None):
         polling_period_seconds=env.polling_period_seconds,
         execution_timeout=env.default_timeout,
     )
+
+
+START_DATE = "2019-10-01"
+
+
+def daily_dag(dag_id: str, *, doc_md: str | None, tags: list[str], **dag_kwargs: Any):
+    """A DAG on the shared daily schedule of the pipelines.
+
+    Data-interval semantics (the run for ``ds=D`` starts after D has ended and processes D), UTC,
+    the project's start date, no implicit catch-up (backfills are explicit), the project's
+    ``default_args``. The same schedule everywhere is what lets a DAG wait for its upstream
+    DAG's run of the same logical date.
+    """
+    import pendulum
+    from airflow.sdk import DAG, CronDataIntervalTimetable
+
+    dag_kwargs.setdefault("max_active_runs", 3)
+    return DAG(
+        dag_id=dag_id,
+        schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
+        start_date=pendulum.parse(START_DATE, tz="UTC"),
+        catchup=False,
+        default_args=DEFAULT_ARGS,
+        tags=tags,
+        doc_md=doc_md,
+        **dag_kwargs,
+    )
