@@ -42,6 +42,9 @@ ENV = current_environment()
 with daily_dag(
     "online_feature_table",
     doc_md=__doc__,
+    # One run at a time: runs of different dates MERGE into the same Delta table, and two
+    # concurrent MERGEs touching the same files conflict (Delta's optimistic concurrency).
+    max_active_runs=1,
     tags=["features", "gold", "online", "daily"],
 ):
     upstream = wait_for_dag("offline_feature_table")

@@ -78,9 +78,15 @@ class AirflowClient:
         self.request("PATCH", f"/dags/{dag_id}", retry_busy=60, json={"is_paused": False})
 
     def create_backfill(
-        self, dag_id: str, from_date: str, to_date: str, *, max_active_runs: int = 3
+        self, dag_id: str, from_date: str, to_date: str, *, max_active_runs: int | None = None
     ) -> dict:
-        """Create a backfill; if one is already running for the DAG, return that one instead."""
+        """Create a backfill; if one is already running for the DAG, return that one instead.
+
+        A backfill has its own concurrency; by default it is the DAG's ``max_active_runs``, so
+        a DAG that must run one date at a time does so in a backfill too.
+        """
+        if max_active_runs is None:
+            max_active_runs = self.request("GET", f"/dags/{dag_id}/details")["max_active_runs"]
         body = {
             "dag_id": dag_id,
             "from_date": f"{from_date}T00:00:00Z",
