@@ -249,7 +249,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         airflow.wait_for_dags(PIPELINES + ML_PIPELINES)
         all_runs = run_backfills(airflow, PIPELINES, days, args.timeout_minutes)
-        all_runs |= run_backfills(airflow, ML_PIPELINES, days[-1:], args.timeout_minutes)
+        # Training first: serving scores with whatever champion exists when it starts.
+        for dag_id in ML_PIPELINES:
+            all_runs |= run_backfills(airflow, (dag_id,), days[-1:], args.timeout_minutes)
         summary_path = f"{LOCAL.volume_root}/system/run_summary.json"
         run_job(
             workspace,

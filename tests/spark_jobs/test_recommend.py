@@ -272,7 +272,7 @@ def test_ids_beyond_int32_are_indexed_densely_and_mapped_back(spark, planted):
     assert sorted(r["product_id"] for r in mapped) == sorted({row[1] for row in trained})
     # 2**33 + 101 would be 101 once cast to int (and 2**40 + 1 would be 1), merging the
     # groups: about half the products would then land in the other group. With the ids intact
-    # nearly all stay in the user's group (a few of the 7 unseen ones can score low).
+    # nearly all stay in the user's group (over seeds 0..19, at least 96% of them).
     recs = planted.recs
     assert recs.schema.simpleString() == spark.createDataFrame([], RECS).schema.simpleString()
     same = recs.select((group_of("user_id") == group_of("product_id")).cast("int").alias("same"))
@@ -341,8 +341,9 @@ def test_als_beats_popularity_on_held_out_purchases(planted):
     """The planted groups are invisible to popularity and obvious to ALS.
 
     Both rank the products a user has not interacted with; the held-out purchases are two of
-    the 7 unseen products of the user's own group. Over data and ALS seeds 0..9 ALS scores
-    0.30-0.35 and popularity 0.09-0.14 (precision@5), recall 0.74-0.88 against 0.23-0.35.
+    the 7 unseen products of the user's own group. Over data and ALS seeds 0..19 ALS scores
+    0.28-0.35 and popularity 0.09-0.14 (precision@5, the smallest gap 0.16), recall 0.70-0.88
+    against 0.22-0.35.
     """
     als = precision_recall_at_k(planted.recs, planted.relevant, K)
     popular = precision_recall_at_k(
