@@ -291,6 +291,8 @@ def recommend(
             F.col("rec")[ITEM_INDEX].alias(ITEM_INDEX),
             F.col("rec")["rating"].cast("double").alias("score"),
         )
+        .join(known, on=USER_INDEX)  # known already maps the requested users back
+        .drop(USER_INDEX)
     )
     return _top_k(recommender.to_original_ids(scored), k, exclude)
 
@@ -346,14 +348,13 @@ def precision_recall_at_k(
         )
         .distinct()
     )
-    hits = targets.join(top, on=["user_id", "product_id"]).groupBy("user_id").count()
     per_user = (
-        targets.groupBy("user_id")
-        .agg(F.count("*").alias("relevant"))
-        .join(hits.withColumnRenamed("count", "hits"), on="user_id", how="left")
+        targets.join(top.withColumn("hit", F.lit(1)), on=["user_id", "product_id"], how="left")
+        .groupBy("user_id")
+        .agg(F.count("*").alias("relevant"), F.count("hit").alias("hits"))
         .select(
-            (F.coalesce(F.col("hits"), F.lit(0)) / F.lit(float(k))).alias("precision"),
-            (F.coalesce(F.col("hits"), F.lit(0)) / F.col("relevant")).alias("recall"),
+            (F.col("hits") / F.lit(float(k))).alias("precision"),
+            (F.col("hits") / F.col("relevant")).alias("recall"),
         )
     )
     row = per_user.agg(

@@ -65,12 +65,14 @@ def champion(client: MlflowClient, name: str) -> ChampionRef:
 def register_challenger(
     client: MlflowClient, name: str, model_uri: str, run_id: str, tags: dict[str, str]
 ) -> str:
-    """Register ``model_uri`` as a new version of ``name`` with the ``challenger`` alias."""
-    try:
-        client.get_registered_model(name)
-    except MlflowException:
-        client.create_registered_model(name)
-    version = client.create_model_version(name, model_uri, run_id=run_id, tags=tags).version
+    """Register ``model_uri`` as a new version of ``name`` with the ``challenger`` alias.
+
+    ``mlflow.register_model`` (not ``create_model_version``): it resolves MLflow 3's logged
+    model URIs (``models:/m-...``) to their source, which a tracking server requires.
+    """
+    import mlflow
+
+    version = mlflow.register_model(model_uri, name, tags={**tags, "run_id": run_id}).version
     client.set_registered_model_alias(name, CHALLENGER, version)
     return str(version)
 

@@ -9,6 +9,7 @@ prove that the ids are mapped back correctly.
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -138,11 +139,11 @@ def test_interactions_weight_events_and_dampen_with_log1p(spark):
         ev(1, 11, "purchase", days_before(6)),  # first day of the window
         ev(1, 11, "remove_from_cart"),  # ignored: still 10
         ev(2, 10, "remove_from_cart"),  # nothing but a removal: no row
-        ev(2, 12, "cart", ingest=days_before(0)),  # late but delivered by the end
+        ev(2, 12, "cart", days_before(2), ingest=D),  # late but delivered by the end
     ]
     result = interactions(spark.createDataFrame(rows, EVENTS), days_before(6), D)
     expected = spark.createDataFrame(
-        [(1, 10, 1.9459101090932196), (1, 11, 2.3978952727983707), (2, 12, 1.6094379124341003)],
+        [(1, 10, math.log1p(6.0)), (1, 11, math.log1p(10.0)), (2, 12, math.log1p(4.0))],
         "user_id bigint, product_id bigint, strength double",
     )
     assertDataFrameEqual(result, expected)
@@ -156,10 +157,12 @@ def test_interactions_ignore_what_was_not_known_at_the_end_of_the_window(spark):
         ev(3, 30, "view", days_before(7)),  # before the window
         ev(4, 40, "cart", days_before(3), ingest=D + timedelta(days=2)),  # only late events
     ]
-    window = (days_before(6), D)
     assertDataFrameEqual(
-        interactions(spark.createDataFrame(known + unknown, EVENTS), *window),
-        interactions(spark.createDataFrame(known, EVENTS), *window),
+        interactions(spark.createDataFrame(known + unknown, EVENTS), days_before(6), D),
+        spark.createDataFrame(
+            [(1, 10, math.log1p(1.0)), (2, 20, math.log1p(4.0))],
+            "user_id bigint, product_id bigint, strength double",
+        ),
     )
 
 
