@@ -133,11 +133,20 @@ def model_summary(config: StackConfig) -> dict[str, Any]:
         [experiment.experiment_id],
         filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
     )
+    recommender = client.get_experiment_by_name(LOCAL.recommender_experiment)
+    als = (
+        client.search_runs(
+            [recommender.experiment_id], order_by=["attributes.start_time DESC"], max_results=1
+        )
+        if recommender
+        else []
+    )
     return {
         "run_id": parent.info.run_id,
         "metrics": parent.data.metrics,
         "tags": parent.data.tags,
         "candidates": {c.info.run_name: c.data.metrics for c in children},
+        "recommender": {"metrics": als[0].data.metrics, "tags": als[0].data.tags} if als else {},
     }
 
 
@@ -166,6 +175,16 @@ def print_model_summary(summary: dict[str, Any]) -> None:
             print(f"  {label:52s} {metrics[key]:.4f}")
     print(f"  decision: {tags.get('decision')}: {tags.get('decision_reason')}")
     print(f"  champion: v{tags.get('champion_after')} of {tags.get('model_name')}")
+    als = summary.get("recommender")
+    if als:
+        m = als["metrics"]
+        print(
+            f"\nALS recommender: precision@10 {m.get('precision_at_10', float('nan')):.4f}, "
+            f"recall@10 {m.get('recall_at_10', float('nan')):.4f}; popularity baseline "
+            f"precision@10 {m.get('popularity_precision_at_10', float('nan')):.4f}, "
+            f"recall@10 {m.get('popularity_recall_at_10', float('nan')):.4f}"
+        )
+        print(f"  decision: {als['tags'].get('decision')}: {als['tags'].get('decision_reason')}")
 
 
 def print_summary(
