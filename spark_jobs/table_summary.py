@@ -16,7 +16,7 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from clickstream.contracts import USER_FEATURES, USER_LABELS
+from clickstream.contracts import USER_FEATURES, USER_LABELS, table_version
 from clickstream.schema import table_name
 from clickstream.volumes import local_path
 
@@ -34,7 +34,7 @@ def summarise(spark: SparkSession, catalog: str) -> dict:
             if row.isTemporary:
                 continue
             name = table_name(catalog, schema, row.tableName)
-            version = spark.sql(f"DESCRIBE HISTORY {name} LIMIT 1").first()["version"]
+            version = table_version(spark, name)
             table = spark.table(name)
             # An order-independent fingerprint of the whole content: equal checksums and row
             # counts mean a rerun rewrote the same rows.

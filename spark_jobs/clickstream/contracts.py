@@ -132,6 +132,11 @@ def ensure_table(spark, contract: Contract, catalog: str, schema: str | None = N
     return name
 
 
+def table_version(spark, name: str) -> int:
+    """The current Delta version of ``name`` (what lineage tags and summaries record)."""
+    return int(spark.sql(f"DESCRIBE HISTORY {name} LIMIT 1").first()["version"])
+
+
 def write_partition(
     spark, df, contract: Contract, catalog: str, predicate: str, schema: str | None = None
 ) -> str:

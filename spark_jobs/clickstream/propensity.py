@@ -23,7 +23,7 @@ from mlflow import MlflowClient
 from mlflow.models import infer_signature
 
 from clickstream import registry, training
-from clickstream.contracts import USER_FEATURES, USER_LABELS
+from clickstream.contracts import USER_FEATURES, USER_LABELS, table_version
 from clickstream.volumes import local_path
 
 
@@ -39,10 +39,6 @@ class TrainingConfig:
     airflow_run_id: str = "manual"
     git_commit: str = "unknown"
     ground_truth: str | None = None
-
-
-def _table_version(spark, name: str) -> int:
-    return int(spark.sql(f"DESCRIBE HISTORY {name} LIMIT 1").first()["version"])
 
 
 def _plots(pipeline, x: pd.DataFrame, y: np.ndarray, p: np.ndarray) -> None:
@@ -95,8 +91,8 @@ def _read_windows(spark, catalog: str, schema: str, windows: training.Windows) -
             raise training.TrainingDataError(
                 f"{name} does not exist: run the offline_feature_table DAG first"
             )
-    versions = {features_name: _table_version(spark, features_name)}
-    versions[labels_name] = _table_version(spark, labels_name)
+    versions = {features_name: table_version(spark, features_name)}
+    versions[labels_name] = table_version(spark, labels_name)
     # Read the versions recorded, so the lineage tags name exactly what was trained on.
     features = spark.sql(f"SELECT * FROM {features_name} VERSION AS OF {versions[features_name]}")
     labels = spark.sql(f"SELECT * FROM {labels_name} VERSION AS OF {versions[labels_name]}")

@@ -33,7 +33,12 @@ from mlflow import MlflowClient
 from pyspark.sql import DataFrame, SparkSession
 
 from clickstream import recommend, registry, serving, training
-from clickstream.contracts import RECOMMENDATIONS, SILVER_EVENTS, write_partition
+from clickstream.contracts import (
+    RECOMMENDATIONS,
+    SILVER_EVENTS,
+    table_version,
+    write_partition,
+)
 from clickstream.schema import parse_ds
 
 K = 10
@@ -137,9 +142,7 @@ def train_recommender(spark: SparkSession, config: RecommenderConfig, catalog: s
             "eval_window_start": eval_start.isoformat(),
             "eval_window_end": eval_end.isoformat(),
             "delta_version." + SILVER_EVENTS.name(catalog, silver_schema): str(
-                spark.sql(
-                    f"DESCRIBE HISTORY {SILVER_EVENTS.name(catalog, silver_schema)} LIMIT 1"
-                ).first()["version"]
+                table_version(spark, SILVER_EVENTS.name(catalog, silver_schema))
             ),
         }
         mlflow.set_experiment(config.experiment)

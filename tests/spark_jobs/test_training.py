@@ -97,7 +97,11 @@ def test_both_candidate_pipelines_fit_and_predict_probabilities_with_missing_val
         assert p.shape == (400,) and np.all((p >= 0) & (p <= 1)), name
         assert training.metrics(y, p)["roc_auc"] > 0.6, name
         importance = training.feature_importance(pipeline, x)
-        assert importance.index[0] in set(importance.index) and len(importance) > len(x.columns)
+        # One value per model input: every feature plus the missing-value indicator of each
+        # nullable column that had nulls; importances are magnitudes, sorted descending.
+        assert "missingindicator_days_since_last_view" in importance.index, name
+        assert set(x.columns) <= set(importance.index), name
+        assert (importance >= 0).all() and importance.is_monotonic_decreasing, name
 
 
 def test_metrics_on_known_scores():
