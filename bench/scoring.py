@@ -1,10 +1,12 @@
-"""Benchmark 4: distributed scoring (``mlflow.pyfunc.spark_udf``) versus driver-side scoring.
+"""Benchmark 4: distributed scoring versus driver-side scoring.
 
 The same logistic-regression pipeline, registered in a throw-away MLflow (SQLite), scores N
 users of random features, N = 0.1M, 1M and 4M (``--scoring-users`` to change):
 
-* **distributed**: ``clickstream.serving.score`` (the serving job's code path), forced to run by
-  a ``noop`` write, so nothing reaches the driver;
+* **distributed**: ``clickstream.serving.score`` (the serving job's code path: broadcast model,
+  ``mapInPandas``), forced to run by a ``noop`` write, so nothing reaches the driver;
+* **spark_udf** (before): the same, through ``mlflow.pyfunc.spark_udf``, which the serving job
+  used first; kept side by side as the before/after of that change;
 * **driver**: ``toPandas()`` of the same DataFrame, then ``predict_proba`` on the driver, the
   way a naive batch job scores.
 
@@ -87,6 +89,19 @@ def _model_uri(root: Path) -> str:
     return info.model_uri
 
 
+def _spark_udf_score(spark, users, model_uri: str):
+    import mlflow.pyfunc
+    from pyspark.sql import functions as F
+
+    from clickstream.contracts import FEATURE_COLUMNS
+
+    predict = mlflow.pyfunc.spark_udf(
+        spark, model_uri, result_type="array<double>", env_manager="local"
+    )
+    inputs = [F.col(c).cast("double").alias(c) for c in FEATURE_COLUMNS]
+    return users.withColumn("score", predict(F.struct(*inputs))[1])
+
+
 def run(repeats: int = 1, sizes: tuple[int, ...] = SIZES) -> tuple[list, list]:
     from pyspark.sql import functions as F
 
@@ -112,6 +127,7 @@ def run(repeats: int = 1, sizes: tuple[int, ...] = SIZES) -> tuple[list, list]:
                     *(F.rand(seed=i).alias(c) for i, c in enumerate(FEATURE_COLUMNS)),
                 )
                 distributed = Figure(f"distributed scoring, {n:,} users", "rows/s")
+                udf = Figure(f"spark_udf scoring (before), {n:,} users", "rows/s")
                 on_driver = Figure(f"driver toPandas scoring, {n:,} users", "rows/s")
                 memory = {"distributed": 0.0, "driver": 0.0}
                 for _ in range(repeats):
@@ -120,6 +136,11 @@ def run(repeats: int = 1, sizes: tuple[int, ...] = SIZES) -> tuple[list, list]:
                         score(spark, users, uri).write.format("noop").mode("overwrite").save()
                         distributed.samples.append(n / (time.perf_counter() - started))
                     memory["distributed"] = max(memory["distributed"], peak.peak)
+                    started = time.perf_counter()
+                    _spark_udf_score(spark, users, uri).write.format("noop").mode(
+                        "overwrite"
+                    ).save()
+                    udf.samples.append(n / (time.perf_counter() - started))
                     with PeakMemory(driver) as peak:
                         started = time.perf_counter()
                         frame = users.toPandas()
@@ -141,7 +162,16 @@ def run(repeats: int = 1, sizes: tuple[int, ...] = SIZES) -> tuple[list, list]:
                 )
                 comparison.meets_target = comparison.ratio > 1 if n == 1_000_000 else None
                 comparisons.append(comparison)
-                figures += [distributed, on_driver]
+                comparisons.append(
+                    Comparison(
+                        benchmark="4. scoring (before/after)",
+                        description=f"mapInPandas / spark_udf rows per second, {n:,} users",
+                        numerator=distributed,
+                        denominator=udf,
+                        target="-",
+                    )
+                )
+                figures += [distributed, udf, on_driver]
         finally:
             spark.stop()
     return comparisons, figures

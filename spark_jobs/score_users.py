@@ -4,7 +4,7 @@
         --airflow-run-id scheduled__2019-11-01T00:00:00+00:00
 
 Resolves ``models:/<name>@champion`` to a version once, scores the users of the online feature
-table with feature date ``ds`` on Spark (``mlflow.pyfunc.spark_udf``), and replaces the
+table with feature date ``ds`` on Spark (broadcast model, ``mapInPandas``), and replaces the
 ``score_date = ds`` partition of ``gold.propensity_scores``. Fails with what to run when there
 is no champion yet: serving never trains.
 """
