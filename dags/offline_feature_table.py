@@ -3,7 +3,9 @@
 
 Builds `silver.events` from the day's bronze rows and the offline feature table
 `silver.user_features` (the Analytics Ready Data Set) as of the end of the logical date, then
-closes the labels whose horizon has just passed.
+closes the labels whose horizon has just passed, and validates the day's silver events and
+feature rows with Great Expectations (`validate_features` -> `upload_features_report` ->
+`check_features_gate`; report `reports/offline_feature_table/<ds>/features.html`).
 
 | | |
 |---|---|
@@ -25,6 +27,10 @@ therefore runs forward (a backwards backfill is refused by Airflow for this DAG)
   blocking expectation or a missing file). Fix that date there; then clear this task.
 - `build_silver_events` / `build_user_features` failed: the task log and *See Databricks Job
   Run* show the job's one-line error (a schema contract break names the column).
+- `check_features_gate` failed: a blocking expectation on silver events (duplicate event
+  keys, null keys) or on the feature rows (two rows for a user, negative counts) failed; the
+  message names it with its observed value and the *Report* link opens the page. The online
+  table and serving of that date do not run.
 
 **Rerun one date.** Clear `build_silver_events` downstream for the date (or
 `airflow tasks clear offline_feature_table -s <ds> -e <ds> -y`). Silver MERGE and the
@@ -40,7 +46,7 @@ For a first load of months of history, `spark_jobs/build_user_features.py --star
 from __future__ import annotations
 
 from ecom_airflow.config import current_environment
-from ecom_airflow.tasks import daily_dag, databricks_job, wait_for_dag
+from ecom_airflow.tasks import daily_dag, data_quality_checks, databricks_job, wait_for_dag
 
 ENV = current_environment()
 
@@ -68,4 +74,9 @@ with daily_dag(
         },
         depends_on_past=True,
     )
-    upstream >> silver >> features
+    validate, _upload, _gate = data_quality_checks(
+        pipeline="offline_feature_table",
+        report="features",
+        suites=["silver_events", "user_features"],
+    )
+    upstream >> silver >> features >> validate

@@ -134,3 +134,29 @@ class AirflowClient:
         return self.request("POST", f"/dags/{dag_id}/clearTaskInstances", retry_busy=60, json=body)[
             "task_instances"
         ]
+
+    def dag_run(self, dag_id: str, run_id: str) -> dict | None:
+        """One DAG run, or None when it does not exist (yet)."""
+        try:
+            return self.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
+        except AirflowAPIError as error:
+            if " 404:" in str(error):
+                return None
+            raise
+
+    def all_dag_runs(self, dag_id: str) -> list[dict]:
+        params = {"limit": 1000, "order_by": "logical_date"}
+        return self.request("GET", f"/dags/{dag_id}/dagRuns", params=params)["dag_runs"]
+
+    def delete_dag_run(self, dag_id: str, run_id: str) -> None:
+        self.request("DELETE", f"/dags/{dag_id}/dagRuns/{run_id}", retry_busy=60)
+
+    def xcom(self, dag_id: str, run_id: str, task_id: str, key: str) -> Any:
+        """The value of one XCom (deserialised), or None when the task pushed none."""
+        path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}"
+        try:
+            return self.request("GET", path, params={"deserialize": "true"})["value"]
+        except AirflowAPIError as error:
+            if " 404:" in str(error):
+                return None
+            raise

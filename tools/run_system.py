@@ -1,24 +1,36 @@
-"""``make run``: the local end-to-end run of the system, on embedded defaults.
+"""``make run``: the local end-to-end run of the whole system, on embedded defaults.
 
-1. starts the local stack (``tools.stack up``; reused when already running),
-2. generates synthetic REES46 click-stream for a range of days into the landing Volume, as a
-   job on the local workspace,
-3. runs the pipelines for those days through the real Airflow scheduler (an Airflow backfill
-   created through the REST API, exactly as from the UI), with progress output,
-4. prints a summary: runs per DAG and state, row counts and Delta versions per table,
-   quarantined rows by reason, and where to look.
+The story, through the real Airflow scheduler, the local workspace, MLflow and Azurite:
 
-The stack stays up afterwards so the results can be explored; ``make down`` stops it.
-By default the days are the ``--days`` days before today (UTC), so the scheduled run that
-Airflow creates for yesterday when the DAG is unpaused finds its data too.
+1. starts the local stack (``tools.stack up``; reused when already running);
+2. generates synthetic REES46 click-stream for a drift month (default: the last full calendar
+   month) plus ``--warmup-days`` before it, with a drift scenario (default
+   ``behaviour_change``: shoppers put fewer products in the cart and buy less) starting on a
+   known day of the month;
+3. backfills the daily chain (data quality with Great Expectations, offline features, online
+   features) over all those days, as from the UI, with the quality reports uploaded to Blob;
+4. trains the first champion as of a day *before* the drift (``model_training``), and scores
+   the month's last day with it (``model_serving``);
+5. runs the monthly ``drift_detection`` for the month: Evidently compares the month with the
+   champion's training window, the branching sensor finds the drift and triggers
+   ``model_training`` with ``reason=drift``, which trains on drifted data and applies the
+   promotion rule;
+6. prints a summary: runs per DAG, tables, data quality, drift, both trainings and their
+   decisions, and the links to the reports in Azurite.
+
+Unpausing a DAG makes Airflow schedule its latest interval too (yesterday, or last month);
+those runs have no generated data, so they are deleted as they appear (and said so). The
+stack stays up afterwards so the results can be explored; ``make down`` stops it.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import time
+from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
@@ -32,6 +44,7 @@ PIPELINES = ("data_quality_validation", "offline_feature_table", "online_feature
 # Trained and served once, as of the last day: a model needs weeks of labelled history, and a
 # backfill of serving would score past dates with today's champion.
 ML_PIPELINES = ("model_training", "model_serving")
+DRIFT_PIPELINE = "drift_detection"
 
 
 def log(message: str) -> None:
@@ -74,12 +87,18 @@ def run_job(client, name: str, script: str, parameters: list[str], timeout_minut
 
 
 def wait_for_runs(
-    airflow: AirflowClient, dag_id: str, days: list[str], timeout_minutes: int
+    airflow: AirflowClient, dag_id: str, days: list[str], timeout_minutes: int, on_poll=None
 ) -> list[dict]:
     deadline = time.monotonic() + timeout_minutes * 60
     last_line = ""
     while True:
-        runs = airflow.dag_runs(dag_id, days[0], days[-1])
+        if on_poll:
+            on_poll()
+        runs = [
+            r
+            for r in airflow.dag_runs(dag_id, days[0], days[-1])
+            if r["run_type"] != "manual"  # e.g. a drift retraining started meanwhile
+        ]
         by_state: dict[str, int] = {}
         for run in runs:
             by_state[run["state"]] = by_state.get(run["state"], 0) + 1
@@ -96,7 +115,11 @@ def wait_for_runs(
 
 
 def run_backfills(
-    airflow: AirflowClient, dag_ids: tuple[str, ...], days: list[str], timeout_minutes: int
+    airflow: AirflowClient,
+    dag_ids: tuple[str, ...],
+    days: list[str],
+    timeout_minutes: int,
+    on_poll=None,
 ) -> dict[str, list[dict]]:
     """Backfill ``days`` on every DAG of the chain, as from the UI, and wait for all runs.
 
@@ -109,7 +132,9 @@ def run_backfills(
         log(f"{dag_id}: backfill {backfill['id']} for {days[0]}..{days[-1]} created")
     for dag_id in dag_ids:
         airflow.unpause(dag_id)
-    return {dag_id: wait_for_runs(airflow, dag_id, days, timeout_minutes) for dag_id in dag_ids}
+    return {
+        dag_id: wait_for_runs(airflow, dag_id, days, timeout_minutes, on_poll) for dag_id in dag_ids
+    }
 
 
 def model_summary(config: StackConfig) -> dict[str, Any]:
@@ -231,24 +256,162 @@ def print_summary(
     )
 
 
+def print_quality_summary(tables: dict[str, Any]) -> None:
+    quality = tables.get("data_quality")
+    if not quality:
+        print("\nno data quality results found")
+        return
+    print(f"\ndata quality (Great Expectations), {quality['dates']} dates:")
+    print(f"  {'suite':18s} {'evaluated':>10s} {'passed':>8s} {'blocking failed':>16s} "
+          f"{'warnings':>9s}")  # fmt: skip
+    for suite, c in sorted(quality["by_suite"].items()):
+        print(f"  {suite:18s} {c['evaluated']:10d} {c['passed']:8d} {c['blocking_failed']:16d} "
+              f"{c['warning_failed']:9d}")  # fmt: skip
+    for failure in quality.get("failures", []):
+        column = failure["column"] or "-"
+        print(f"  {failure['ds']} {failure['severity']:8s} {failure['suite']}: "
+              f"{failure['expectation']} ({column}): {failure['observed']}")  # fmt: skip
+
+
+def print_drift_summary(drift: dict[str, Any], decision: dict[str, Any]) -> None:
+    reference = drift.get("reference", {})
+    share = drift.get("drift_share")
+    print(
+        f"\ndrift (Evidently), {drift['period_start']}..{drift['period_end']} against the "
+        f"champion's training window {reference.get('start')}..{reference.get('end')} "
+        f"(v{reference.get('model_version')}):"
+    )
+    print(
+        f"  status {drift['status']}: drift share "
+        f"{'n/a' if share is None else f'{share:.2f}'} (threshold {drift['threshold']}), "
+        f"{len(drift.get('drifted_columns', []))} of {len(drift.get('columns', {}))} columns, "
+        f"rows {reference.get('rows')} reference / {drift.get('current', {}).get('rows')} current"
+    )
+    drifted = drift.get("drifted_columns", [])
+    if drifted:
+        print(f"  drifted: {', '.join(drifted)}")
+    scores = drift.get("scores", {})
+    if scores:
+        print(f"  scores: {scores.get('note') or scores}")
+    print(f"  sensor decision: {decision.get('decision')} ({decision.get('detail')})")
+
+
+def print_report_links(airflow: AirflowClient, runs: dict[str, list[dict]]) -> None:
+    """The *Report* links (SAS URLs into Azurite) of the latest run of each report task."""
+    tasks = {
+        "data_quality_validation": "upload_bronze_events_report",
+        "offline_feature_table": "upload_features_report",
+        DRIFT_PIPELINE: "upload_drift_report",
+    }
+    print("\nreports in Blob (Azurite; read-only links valid for 7 days):")
+    for dag_id, task_id in tasks.items():
+        finished = [r for r in runs.get(dag_id, []) if r["state"] in TERMINAL_RUN_STATES]
+        if not finished:
+            continue
+        latest = max(finished, key=lambda r: r["logical_date"] or "")
+        link = airflow.xcom(dag_id, latest["dag_run_id"], task_id, "report_link")
+        print(f"  {dag_id} [{latest['logical_date'][:10]}]: {link or 'not uploaded'}")
+
+
+@dataclass(frozen=True)
+class Story:
+    """The dates of a ``make run``: history, drift, the seed training and the drift month."""
+
+    month_start: date
+    month_end: date
+    days: list[str]
+    drift_start: date
+    seed_as_of: date
+
+    @classmethod
+    def build(cls, month: str | None, warmup_days: int, drift_day: int, today: date) -> Story:
+        if month:
+            start = date.fromisoformat(f"{month}-01")
+        else:
+            start = (today.replace(day=1) - timedelta(days=1)).replace(day=1)
+        end = (start + timedelta(days=32)).replace(day=1) - timedelta(days=1)
+        if end >= today:
+            raise ValueError(f"--month {start:%Y-%m} has not ended yet: pick a past month")
+        if not 1 <= drift_day <= end.day:
+            raise ValueError(f"--drift-day must be a day of {start:%Y-%m} (1..{end.day})")
+        first = start - timedelta(days=warmup_days)
+        days = [(first + timedelta(days=i)).isoformat() for i in range((end - first).days + 1)]
+        # The first training needs its windows inside the history: as of the earliest such day.
+        history = 2 * LOCAL.label_horizon_days + LOCAL.validation_days + LOCAL.train_days - 1
+        seed_as_of = first + timedelta(days=history)
+        if seed_as_of > end:
+            raise ValueError(f"{len(days)} days are too few to train: raise --warmup-days")
+        return cls(start, end, days, start + timedelta(days=drift_day - 1), seed_as_of)
+
+
+def prune_unplanned_runs(airflow: AirflowClient, dag_ids: tuple[str, ...], planned: set[str]):
+    """Delete scheduled runs outside the generated dates: there is no data for them.
+
+    Unpausing a DAG makes the scheduler create a run for its latest interval (yesterday for
+    the daily DAGs); left alone it would fail on the missing landing folder.
+    """
+    for dag_id in dag_ids:
+        for run in airflow.all_dag_runs(dag_id):
+            day = (run.get("logical_date") or "")[:10]
+            if run["run_type"] == "scheduled" and day not in planned:
+                airflow.delete_dag_run(dag_id, run["dag_run_id"])
+                log(f"{dag_id}: deleted scheduled run {run['dag_run_id']} (no data generated)")
+
+
+def wait_for_run(airflow: AirflowClient, dag_id: str, run_id: str, timeout_minutes: int) -> dict:
+    deadline = time.monotonic() + timeout_minutes * 60
+    state = None
+    while True:
+        run = airflow.dag_run(dag_id, run_id)
+        if run and run["state"] != state:
+            state = run["state"]
+            log(f"{dag_id}: run {run_id} {state}")
+        if run and state in TERMINAL_RUN_STATES:
+            return run
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{dag_id}: run {run_id} not finished after {timeout_minutes} min")
+        time.sleep(5)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="make run", description=__doc__)
-    parser.add_argument("--days", type=int, default=28, help="number of days to run (28)")
-    parser.add_argument("--start-date", type=date.fromisoformat, help="first day (YYYY-MM-DD)")
+    parser = argparse.ArgumentParser(
+        prog="make run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--month", help="drift month YYYY-MM (default: the last full month)")
+    parser.add_argument("--warmup-days", type=int, default=14, help="history before the month")
+    parser.add_argument("--drift-scenario", default="behaviour_change")
+    parser.add_argument("--drift-day", type=int, default=8, help="first drifted day of the month")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--events-per-day", type=int, default=20000)
-    parser.add_argument("--timeout-minutes", type=int, default=60)
+    parser.add_argument("--timeout-minutes", type=int, default=90)
     args = parser.parse_args(argv)
-    if args.days < 1:
-        parser.error("--days must be at least 1")
+    if args.warmup_days < 0:
+        parser.error("--warmup-days must be at least 0")
+    try:
+        story = Story.build(args.month, args.warmup_days, args.drift_day, date.today())
+    except ValueError as error:
+        parser.error(str(error))
 
     started = time.monotonic()
-    start = args.start_date or (date.today() - timedelta(days=args.days))
-    days = [(start + timedelta(days=i)).isoformat() for i in range(args.days)]
+    days = story.days
     config = StackConfig.from_env()
+    log(
+        f"history {days[0]}..{days[-1]} ({len(days)} days, {args.events_per_day} events/day); "
+        f"drift '{args.drift_scenario}' from {story.drift_start}; first champion as of "
+        f"{story.seed_as_of}; drift check of {story.month_start:%Y-%m}"
+    )
+    stages: dict[str, float] = {}
+
+    def stage(name: str, since: float) -> float:
+        now = time.monotonic()
+        stages[name] = now - since
+        log(f"stage '{name}' done in {stages[name] / 60:.1f} min")
+        return now
+
     try:
         log("starting the local stack")
         up(config)
+        mark = stage("stack up", started)
         workspace = workspace_client(config)
         run_job(
             workspace,
@@ -260,17 +423,45 @@ def main(argv: list[str] | None = None) -> int:
                 "--landing-dir", LOCAL.landing_dir,
                 "--seed", str(args.seed),
                 "--events-per-day", str(args.events_per_day),
+                "--drift-scenario", args.drift_scenario,
+                "--drift-start", story.drift_start.isoformat(),
             ],
         )  # fmt: skip
+        mark = stage("generate events", mark)
         env = config.client_env()
         airflow = AirflowClient(
             env["AIRFLOW_API_URL"], env["AIRFLOW_USERNAME"], env["AIRFLOW_PASSWORD"]
         )
-        airflow.wait_for_dags(PIPELINES + ML_PIPELINES)
-        all_runs = run_backfills(airflow, PIPELINES, days, args.timeout_minutes)
-        # Training first: serving scores with whatever champion exists when it starts.
-        for dag_id in ML_PIPELINES:
-            all_runs |= run_backfills(airflow, (dag_id,), days[-1:], args.timeout_minutes)
+        airflow.wait_for_dags(PIPELINES + ML_PIPELINES + (DRIFT_PIPELINE,))
+        planned = set(days)
+        prune = functools.partial(prune_unplanned_runs, airflow, PIPELINES, planned)
+        all_runs = run_backfills(airflow, PIPELINES, days, args.timeout_minutes, prune)
+        mark = stage("daily pipelines", mark)
+        # The first champion, before the drift; then serving of the month's last day.
+        all_runs |= run_backfills(
+            airflow, ("model_training",), [story.seed_as_of.isoformat()], args.timeout_minutes,
+            functools.partial(prune_unplanned_runs, airflow, ("model_training",), planned),
+        )  # fmt: skip
+        all_runs |= run_backfills(
+            airflow, ("model_serving",), days[-1:], args.timeout_minutes,
+            functools.partial(prune_unplanned_runs, airflow, ("model_serving",), planned),
+        )  # fmt: skip
+        mark = stage("first training and serving", mark)
+        month = story.month_start.isoformat()
+        all_runs |= run_backfills(
+            airflow, (DRIFT_PIPELINE,), [month], args.timeout_minutes,
+            functools.partial(prune_unplanned_runs, airflow, (DRIFT_PIPELINE,), {month}),
+        )  # fmt: skip
+        [drift_run] = all_runs[DRIFT_PIPELINE]
+        decision = airflow.xcom(DRIFT_PIPELINE, drift_run["dag_run_id"], "check_drift",
+                                "drift_decision") or {}  # fmt: skip
+        log(f"drift decision: {decision.get('decision')} ({decision.get('detail')})")
+        if decision.get("decision") == "trigger_retraining":
+            retraining = wait_for_run(
+                airflow, "model_training", f"drift__{month}", args.timeout_minutes
+            )
+            all_runs["model_training"] = [*all_runs["model_training"], retraining]
+        mark = stage("drift check and retraining", mark)
         summary_path = f"{LOCAL.volume_root}/system/run_summary.json"
         run_job(
             workspace,
@@ -279,11 +470,22 @@ def main(argv: list[str] | None = None) -> int:
             ["--catalog", LOCAL.catalog, "--output", summary_path],
         )
         tables = json.loads(workspace.files.download(summary_path).contents.read())
+        drift = json.loads(
+            workspace.files.download(f"{LOCAL.reports_dir}/drift_detection/{month}/"
+                                     "feature_drift.json").contents.read()
+        )  # fmt: skip
+        stage("summary", mark)
     except RuntimeError as error:
         print(f"[run] error: {error}", file=sys.stderr)
         return 1
     print_summary(all_runs, tables, config, time.monotonic() - started)
+    print_quality_summary(tables)
+    print_drift_summary(drift, decision)
     print_model_summary(model_summary(config))
+    print_report_links(airflow, all_runs)
+    print("\nTime by stage:")
+    for name, seconds in stages.items():
+        print(f"  {name:32s} {seconds / 60:6.1f} min")
     failed = sum(r["state"] != "success" for runs in all_runs.values() for r in runs)
     return 1 if failed else 0
 

@@ -50,6 +50,11 @@ class Environment:
     :param promotion_margin: ROC AUC a challenger must gain over the champion to replace it.
     :param ground_truth_path: the synthetic generator's true propensities (local only), for the
         oracle figures of a training.
+    :param reports_container: Blob container of the HTML reports (private; links are SAS URLs).
+    :param drift_share: share of drifted feature columns at or above which a month has drifted.
+    :param drift_min_rows: rows each side needs for a drift test; fewer is "insufficient data".
+    :param drift_max_rows: bound of each side's sample on the driver (Evidently runs on pandas).
+    :param drift_cooldown: no drift retraining within this long after the last one.
     :param online_sync_pipeline_id: the Databricks pipeline of the synced online table that
         serves ``gold.user_features_online`` with low latency (Databricks online table /
         Lakebase synced table, TRIGGERED mode). Set: the online DAG triggers it after each
@@ -82,6 +87,11 @@ class Environment:
     max_train_rows: int = 200_000
     promotion_margin: float = 0.002
     ground_truth_path: str | None = None
+    reports_container: str = "reports"
+    drift_share: float = 0.5
+    drift_min_rows: int = 5_000
+    drift_max_rows: int = 100_000
+    drift_cooldown: timedelta = timedelta(days=14)
 
     @property
     def landing_dir(self) -> str:
@@ -146,6 +156,8 @@ LOCAL = Environment(
     recommender_train_days=14,
     recommender_eval_days=5,
     ground_truth_path="/Volumes/ecom/raw/landing/ground_truth/users.csv",
+    drift_min_rows=1_000,
+    drift_max_rows=50_000,
 )
 
 DATABRICKS_CLUSTERS = {

@@ -26,10 +26,14 @@ DEFAULT_ARGS: dict[str, Any] = {
 }
 
 
-def job_parameters(parameters: dict[str, str | bool]) -> list[str]:
+Parameters = dict[str, str | bool | list[str]]
+
+
+def job_parameters(parameters: Parameters) -> list[str]:
     """``{"--ds": "{{ ds }}", "--dry-run": True}`` -> ``["--ds", "{{ ds }}", "--dry-run"]``.
 
-    Argparse style, order kept; ``True`` is a bare flag and ``False`` leaves the flag out.
+    Argparse style, order kept; ``True`` is a bare flag, ``False`` leaves the flag out and a
+    list repeats the flag once per value (``{"--suite": ["a", "b"]}`` -> ``--suite a --suite b``).
     """
     flat: list[str] = []
     for flag, value in parameters.items():
@@ -37,13 +41,16 @@ def job_parameters(parameters: dict[str, str | bool]) -> list[str]:
             raise ValueError(f"job parameter {flag!r} must be a long option such as '--ds'")
         if value is True:
             flat.append(flag)
+        elif isinstance(value, list):
+            for item in value:
+                flat += [flag, str(item)]
         elif value is not False:
             flat += [flag, str(value)]
     return flat
 
 
 def submit_run_payload(
-    env: Environment, script: str, parameters: dict[str, str | bool], *, timeout: timedelta
+    env: Environment, script: str, parameters: Parameters, *, timeout: timedelta
 ) -> dict[str, Any]:
     """The ``runs/submit`` body for ``spark_jobs/<script>`` in ``env``."""
     if "/" in script or not script.endswith(".py"):
@@ -69,7 +76,7 @@ def databricks_job(
     *,
     task_id: str,
     script: str,
-    parameters: dict[str, str | bool],
+    parameters: Parameters,
     timeout: timedelta | None = None,
     env: Environment | None = None,
     **operator_kwargs: Any,
@@ -109,8 +116,17 @@ def as_of_logical_date(logical_date, params=None, **_context):
     return pendulum.parse(as_of, tz="UTC").start_of("day") if as_of else logical_date
 
 
+def last_day_of_interval(data_interval_end, **_context):
+    """The daily run of the last day of a (monthly) data interval: its end minus one day."""
+    return data_interval_end.subtract(days=1)
+
+
 def wait_for_dag(
-    upstream_dag_id: str, *, env: Environment | None = None, follow_as_of: bool = False
+    upstream_dag_id: str,
+    *,
+    env: Environment | None = None,
+    follow_as_of: bool = False,
+    execution_date_fn=None,
 ) -> ExternalTaskSensor:
     """Wait until ``upstream_dag_id``'s run of the same logical date has succeeded.
 
@@ -118,6 +134,8 @@ def wait_for_dag(
     runs were scheduled, triggered or created by a backfill. A failed upstream run fails this
     task at once (the date is blocked, e.g. by a data quality gate) instead of waiting for the
     timeout. Deferrable: a waiting sensor holds no worker slot, only a triggerer coroutine.
+    ``follow_as_of`` waits for the run of the ``as_of`` param instead; ``execution_date_fn``
+    (e.g. :func:`last_day_of_interval`) for any other date.
     """
     env = env or current_environment()
     return ExternalTaskSensor(
@@ -128,7 +146,7 @@ def wait_for_dag(
         deferrable=True,
         poke_interval=env.sensor_poke_seconds,
         timeout=env.sensor_timeout.total_seconds(),
-        execution_date_fn=as_of_logical_date if follow_as_of else None,
+        execution_date_fn=as_of_logical_date if follow_as_of else execution_date_fn,
     )
 
 
@@ -178,6 +196,80 @@ def daily_dag(dag_id: str, *, doc_md: str | None, tags: list[str], **dag_kwargs:
     return DAG(
         dag_id=dag_id,
         schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
+        start_date=pendulum.parse(START_DATE, tz="UTC"),
+        catchup=False,
+        default_args=DEFAULT_ARGS,
+        tags=tags,
+        doc_md=doc_md,
+        **dag_kwargs,
+    )
+
+
+def report_prefix(pipeline: str, report: str, *, ds: str = "{{ ds }}", env=None) -> str:
+    """Volume path of a report, no suffix: ``<reports>/<pipeline>/<ds>/<report>``.
+
+    The blob the report is uploaded to mirrors it: ``<container>/<pipeline>/<ds>/<report>.html``.
+    """
+    env = env or current_environment()
+    return f"{env.reports_dir}/{pipeline}/{ds}/{report}"
+
+
+def data_quality_checks(*, pipeline: str, report: str, suites: list[str], env=None):
+    """Validate -> upload the report -> gate: three tasks, returned in that order.
+
+    ``validate_<report>`` runs the Great Expectations suites on the date's data and writes the
+    HTML report and a JSON summary without failing on the results; ``upload_<report>_report``
+    publishes the page to Blob (so the report is there even when the data is bad); only then
+    ``check_<report>_gate`` fails the run on a blocking expectation, naming it and its observed
+    value. A failed gate fails the DAG run, which stops the downstream DAGs of that date.
+    """
+    from ecom_plugins import DataQualityGateOperator, HtmlReportToBlobOperator
+
+    env = env or current_environment()
+    prefix = report_prefix(pipeline, report, env=env)
+    validate = databricks_job(
+        task_id=f"validate_{report}",
+        script="validate_data.py",
+        parameters={
+            "--ds": "{{ ds }}",
+            "--catalog": env.catalog,
+            "--suite": suites,
+            "--output": prefix,
+            "--airflow-run-id": "{{ run_id }}",
+        },
+        env=env,
+    )
+    upload = HtmlReportToBlobOperator(
+        task_id=f"upload_{report}_report",
+        report_path=f"{prefix}.html",
+        pipeline=pipeline,
+        report_name=report,
+        container=env.reports_container,
+        databricks_conn_id=env.databricks_conn_id,
+        wasb_conn_id=env.wasb_conn_id,
+    )
+    gate = DataQualityGateOperator(
+        task_id=f"check_{report}_gate",
+        summary_path=f"{prefix}.json",
+        databricks_conn_id=env.databricks_conn_id,
+    )
+    validate >> upload >> gate
+    return validate, upload, gate
+
+
+def monthly_dag(dag_id: str, *, doc_md: str | None, tags: list[str], **dag_kwargs: Any):
+    """A DAG whose run for ``ds`` = the first of a month processes that calendar month (UTC).
+
+    It runs after the month has ended; ``data_interval_start`` / ``data_interval_end`` are the
+    first day of the month and of the next one.
+    """
+    import pendulum
+    from airflow.sdk import DAG, CronDataIntervalTimetable
+
+    dag_kwargs.setdefault("max_active_runs", 1)
+    return DAG(
+        dag_id=dag_id,
+        schedule=CronDataIntervalTimetable("@monthly", timezone="UTC"),
         start_date=pendulum.parse(START_DATE, tz="UTC"),
         catchup=False,
         default_args=DEFAULT_ARGS,

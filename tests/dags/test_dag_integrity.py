@@ -137,3 +137,91 @@ def test_online_store_sync_is_a_configuration_switch(tmp_path):
     upstream, task = json.loads(result.stdout.strip().splitlines()[-1])
     assert upstream == ["check_online_skew"]
     assert task == {"pipeline_id": "pipeline-123"}
+
+
+def _downstream_chain(dag, first: str) -> list[str]:
+    """Task ids from ``first`` following the single downstream task each time."""
+    chain = [first]
+    while downstream := sorted(dag.get_task(chain[-1]).downstream_task_ids):
+        assert len(downstream) == 1, f"{chain[-1]} branches: {downstream}"
+        chain.append(downstream[0])
+    return chain
+
+
+@pytest.mark.parametrize(
+    ("dag_id", "first", "report"),
+    [
+        ("data_quality_validation", "ingest_events", "bronze_events"),
+        ("offline_feature_table", "build_user_features", "features"),
+    ],
+)
+def test_quality_report_is_uploaded_before_the_gate_decides(dagbag, dag_id, first, report):
+    """A failing validation still publishes its report: the gate is the last task."""
+    dag = dagbag.dags[dag_id]
+    assert _downstream_chain(dag, first)[-3:] == [
+        f"validate_{report}", f"upload_{report}_report", f"check_{report}_gate",
+    ]  # fmt: skip
+    validate = dag.get_task(f"validate_{report}")
+    params = validate.json["spark_python_task"]["parameters"]
+    output = params[params.index("--output") + 1]
+    assert output == f"/Volumes/ecom/raw/reports/{dag_id}/{{{{ ds }}}}/{report}"
+    assert dag.get_task(f"upload_{report}_report").report_path == f"{output}.html"
+    assert dag.get_task(f"check_{report}_gate").summary_path == f"{output}.json"
+
+
+def test_feature_suites_are_validated_in_one_job(dagbag):
+    params = dagbag.dags["offline_feature_table"].get_task("validate_features").json[
+        "spark_python_task"
+    ]["parameters"]
+    suites = [params[i + 1] for i, p in enumerate(params) if p == "--suite"]
+    assert suites == ["silver_events", "user_features"]
+
+
+def test_drift_dag_checks_the_month_and_branches_to_retraining(dagbag):
+    from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
+    from airflow.sdk import TriggerRule
+
+    from ecom_airflow.tasks import last_day_of_interval
+    from ecom_plugins import DriftBranchSensor
+
+    dag = dagbag.dags["drift_detection"]
+    # Data intervals from the first of a month to the first of the next, in UTC.
+    assert (dag.timetable.expression, str(dag.timetable.timezone)) == ("0 0 1 * *", "UTC")
+    wait = dag.get_task("wait_for_offline_feature_table")
+    assert wait.execution_date_fn is last_day_of_interval
+    check = dag.get_task("check_drift")
+    assert isinstance(check, DriftBranchSensor)
+    assert check.mode == "reschedule"
+    assert check.upstream_task_ids == {"detect_drift"}
+    assert check.downstream_task_ids == {"trigger_retraining", "skip_retraining"}
+    trigger = dag.get_task("trigger_retraining")
+    assert isinstance(trigger, TriggerDagRunOperator)
+    assert trigger.trigger_dag_id == "model_training"
+    assert trigger.trigger_run_id == check.retraining_run_id == "drift__{{ ds }}"
+    assert trigger.conf["reason"] == "drift"
+    assert trigger.skip_when_already_exists
+    done = dag.get_task("done")
+    assert done.trigger_rule == TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS
+    assert done.upstream_task_ids == {"trigger_retraining", "skip_retraining"}
+
+
+def test_drift_period_templates_render_the_calendar_month(dagbag):
+    from airflow.sdk.execution_time import macros
+
+    dag = dagbag.dags["drift_detection"]
+    params = dag.get_task("detect_drift").json["spark_python_task"]["parameters"]
+    env = dag.get_template_env()
+    context = {
+        "data_interval_start": pendulum.datetime(2019, 11, 1, tz="UTC"),
+        "data_interval_end": pendulum.datetime(2019, 12, 1, tz="UTC"),
+        "macros": macros,
+    }
+    start = env.from_string(params[params.index("--start-ds") + 1]).render(**context)
+    end = env.from_string(params[params.index("--end-ds") + 1]).render(**context)
+    assert (start, end) == ("2019-11-01", "2019-11-30")
+    # The sensor waits for the offline features of the month's last day.
+    from ecom_airflow.tasks import last_day_of_interval
+
+    assert last_day_of_interval(context["data_interval_end"]) == pendulum.datetime(
+        2019, 11, 30, tz="UTC"
+    )

@@ -1,0 +1,19 @@
+"""Airflow-side operators of the MLOps service (reports, quality gate, drift branch).
+
+Import from here in DAG files: ``from ecom_plugins import DataQualityGateOperator``. The
+Airflow plugin that registers the "Report" extra link is ``plugins/ecom_plugin.py``; it is
+not imported here, so the plugin manager finds the plugin class exactly once.
+"""
+
+from __future__ import annotations
+
+from ecom_plugins.blob_report import HtmlReportToBlobOperator, ReportLink
+from ecom_plugins.drift_branch import DriftBranchSensor
+from ecom_plugins.quality_gate import DataQualityGateOperator
+
+__all__ = [
+    "DataQualityGateOperator",
+    "DriftBranchSensor",
+    "HtmlReportToBlobOperator",
+    "ReportLink",
+]

@@ -1,0 +1,188 @@
+"""Wait for the drift job's summary, then branch to retraining or not.
+
+The drift job (Evidently on Databricks) writes a JSON summary for its period::
+
+    {"period_start", "period_end", "status": "drift" | "no_drift" | "insufficient_data",
+     "drift_share": 0.41 | null, "threshold": 0.3, "sufficient": true, "min_rows": 1000,
+     "drifted_columns": [...], "columns": [...],
+     "reference": {"start", "end", "rows", "model_name", "model_version", "run_id"},
+     "current": {"rows"}, "scores": {...},
+     "last_drift_retraining": {"logical_date": "YYYY-MM-DD", "run_id"} | null,
+     "report": "/Volumes/.../drift.html", "table": "..."}
+
+Retraining is triggered (branch ``trigger_task_id``) only when all three hold, otherwise the
+run follows ``skip_task_id``:
+
+1. drift: enough rows (``sufficient``) and ``drift_share >= threshold`` (the operator's
+   ``threshold``, else the summary's);
+2. cooldown: no drift retraining within ``cooldown`` before ``period_end`` (dates from the
+   data, never the wall clock);
+3. nothing in flight: the training DAG has no queued or running run ``retraining_run_id``
+   (asked through the Task SDK's ``ti.get_dr_count``, i.e. the execution API: tasks do not
+   touch the metadata database in Airflow 3).
+
+The decision is logged in one line and pushed to XCom ``drift_decision``:
+``{"decision", "reason", "detail", "drift_share", "threshold", "status"}`` with ``reason`` one
+of ``drift``, ``insufficient_data``, ``below_threshold``, ``cooldown``, ``in_flight``.
+
+Reschedule mode by default: between pokes the sensor holds no worker slot. A missing summary
+means "not yet"; any other error fails the task.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseSensorOperator, BranchMixIn, PokeReturnValue
+from airflow.sdk.exceptions import AirflowException, AirflowSensorTimeout
+
+from ecom_plugins import workspace_files
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+DECISION_KEY = "drift_decision"
+STATUSES = ("drift", "no_drift", "insufficient_data")
+IN_FLIGHT_STATES = ["queued", "running"]
+
+
+class DriftBranchSensor(BaseSensorOperator, BranchMixIn):
+    """Wait for the drift summary at ``summary_path``, then follow one of two branches.
+
+    :param summary_path: Volume path of the drift job's JSON summary (templated).
+    :param trigger_task_id: downstream task that triggers retraining.
+    :param skip_task_id: downstream task followed when retraining is not due.
+    :param threshold: drift share from which to retrain (default: the summary's threshold).
+    :param cooldown: minimum time between two drift retrainings, measured in data time.
+    :param training_dag_id: the DAG the trigger task starts.
+    :param retraining_run_id: run id the trigger task gives the training run (templated).
+    :param databricks_conn_id: connection of the workspace that holds the Volume.
+    """
+
+    template_fields = ("summary_path", "retraining_run_id")
+    inherits_from_skipmixin = True  # lets the scheduler keep the skipped branch skipped on clear
+    ui_color = "#f0e8fd"
+
+    def __init__(
+        self,
+        *,
+        summary_path: str,
+        trigger_task_id: str = "trigger_retraining",
+        skip_task_id: str = "skip_retraining",
+        threshold: float | None = None,
+        cooldown: timedelta = timedelta(days=14),
+        training_dag_id: str = "model_training",
+        retraining_run_id: str = "drift__{{ ds }}",
+        databricks_conn_id: str = "databricks_default",
+        mode: str = "reschedule",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(mode=mode, **kwargs)
+        self.summary_path = summary_path
+        self.trigger_task_id = trigger_task_id
+        self.skip_task_id = skip_task_id
+        self.threshold = threshold
+        self.cooldown = cooldown
+        self.training_dag_id = training_dag_id
+        self.retraining_run_id = retraining_run_id
+        self.databricks_conn_id = databricks_conn_id
+
+    def poke(self, context: Context) -> bool | PokeReturnValue:
+        try:
+            summary = workspace_files.read_json(
+                self.summary_path, databricks_conn_id=self.databricks_conn_id
+            )
+        except workspace_files.WorkspaceFileNotFound:
+            self.log.info("Waiting for the drift summary %s", self.summary_path)
+            return False
+        return PokeReturnValue(is_done=True, xcom_value=summary)
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        try:
+            summary = super().execute(context)
+        except AirflowSensorTimeout as error:
+            raise AirflowSensorTimeout(
+                f"The drift summary {self.summary_path} did not appear within "
+                f"{self.timeout:.0f} s: did the drift job of this run succeed? ({error})"
+            ) from error
+        decision = self.decide(summary, context)
+        self.log.info(
+            "Drift decision: %(decision)s, reason %(reason)s: %(detail)s "
+            "(status %(status)s, drift_share %(drift_share)s, threshold %(threshold)s)",
+            decision,
+        )
+        context["ti"].xcom_push(key=DECISION_KEY, value=decision)
+        self.do_branch(context, decision["decision"])
+        return decision
+
+    def decide(self, summary: Any, context: Context) -> dict[str, Any]:
+        """The branch to follow and why, from the summary and the training DAG's runs."""
+        status, share, threshold, period_end = self._validated(summary)
+        result = {"status": status, "drift_share": share, "threshold": threshold}
+
+        def outcome(branch: str, reason: str, detail: str) -> dict[str, Any]:
+            return {"decision": branch, "reason": reason, "detail": detail, **result}
+
+        skip = self.skip_task_id
+        if status == "insufficient_data" or not summary.get("sufficient") or share is None:
+            rows = [(summary.get(side) or {}).get("rows") for side in ("reference", "current")]
+            return outcome(
+                skip,
+                "insufficient_data",
+                f"reference/current rows {rows[0]}/{rows[1]}, at least {summary.get('min_rows')} "
+                "needed on each side",
+            )
+        if share < threshold:
+            return outcome(skip, "below_threshold", f"drift share {share} < {threshold}")
+        last = summary.get("last_drift_retraining")
+        if last:
+            last_date = self._date(last.get("logical_date"), "last_drift_retraining.logical_date")
+            if period_end - last_date < self.cooldown:
+                return outcome(
+                    skip,
+                    "cooldown",
+                    f"drift retraining {last.get('run_id')} of {last_date} is "
+                    f"{(period_end - last_date).days} days before period_end {period_end}, "
+                    f"within the cooldown of {self.cooldown.days} days",
+                )
+        in_flight = context["ti"].get_dr_count(
+            dag_id=self.training_dag_id,
+            run_ids=[self.retraining_run_id],
+            states=IN_FLIGHT_STATES,
+        )
+        if in_flight:
+            return outcome(
+                skip,
+                "in_flight",
+                f"{self.training_dag_id} run {self.retraining_run_id} is already queued/running",
+            )
+        return outcome(
+            self.trigger_task_id, "drift", f"drift share {share} >= {threshold}, retraining due"
+        )
+
+    def _validated(self, summary: Any) -> tuple[str, float | None, float, date]:
+        if not isinstance(summary, dict):
+            raise AirflowException(f"Invalid drift summary {self.summary_path}: not a JSON object")
+        status = summary.get("status")
+        if status not in STATUSES:
+            raise AirflowException(
+                f"Invalid drift summary {self.summary_path}: status {status!r} is not one of "
+                f"{STATUSES}"
+            )
+        threshold = self.threshold if self.threshold is not None else summary.get("threshold")
+        share = summary.get("drift_share")
+        if not isinstance(threshold, int | float) or not isinstance(share, int | float | None):
+            raise AirflowException(
+                f"Invalid drift summary {self.summary_path}: threshold {threshold!r} and "
+                f"drift_share {share!r} must be numbers (drift_share may be null)"
+            )
+        return status, share, threshold, self._date(summary.get("period_end"), "period_end")
+
+    def _date(self, value: Any, name: str) -> date:
+        try:
+            return date.fromisoformat(str(value)[:10])
+        except ValueError as error:
+            raise AirflowException(
+                f"Invalid drift summary {self.summary_path}: {name} {value!r} is not a date"
+            ) from error
