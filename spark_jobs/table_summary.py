@@ -17,6 +17,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from clickstream.contracts import USER_FEATURES, USER_LABELS, table_version
+from clickstream.quality import DQ_RESULTS
 from clickstream.schema import table_name
 from clickstream.volumes import local_path
 
@@ -56,6 +57,47 @@ def summarise(spark: SparkSession, catalog: str) -> dict:
         "tables": tables,
         "quarantine_reasons": reasons,
         "features": _feature_summary(spark, catalog),
+        "data_quality": _quality_summary(spark, catalog),
+    }
+
+
+def _quality_summary(spark: SparkSession, catalog: str, max_failures: int = 15) -> dict:
+    """Expectation results per suite over all dates, and the first failed ones (if any)."""
+    results = DQ_RESULTS.name(catalog)
+    if not spark.catalog.tableExists(results):
+        return {}
+    table = spark.table(results)
+    failed = F.col("status") == "failed"
+    by_suite = table.groupBy("suite").agg(
+        F.sum((F.col("status") != "skipped").cast("int")).alias("evaluated"),
+        F.sum((F.col("status") == "passed").cast("int")).alias("passed"),
+        F.sum((failed & (F.col("severity") == "blocking")).cast("int")).alias("blocking_failed"),
+        F.sum((failed & (F.col("severity") == "warning")).cast("int")).alias("warning_failed"),
+    )
+    failures = (
+        table.where(failed)
+        .orderBy("ds", "severity", "suite", "expectation")
+        .select("ds", "suite", "expectation", "column", "severity", "observed_value")
+        .limit(max_failures)
+        .collect()
+    )
+    return {
+        "dates": table.select("ds").distinct().count(),
+        "by_suite": {
+            r["suite"]: {k: int(r[k] or 0) for k in r.asDict() if k != "suite"}
+            for r in by_suite.collect()
+        },
+        "failures": [
+            {
+                "ds": r["ds"].isoformat(),
+                "suite": r["suite"],
+                "expectation": r["expectation"],
+                "column": r["column"],
+                "severity": r["severity"],
+                "observed": r["observed_value"],
+            }
+            for r in failures
+        ],
     }
 
 
