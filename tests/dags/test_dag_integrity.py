@@ -170,9 +170,11 @@ def test_quality_report_is_uploaded_before_the_gate_decides(dagbag, dag_id, firs
 
 
 def test_feature_suites_are_validated_in_one_job(dagbag):
-    params = dagbag.dags["offline_feature_table"].get_task("validate_features").json[
-        "spark_python_task"
-    ]["parameters"]
+    params = (
+        dagbag.dags["offline_feature_table"]
+        .get_task("validate_features")
+        .json["spark_python_task"]["parameters"]
+    )
     suites = [params[i + 1] for i, p in enumerate(params) if p == "--suite"]
     assert suites == ["silver_events", "user_features"]
 
