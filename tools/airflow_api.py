@@ -148,8 +148,12 @@ class AirflowClient:
         params = {"limit": 1000, "order_by": "logical_date"}
         return self.request("GET", f"/dags/{dag_id}/dagRuns", params=params)["dag_runs"]
 
-    def delete_dag_run(self, dag_id: str, run_id: str) -> None:
-        self.request("DELETE", f"/dags/{dag_id}/dagRuns/{run_id}", retry_busy=60)
+    def fail_dag_run(self, dag_id: str, run_id: str, note: str) -> None:
+        """Mark a run failed (its running tasks are stopped) and say why in the run's note."""
+        path = f"/dags/{dag_id}/dagRuns/{run_id}"
+        self.request("PATCH", path, retry_busy=60, json={"state": "failed"})
+        self.request("PATCH", path, retry_busy=60, params={"update_mask": "note"},
+                     json={"note": note})  # fmt: skip
 
     def xcom(self, dag_id: str, run_id: str, task_id: str, key: str) -> Any:
         """The value of one XCom (deserialised), or None when the task pushed none."""

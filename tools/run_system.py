@@ -345,17 +345,21 @@ class Story:
 
 
 def prune_unplanned_runs(airflow: AirflowClient, dag_ids: tuple[str, ...], planned: set[str]):
-    """Delete scheduled runs outside the generated dates: there is no data for them.
+    """Mark failed, with a note, the scheduled runs outside the generated dates.
 
     Unpausing a DAG makes the scheduler create a run for its latest interval (yesterday for
-    the daily DAGs); left alone it would fail on the missing landing folder.
+    the daily DAGs), for which ``make run`` generated no data: left alone it would fail on the
+    missing landing folder, and its downstream runs would wait on it. Deleting it does not
+    help: the scheduler creates it again.
     """
     for dag_id in dag_ids:
         for run in airflow.all_dag_runs(dag_id):
             day = (run.get("logical_date") or "")[:10]
-            if run["run_type"] == "scheduled" and day not in planned:
-                airflow.delete_dag_run(dag_id, run["dag_run_id"])
-                log(f"{dag_id}: deleted scheduled run {run['dag_run_id']} (no data generated)")
+            unplanned = run["run_type"] == "scheduled" and day not in planned
+            if unplanned and run["state"] in ("queued", "running"):
+                note = "Stopped by make run: it generated no data for this date."
+                airflow.fail_dag_run(dag_id, run["dag_run_id"], note)
+                log(f"{dag_id}: stopped scheduled run {run['dag_run_id']} (no data generated)")
 
 
 def wait_for_run(airflow: AirflowClient, dag_id: str, run_id: str, timeout_minutes: int) -> dict:
