@@ -116,8 +116,11 @@ def as_of_logical_date(logical_date, params=None, **_context):
     return pendulum.parse(as_of, tz="UTC").start_of("day") if as_of else logical_date
 
 
-def last_day_of_interval(data_interval_end, **_context):
-    """The daily run of the last day of a (monthly) data interval: its end minus one day."""
+def last_day_of_interval(logical_date, data_interval_end, **_context):
+    """The daily run of the last day of a (monthly) data interval: its end minus one day.
+
+    The sensor passes its own logical date first, then the context as keywords.
+    """
     return data_interval_end.subtract(days=1)
 
 

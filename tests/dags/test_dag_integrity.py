@@ -221,9 +221,12 @@ def test_drift_period_templates_render_the_calendar_month(dagbag):
     start = env.from_string(params[params.index("--start-ds") + 1]).render(**context)
     end = env.from_string(params[params.index("--end-ds") + 1]).render(**context)
     assert (start, end) == ("2019-11-01", "2019-11-30")
-    # The sensor waits for the offline features of the month's last day.
-    from ecom_airflow.tasks import last_day_of_interval
+    # The sensor waits for the offline features of the month's last day, called the way the
+    # sensor calls it (its logical date first, then the context as keywords).
+    from airflow.utils.operator_helpers import make_kwargs_callable
 
-    assert last_day_of_interval(context["data_interval_end"]) == pendulum.datetime(
-        2019, 11, 30, tz="UTC"
+    wait = dag.get_task("wait_for_offline_feature_table")
+    day = make_kwargs_callable(wait.execution_date_fn)(
+        context["data_interval_start"], **{k: v for k, v in context.items() if k != "macros"}
     )
+    assert day == pendulum.datetime(2019, 11, 30, tz="UTC")
