@@ -192,13 +192,18 @@ def daily_dag(dag_id: str, *, doc_md: str | None, tags: list[str], **dag_kwargs:
     ``default_args``. The same schedule everywhere is what lets a DAG wait for its upstream
     DAG's run of the same logical date.
     """
+    dag_kwargs.setdefault("max_active_runs", 3)
+    return _pipeline_dag(dag_id, "@daily", doc_md=doc_md, tags=tags, **dag_kwargs)
+
+
+def _pipeline_dag(dag_id: str, cron: str, *, doc_md, tags, **dag_kwargs: Any):
+    """Data-interval cron schedule in UTC, the project's start date, no catch-up, defaults."""
     import pendulum
     from airflow.sdk import DAG, CronDataIntervalTimetable
 
-    dag_kwargs.setdefault("max_active_runs", 3)
     return DAG(
         dag_id=dag_id,
-        schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
+        schedule=CronDataIntervalTimetable(cron, timezone="UTC"),
         start_date=pendulum.parse(START_DATE, tz="UTC"),
         catchup=False,
         default_args=DEFAULT_ARGS,
@@ -266,17 +271,5 @@ def monthly_dag(dag_id: str, *, doc_md: str | None, tags: list[str], **dag_kwarg
     It runs after the month has ended; ``data_interval_start`` / ``data_interval_end`` are the
     first day of the month and of the next one.
     """
-    import pendulum
-    from airflow.sdk import DAG, CronDataIntervalTimetable
-
     dag_kwargs.setdefault("max_active_runs", 1)
-    return DAG(
-        dag_id=dag_id,
-        schedule=CronDataIntervalTimetable("@monthly", timezone="UTC"),
-        start_date=pendulum.parse(START_DATE, tz="UTC"),
-        catchup=False,
-        default_args=DEFAULT_ARGS,
-        tags=tags,
-        doc_md=doc_md,
-        **dag_kwargs,
-    )
+    return _pipeline_dag(dag_id, "@monthly", doc_md=doc_md, tags=tags, **dag_kwargs)
