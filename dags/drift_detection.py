@@ -96,7 +96,6 @@ with monthly_dag(
     check = DriftBranchSensor(
         task_id="check_drift",
         summary_path=f"{REPORT}.json",
-        threshold=ENV.drift_share,
         cooldown=ENV.drift_cooldown,
         training_dag_id="model_training",
         retraining_run_id=RETRAINING_RUN_ID,

@@ -195,6 +195,12 @@ def test_drift_dag_checks_the_month_and_branches_to_retraining(dagbag):
     assert isinstance(check, DriftBranchSensor)
     assert check.mode == "reschedule"
     assert check.upstream_task_ids == {"detect_drift"}
+    # One threshold: the job's --drift-share, which the summary carries to the sensor.
+    from ecom_airflow.config import LOCAL
+
+    params = dag.get_task("detect_drift").json["spark_python_task"]["parameters"]
+    assert params[params.index("--drift-share") + 1] == str(LOCAL.drift_share)
+    assert check.threshold is None
     assert check.downstream_task_ids == {"trigger_retraining", "skip_retraining"}
     trigger = dag.get_task("trigger_retraining")
     assert isinstance(trigger, TriggerDagRunOperator)
