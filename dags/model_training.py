@@ -41,6 +41,13 @@ tracking server is unreachable. The champion is untouched by a failed run.
 
 **Rerun one date.** Clear `train_propensity_model` for the date: it registers a new version and
 applies the rule again (the registry keeps every version).
+
+**Backfill a range.** Rarely useful: each run trains as of its own date and the promotion rule
+compares it with the champion of that moment, so a backfill walks the champion forward day by
+day. To retrain as of one past date, trigger with conf `{"as_of": "<date>", "reason":
+"manual"}` instead. If a range is wanted, `airflow backfill create --dag-id model_training
+--from-date <start> --to-date <end>` runs the dates one at a time (`max_active_runs=1`), each
+after the offline features of its date.
 """
 
 from __future__ import annotations

@@ -31,6 +31,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ecom_airflow.config import LOCAL
+
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 
@@ -394,12 +396,26 @@ def _migrate_airflow_db(config: StackConfig, env: dict[str, str]) -> None:
         )
 
 
+def _create_pool(config: StackConfig, env: dict[str, str]) -> None:
+    """The pool every Databricks job task runs in (idempotent: ``pools set`` upserts)."""
+    pool, slots = LOCAL.databricks_pool, LOCAL.databricks_pool_slots
+    log(f"airflow: pool {pool} with {slots} slots")
+    result = subprocess.run(
+        [str(VENV_BIN / "airflow"), "pools", "set", pool, str(slots),
+         "Databricks runs in flight (one slot per job task)"],
+        env=env, cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    if result.returncode != 0:
+        raise RuntimeError(f"airflow pools set {pool} failed:\n{result.stderr[-2000:]}")
+
+
 def up(config: StackConfig) -> None:
     _prepare(config)
     all_services = services(config)
     airflow = [s for s in all_services if s.name.startswith("airflow-")]
     if not all(_read_pid(config, s.name) for s in airflow):
         _migrate_airflow_db(config, airflow[0].env)
+        _create_pool(config, airflow[0].env)
     for service in all_services:
         start(config, service)
     env_path = write_stack_env(config)

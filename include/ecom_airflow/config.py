@@ -5,9 +5,15 @@ default ``local``) and the Airflow connections differ.
 
 * ``local``: the local workspace server (``python -m local_workspace serve``) runs the scripts
   on local Spark; tables live in the session catalog ``spark_catalog``; Volumes are folders.
-* ``dev`` / ``prod``: Databricks job clusters with autoscaling, scripts from a pinned git
-  source, Unity Catalog names ``<catalog>.<schema>.<table>``, job libraries installed from
-  PyPI at the pins of ``spark_jobs/requirements.txt`` (a test keeps the two in sync).
+* ``dev`` / ``prod``: Databricks job clusters with autoscaling on the environment's runtime
+  (``DEV_RUNTIME_VERSION`` / ``PROD_RUNTIME_VERSION``), spot workers with on-demand fallback or
+  an instance pool, an optional cluster policy, cost tags (project, env, and per task the
+  pipeline = DAG id and the task id), scripts from a git source pinned to a tag or a commit,
+  Unity Catalog names ``<catalog>.<schema>.<table>``, job libraries installed from PyPI at the
+  pins of ``spark_jobs/requirements.txt`` (a test keeps the two in sync).
+
+``python -m tools.payloads render --env dev|prod`` (``make payloads ENV=...``) renders every
+``runs/submit`` body an environment sends and validates it against the Jobs API.
 """
 
 from __future__ import annotations
@@ -37,6 +43,9 @@ class Environment:
     :param new_cluster: job cluster spec of every run (ignored by the local workspace).
     :param git_source: pinned git source of ``spark_jobs/`` (None: paths relative to the
         workspace's project root, as the local workspace resolves them).
+    :param databricks_pool: Airflow pool every Databricks job task runs in; its
+        ``databricks_pool_slots`` bound the runs in flight (``make up``, ``airflow_settings.yaml``
+        and the compose init create it).
     :param polling_period_seconds: how often the operator polls a run's state.
     :param default_timeout: execution timeout of a job task, passed on as ``timeout_seconds``.
     :param sensor_poke_seconds: how often a cross-DAG sensor checks its upstream DAG run.
@@ -69,6 +78,8 @@ class Environment:
     libraries: tuple[str, ...] = ()
     databricks_conn_id: str = "databricks_default"
     wasb_conn_id: str = "wasb_default"
+    databricks_pool: str = "databricks_jobs"
+    databricks_pool_slots: int = 16
     polling_period_seconds: int = 30
     default_timeout: timedelta = timedelta(hours=1)
     sensor_poke_seconds: int = 120
@@ -148,6 +159,9 @@ LOCAL = Environment(
     volume_root="/Volumes/ecom/raw",
     new_cluster={"spark_version": "local-spark-4.2", "node_type_id": "local", "num_workers": 0},
     polling_period_seconds=3,
+    # The local workspace runs a few jobs at a time and queues the rest: four in flight
+    # keeps its queue short while every DAG still makes progress.
+    databricks_pool_slots=4,
     sensor_poke_seconds=5,
     sensor_timeout=timedelta(hours=2),
     # Shorter windows than production, so a few weeks of generated days can train a model.

@@ -13,16 +13,20 @@ from typing import Any
 from airflow.providers.databricks.operators.databricks import DatabricksSubmitRunOperator
 from airflow.providers.standard.sensors.external_task import ExternalTaskSensor
 
+from ecom_airflow.alerts import notify_failure
 from ecom_airflow.config import Environment, current_environment
 
 OWNER = "ml-platform"
 
+# Every task: two retries with exponential backoff (1, 2 minutes; at most 10), and an alert
+# with the Databricks run URL when the last try fails (``ecom_alerts`` connection, if set).
 DEFAULT_ARGS: dict[str, Any] = {
     "owner": OWNER,
     "retries": 2,
     "retry_delay": timedelta(minutes=1),
     "retry_exponential_backoff": True,
     "max_retry_delay": timedelta(minutes=10),
+    "on_failure_callback": notify_failure,
 }
 
 
@@ -88,9 +92,14 @@ def databricks_job(
     for every try: a transport-level retry of the submit call cannot start a second run, while
     an Airflow retry or a cleared task does start a fresh one (unless the operator reattaches to
     a run still in flight, which it does through the task state store).
+
+    Every job task takes a slot of the environment's ``databricks_pool`` while its run is
+    submitted and polled, which bounds the Databricks runs in flight across all DAGs (backfills
+    included); the rest wait as *scheduled* tasks in Airflow, not as queued runs on Databricks.
     """
     env = env or current_environment()
     timeout = timeout or env.default_timeout
+    operator_kwargs.setdefault("pool", env.databricks_pool)
     return DatabricksSubmitRunOperator(
         task_id=task_id,
         json=submit_run_payload(env, script, parameters, timeout=timeout),
@@ -178,6 +187,7 @@ def sync_online_store(*, task_id: str, env: Environment | None = None):
         databricks_conn_id=env.databricks_conn_id,
         polling_period_seconds=env.polling_period_seconds,
         execution_timeout=env.default_timeout,
+        pool=env.databricks_pool,
     )
 
 

@@ -13,6 +13,9 @@ import pytest
 from airflow.dag_processing.dagbag import DagBag
 from airflow.providers.databricks.operators.databricks import DatabricksSubmitRunOperator
 
+from ecom_airflow.alerts import notify_failure
+from ecom_airflow.config import LOCAL
+
 ROOT = Path(__file__).resolve().parents[2]
 DAG_FILES = sorted(p for p in (ROOT / "dags").glob("*.py") if not p.name.startswith("_"))
 HEAVY_MODULES = ("pyspark", "pandas", "sklearn", "mlflow", "great_expectations", "evidently")
@@ -35,15 +38,23 @@ def test_dag_conventions(dagbag, dag_file):
     dag = dags[0]
     assert dag.dag_id == dag_file.stem, "the DAG id is the file name"
     assert dag.tags, "DAGs are tagged"
-    assert dag.doc_md and "Rerun" in dag.doc_md, "the runbook says how to rerun a date"
+    for section in ("Owner", "What a failure means", "Rerun", "Backfill", "Input", "Output"):
+        assert dag.doc_md and section in dag.doc_md, f"the runbook has no '{section}'"
+    assert dag.max_active_runs <= 3, "bounded concurrency per DAG"
     assert dag.schedule is not None
     assert dag.catchup is False, "backfills are explicit, never an accidental catch-up"
     assert dag.start_date == pendulum.datetime(2019, 10, 1, tz="UTC")
     for task in dag.tasks:
         assert task.owner == "ml-platform", task.task_id
         assert task.retries >= 1, task.task_id
+        assert task.on_failure_callback == [notify_failure], task.task_id
         if isinstance(task, DatabricksSubmitRunOperator):
+            # The Airflow timeout is passed on: a Databricks run never outlives its task.
             assert task.execution_timeout is not None, task.task_id
+            timeout = task.json["timeout_seconds"]
+            assert timeout == task.execution_timeout.total_seconds(), task.task_id
+            assert task.pool == LOCAL.databricks_pool, task.task_id
+            assert task.retry_exponential_backoff, task.task_id
 
 
 @pytest.mark.parametrize("dag_file", DAG_FILES, ids=lambda p: p.name)

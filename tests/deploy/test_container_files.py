@@ -108,6 +108,20 @@ def test_connections_agree_across_files():
     assert "azurite:10000" in settings["wasb_default"]["conn_extra"]["connection_string"]
 
 
+def test_the_databricks_pool_is_created_everywhere_the_stack_starts():
+    """Astro settings and the compose init create the pool the job tasks run in, with the
+    local environment's name and slots (a task in a missing pool is never scheduled)."""
+    from ecom_airflow.config import LOCAL
+
+    settings = yaml.safe_load((ROOT / "airflow_settings.yaml").read_text())["airflow"]["pools"]
+    assert {(p["pool_name"], p["pool_slot"]) for p in settings} == {
+        (LOCAL.databricks_pool, LOCAL.databricks_pool_slots)
+    }
+    init = " ".join(_compose("docker-compose.yaml")["services"]["airflow-init"]["command"])
+    assert "airflow db migrate" in init
+    assert f"airflow pools set {LOCAL.databricks_pool} {LOCAL.databricks_pool_slots} " in init
+
+
 def test_env_example_holds_no_real_secret():
     text = (ROOT / ".env.example").read_text()
     assert not re.search(r"dapi[0-9a-f]{32}", text)
