@@ -13,7 +13,7 @@ from pathlib import Path
 
 from bench.common import write_results
 
-BENCHMARKS = ("run_overhead", "feature_pipeline", "scoring")
+BENCHMARKS = ("run_overhead", "feature_pipeline", "scoring", "system_run")
 # The benchmarks call job functions directly, as a spark_python_task would import them.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "spark_jobs"))
 

@@ -52,6 +52,20 @@ class Comparison:
         return self.numerator.median / self.denominator.median
 
 
+@dataclass
+class Target:
+    """A figure against an absolute budget (a wall-clock target, not a ratio)."""
+
+    benchmark: str
+    figure: Figure
+    limit: float  # in the figure's unit; the target is "below the limit"
+    notes: str = ""
+
+    @property
+    def meets_target(self) -> bool:
+        return self.figure.median < self.limit
+
+
 def machine_description() -> str:
     cpu = "unknown CPU"
     try:
@@ -81,7 +95,7 @@ def versions(packages: tuple[str, ...]) -> str:
     return ", ".join(found)
 
 
-def _rows(comparisons: list[Comparison], figures: list[Figure]) -> dict:
+def _rows(comparisons: list[Comparison], figures: list[Figure], targets=()) -> dict:
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     rows = []
     for c in comparisons:
@@ -94,11 +108,16 @@ def _rows(comparisons: list[Comparison], figures: list[Figure]) -> dict:
     return {
         "measured": now,
         "comparisons": rows,
+        "targets": [
+            f"| {t.benchmark}: {t.figure.name} | {t.figure.cell()} | "
+            f"< {t.limit:g} {t.figure.unit} | {'yes' if t.meets_target else 'no'} | {t.notes} |"
+            for t in targets
+        ],
         "figures": [f"| {f.name} | {f.cell()} | {now} |" for f in figures],
     }
 
 
-def write_results(results: dict[str, tuple[list[Comparison], list[Figure]]]) -> Path:
+def write_results(results: dict[str, tuple]) -> Path:
     """Merge this run's benchmarks into results.json and rewrite RESULTS.md from it."""
     stored = json.loads(RESULTS_JSON.read_text()) if RESULTS_JSON.exists() else {}
     stored.update({name: _rows(*result) for name, result in results.items()})
@@ -121,6 +140,15 @@ def write_results(results: dict[str, tuple[list[Comparison], list[Figure]]]) -> 
     ]
     for name in sorted(stored):
         lines += stored[name]["comparisons"]
+    lines += [
+        "",
+        "## Figures against a budget",
+        "",
+        "| benchmark: figure | value | target | meets target | notes |",
+        "|---|---|---|---|---|",
+    ]
+    for name in sorted(stored):
+        lines += stored[name].get("targets", [])
     lines += ["", "## Figures", "", "| figure | value | measured |", "|---|---|---|"]
     for name in sorted(stored):
         lines += stored[name]["figures"]

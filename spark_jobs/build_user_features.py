@@ -15,20 +15,11 @@ See ``clickstream/features.py`` for the point-in-time rules and the feature defi
 from __future__ import annotations
 
 import sys
-from datetime import date, timedelta
 
 from pyspark.sql import SparkSession
 
-from clickstream.features import build_features, build_labels
+from clickstream.features import build_feature_range
 from clickstream.jobs import expected_failures, parser
-from clickstream.schema import parse_ds
-
-
-def _days(start: str, end: str) -> list[str]:
-    first, last = date.fromisoformat(parse_ds(start)), date.fromisoformat(parse_ds(end))
-    if last < first:
-        raise ValueError(f"--end-ds {end} is before --start-ds {start}")
-    return [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,21 +38,14 @@ def main(argv: list[str] | None = None) -> int:
     spark = SparkSession.builder.getOrCreate()
     with expected_failures("build_user_features"):
         start, end = (args.ds, args.ds) if args.ds else (args.start_ds, args.end_ds)
-        days = _days(start, end)
-        table = build_features(
-            spark, start=start, end=end, catalog=args.catalog, silver_schema=args.silver_schema
+        build_feature_range(
+            spark,
+            start=start,
+            end=end,
+            catalog=args.catalog,
+            horizon_days=args.label_horizon_days,
+            silver_schema=args.silver_schema,
         )
-        print(f"features of {start}..{end} ({len(days)} day(s)) written to {table}")
-        for ds in days:
-            labelled = build_labels(
-                spark,
-                ds=ds,
-                catalog=args.catalog,
-                horizon_days=args.label_horizon_days,
-                silver_schema=args.silver_schema,
-            )
-            if labelled:
-                print(f"{ds}: labels of feature date {labelled} closed")
     return 0
 
 

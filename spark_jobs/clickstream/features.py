@@ -44,7 +44,7 @@ from clickstream.contracts import (
     ensure_table,
     write_partition,
 )
-from clickstream.schema import parse_ds
+from clickstream.schema import date_range, parse_ds
 
 HORIZON_DAYS = max(WINDOWS)
 
@@ -260,3 +260,30 @@ def build_labels(
         .execute()
     )
     return feature_date
+
+
+def build_feature_range(
+    spark: SparkSession,
+    *,
+    start: str,
+    end: str,
+    catalog: str,
+    horizon_days: int,
+    silver_schema: str = "silver",
+    progress=print,
+) -> str:
+    """The feature rows of every date of [start, end] in one pass, then the labels whose
+    window closes on each date of the range: the same tables as running the days one by one.
+    """
+    days = date_range(start, end)
+    table = build_features(
+        spark, start=start, end=end, catalog=catalog, silver_schema=silver_schema
+    )
+    progress(f"features of {start}..{end} ({len(days)} day(s)) written to {table}")
+    for ds in days:
+        labelled = build_labels(
+            spark, ds=ds, catalog=catalog, horizon_days=horizon_days, silver_schema=silver_schema
+        )
+        if labelled:
+            progress(f"{ds}: labels of feature date {labelled} closed")
+    return table

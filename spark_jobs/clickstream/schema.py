@@ -52,3 +52,11 @@ def parse_ds(value: str) -> str:
         return date.fromisoformat(value).isoformat()
     except ValueError as error:
         raise ValueError(f"{value!r} is not a calendar date: {error}") from None
+
+
+def date_range(start: str, end: str) -> list[str]:
+    """Every date of [start, end] (both validated), in order; an inverted range is refused."""
+    first, last = date.fromisoformat(parse_ds(start)), date.fromisoformat(parse_ds(end))
+    if last < first:
+        raise ValueError(f"the range ends ({end}) before it starts ({start})")
+    return [date.fromordinal(d).isoformat() for d in range(first.toordinal(), last.toordinal() + 1)]

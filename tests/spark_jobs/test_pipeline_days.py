@@ -12,6 +12,7 @@ from build_silver_events import main as silver_main
 from build_user_features import main as features_main
 from generate_events import main as generate_main
 from ingest_events import main as ingest_main
+from load_history import main as history_main
 from publish_online_features import main as online_main
 from pyspark.testing import assertDataFrameEqual
 
@@ -114,6 +115,28 @@ def test_bulk_mode_gives_the_day_by_day_tables(spark, bronze, sequential):
     )
 
 
+def test_the_history_load_gives_the_tables_of_the_daily_jobs(spark, landing, bronze, sequential):
+    """One load_history job over the range = ingest + silver + features run date by date."""
+    schemas = {"--bronze-schema": "history_bronze", "--silver-schema": "history_silver"}
+    history_main(
+        ["--start-ds", DAYS[0], "--end-ds", DAYS[-1], "--catalog", "spark_catalog",
+         "--landing-dir", landing, "--label-horizon-days", HORIZON,
+         *[v for pair in schemas.items() for v in pair]]
+    )  # fmt: skip
+    for table in ("events", "events_quarantine"):
+        assertDataFrameEqual(
+            spark.table(f"history_bronze.{table}"), spark.table(f"{bronze}.{table}")
+        )
+    for table, rows in _snapshot(spark, sequential).items():
+        if table != "user_labels":
+            assertDataFrameEqual(spark.table(f"history_silver.{table}"), rows)
+    columns = ["user_id", "feature_date", "horizon_days", "purchased", "purchases"]
+    assertDataFrameEqual(
+        spark.table("history_silver.user_labels").select(*columns),
+        spark.table(f"{sequential}.user_labels").select(*columns),
+    )
+
+
 def test_online_table_after_the_days_holds_each_users_latest_row(spark, sequential):
     gold = "days_gold"
     for ds in DAYS:
@@ -135,7 +158,9 @@ def test_the_jobs_refuse_bad_arguments_with_a_usage_error(capsys):
         features_main(["--ds", DAYS[0], "--start-ds", DAYS[0], "--catalog", "spark_catalog"])
     assert exit_info.value.code == 2
     assert "either --ds or both --start-ds and --end-ds" in capsys.readouterr().err
-    with pytest.raises(SystemExit, match="--end-ds 2019-10-01 is before --start-ds 2019-10-05"):
+    with pytest.raises(
+        SystemExit, match=r"range ends \(2019-10-01\) before it starts \(2019-10-05\)"
+    ):
         features_main(["--start-ds", "2019-10-05", "--end-ds", "2019-10-01", "--catalog", "c"])
     with pytest.raises(SystemExit) as exit_info:
         online_main(["--ds", DAYS[0], "--catalog", "spark_catalog"])
