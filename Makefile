@@ -7,7 +7,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 # include/ and plugins/ hold importable Airflow-side packages, as on Astro's PYTHONPATH.
 export PYTHONPATH := $(CURDIR)/include:$(CURDIR)/plugins
 
-.PHONY: setup run test test-fast up down status lint format bench lock clean
+.PHONY: setup run test test-fast up down status lint format bench docs payloads lock clean
 
 setup:
 	@tools/setup.sh
@@ -38,6 +38,17 @@ format: setup
 
 bench: setup
 	@$(PY) -m bench $(ARGS)
+
+# Render every runs/submit body of ENV (dev, prod) into .local/payloads/<env>/ and validate it
+# against the Jobs API: `make payloads ENV=prod ARGS="--git-ref v1.4.0"`.
+payloads: setup
+	@$(PY) -m tools.payloads render $(if $(ENV),--env $(ENV)) $(ARGS)
+
+# The architecture diagram: docs/architecture.dot from the code, rendered to SVG by Graphviz.
+docs: setup
+	@$(PY) -m tools.architecture
+	@command -v dot >/dev/null 2>&1 || { echo "make docs: Graphviz's 'dot' is not installed, so docs/architecture.svg was not rendered; install Graphviz (Debian/Ubuntu: apt-get install graphviz, macOS: brew install graphviz) and run make docs again" >&2; exit 1; }
+	@dot -Tsvg docs/architecture.dot -o docs/architecture.svg && echo "rendered docs/architecture.svg"
 
 # Re-resolve the pinned requirements and rewrite the lock file (constraints.txt).
 lock:

@@ -19,6 +19,7 @@ default ``local``) and the Airflow connections differ.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -115,9 +116,20 @@ class Environment:
         return f"{self.volume_root}/reports"
 
 
-def _databricks_cluster(*, min_workers: int, max_workers: int) -> dict:
+# The Databricks Runtime of each environment's job clusters, one name per environment so an
+# upgrade is a one-line change that dev takes first (render both with ``make payloads``).
+# 17.3 LTS ships Apache Spark 4.0 (Scala 2.13 only), the Spark major the jobs are developed and
+# tested on locally (pyspark 4.x); 16.4 LTS would run them on Spark 3.5.
+DEV_RUNTIME_VERSION = "17.3.x-scala2.13"
+PROD_RUNTIME_VERSION = "17.3.x-scala2.13"
+
+# Branch names that are never a pinned release, whatever the repository's tags are.
+MOVING_BRANCHES = frozenset({"main", "master", "develop", "development", "trunk", "head"})
+
+
+def _databricks_cluster(*, spark_version: str, min_workers: int, max_workers: int) -> dict:
     return {
-        "spark_version": "16.4.x-scala2.13",
+        "spark_version": spark_version,
         "node_type_id": "Standard_D4ds_v5",
         "autoscale": {"min_workers": min_workers, "max_workers": max_workers},
         "azure_attributes": {"availability": "SPOT_WITH_FALLBACK_AZURE", "first_on_demand": 1},
@@ -125,27 +137,65 @@ def _databricks_cluster(*, min_workers: int, max_workers: int) -> dict:
     }
 
 
+def pinned_git_ref(name: str, ref: str) -> dict[str, str]:
+    """The ``git_source`` key of ``ECOM_GIT_REF``: ``git_commit`` for a full commit id, else
+    ``git_tag``; never ``git_branch``, so the job code of a run is the code that was reviewed.
+
+    A name alone cannot tell a tag from a branch; a branch name sent as a tag fails the run on
+    Databricks. The mistakes that can be seen here are refused at once, before any run: a
+    ``refs/heads/...`` ref, a usual branch name (``main``, ``master``, ...) and an abbreviated
+    commit (Databricks needs the full 40 characters). ``refs/tags/<tag>`` is the tag ``<tag>``.
+    """
+    fail = f"ECOM_ENV={name}: ECOM_GIT_REF={ref!r} is not a pinned tag or commit"
+    if ref.startswith("refs/heads/") or ref.lower() in MOVING_BRANCHES:
+        raise ValueError(f"{fail}: it names a moving branch; use a release tag or a commit id")
+    if re.fullmatch(r"[0-9a-fA-F]{40}", ref):
+        return {"git_commit": ref.lower()}
+    if re.fullmatch(r"[0-9a-f]{7,39}", ref) and re.search(r"[a-f]", ref) and re.search(r"\d", ref):
+        raise ValueError(f"{fail}: an abbreviated commit; use the full 40-character commit id")
+    tag = ref.removeprefix("refs/tags/")
+    if not tag or tag.startswith("refs/"):
+        raise ValueError(f"{fail}: use a release tag (v1.4.0) or a full commit id")
+    return {"git_tag": tag}
+
+
 def _databricks_environment(name: str, catalog: str, cluster: dict) -> Environment:
     """A Databricks environment; deployment-specific values come from the environment.
 
-    ``ECOM_GIT_URL`` and ``ECOM_GIT_REF`` (a tag or commit, never a moving branch in prod) pin
-    the job code; ``ECOM_CLUSTER_POLICY_ID`` and ``ECOM_ONLINE_SYNC_PIPELINE_ID`` are optional.
+    ``ECOM_GIT_URL`` and ``ECOM_GIT_REF`` (a tag or a full commit id, never a moving branch; see
+    :func:`pinned_git_ref`) pin the job code; ``ECOM_GIT_PROVIDER`` (default ``gitHub``; e.g.
+    ``azureDevOpsServices``, ``gitLab``) names its host. Optional: ``ECOM_CLUSTER_POLICY_ID``;
+    ``ECOM_INSTANCE_POOL_ID`` (job clusters take their nodes from this pool, which then defines
+    the node type and spot/on-demand availability) with ``ECOM_DRIVER_INSTANCE_POOL_ID`` (the
+    driver's pool, default the same); ``ECOM_ONLINE_SYNC_PIPELINE_ID``.
     """
     missing = [v for v in ("ECOM_GIT_URL", "ECOM_GIT_REF") if not os.environ.get(v)]
     if missing:
         raise ValueError(f"ECOM_ENV={name} needs {' and '.join(missing)} set (the pinned job code)")
-    ref = os.environ["ECOM_GIT_REF"]
-    is_commit = len(ref) == 40 and all(c in "0123456789abcdef" for c in ref)
-    ref_key = "git_commit" if is_commit else "git_tag"
+    git_ref = pinned_git_ref(name, os.environ["ECOM_GIT_REF"])
+    git_provider = os.environ.get("ECOM_GIT_PROVIDER") or "gitHub"
     cluster = dict(cluster, custom_tags={"project": "ecom-ml", "env": name})
     if os.environ.get("ECOM_CLUSTER_POLICY_ID"):
         cluster["policy_id"] = os.environ["ECOM_CLUSTER_POLICY_ID"]
+    pool = os.environ.get("ECOM_INSTANCE_POOL_ID")
+    driver_pool = os.environ.get("ECOM_DRIVER_INSTANCE_POOL_ID")
+    if driver_pool and not pool:
+        raise ValueError(
+            f"ECOM_ENV={name}: ECOM_DRIVER_INSTANCE_POOL_ID needs ECOM_INSTANCE_POOL_ID too"
+        )
+    if pool:
+        # The pool defines the node type and the availability (spot or on-demand): the API
+        # refuses node_type_id next to instance_pool_id, and the Azure attributes are the pool's.
+        for key in ("node_type_id", "driver_node_type_id", "azure_attributes"):
+            cluster.pop(key, None)
+        cluster["instance_pool_id"] = pool
+        cluster["driver_instance_pool_id"] = driver_pool or pool
     return Environment(
         name=name,
         catalog=catalog,
         volume_root=f"/Volumes/{catalog}/raw",
         new_cluster=cluster,
-        git_source={"git_url": os.environ["ECOM_GIT_URL"], "git_provider": "gitHub", ref_key: ref},
+        git_source={"git_url": os.environ["ECOM_GIT_URL"], "git_provider": git_provider, **git_ref},
         libraries=JOB_LIBRARIES,
         online_sync_pipeline_id=os.environ.get("ECOM_ONLINE_SYNC_PIPELINE_ID") or None,
         model_name=f"{catalog}.ml.propensity",
@@ -175,8 +225,14 @@ LOCAL = Environment(
 )
 
 DATABRICKS_CLUSTERS = {
-    "dev": ("ecom_dev", _databricks_cluster(min_workers=1, max_workers=2)),
-    "prod": ("ecom_prod", _databricks_cluster(min_workers=2, max_workers=8)),
+    "dev": (
+        "ecom_dev",
+        _databricks_cluster(spark_version=DEV_RUNTIME_VERSION, min_workers=1, max_workers=2),
+    ),
+    "prod": (
+        "ecom_prod",
+        _databricks_cluster(spark_version=PROD_RUNTIME_VERSION, min_workers=2, max_workers=8),
+    ),
 }
 ENVIRONMENT_NAMES = ("local", *DATABRICKS_CLUSTERS)
 

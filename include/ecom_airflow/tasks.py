@@ -53,10 +53,28 @@ def job_parameters(parameters: Parameters) -> list[str]:
     return flat
 
 
+# Cost attribution per pipeline and task, next to the environment's own cluster tags (project,
+# env). The operator's ``json`` is a templated field: Airflow renders these when the task runs.
+TASK_COST_TAGS: dict[str, str] = {"pipeline": "{{ dag.dag_id }}", "task": "{{ task.task_id }}"}
+
+
+def job_cluster(env: Environment) -> dict[str, Any]:
+    """The ``new_cluster`` of a run: the environment's, plus :data:`TASK_COST_TAGS` when the
+    environment tags its clusters (Databricks; the local workspace ignores the cluster)."""
+    cluster = dict(env.new_cluster)
+    if "custom_tags" in cluster:
+        cluster["custom_tags"] = {**cluster["custom_tags"], **TASK_COST_TAGS}
+    return cluster
+
+
 def submit_run_payload(
     env: Environment, script: str, parameters: Parameters, *, timeout: timedelta
 ) -> dict[str, Any]:
-    """The ``runs/submit`` body for ``spark_jobs/<script>`` in ``env``."""
+    """The ``runs/submit`` body for ``spark_jobs/<script>`` in ``env``.
+
+    ``python -m tools.payloads render --env <env>`` renders every one a DAG sends and validates
+    it against the Jobs API.
+    """
     if "/" in script or not script.endswith(".py"):
         raise ValueError(f"script {script!r} must be a file name in spark_jobs/, e.g. 'x.py'")
     task: dict[str, Any] = {
@@ -64,7 +82,7 @@ def submit_run_payload(
         "parameters": job_parameters(parameters),
     }
     payload: dict[str, Any] = {
-        "new_cluster": env.new_cluster,
+        "new_cluster": job_cluster(env),
         "spark_python_task": task,
         "timeout_seconds": int(timeout.total_seconds()),
     }

@@ -78,7 +78,12 @@ def test_prod_payload_pins_git_source_libraries_and_cost_tags(monkeypatch):
     }
     assert payload["spark_python_task"]["source"] == "GIT"
     assert payload["new_cluster"]["policy_id"] == "ABC123"
-    assert payload["new_cluster"]["custom_tags"] == {"project": "ecom-ml", "env": "prod"}
+    assert payload["new_cluster"]["custom_tags"] == {
+        "project": "ecom-ml",
+        "env": "prod",
+        "pipeline": "{{ dag.dag_id }}",  # rendered by Airflow: tests/deploy/test_payloads.py
+        "task": "{{ task.task_id }}",
+    }
     assert "autoscale" in payload["new_cluster"]
     assert payload["libraries"] == [{"pypi": {"package": pin}} for pin in JOB_LIBRARIES]
     assert env.catalog == "ecom_prod"

@@ -1,0 +1,353 @@
+"""The runs/submit payloads of dev and prod: rendered as Airflow renders them, validated against
+the Jobs API types of databricks-sdk (``tools/payloads.py``, ``tools/jobs_api_schema.py``).
+
+No Spark, no Airflow database: each render parses ``dags/`` once (a few seconds).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from datetime import timedelta
+
+import pytest
+
+from ecom_airflow.config import (
+    DEV_RUNTIME_VERSION,
+    JOB_LIBRARIES,
+    PROD_RUNTIME_VERSION,
+    current_environment,
+)
+from ecom_airflow.tasks import submit_run_payload
+from tools import payloads as cli
+from tools.jobs_api_schema import Problem, validate_submit_payload
+
+GIT_URL = "https://git.example.com/acme/ecom-ml-platform.git"
+GIT_REFS = {"dev": "v1.4.0-rc.1", "prod": "0123456789abcdef0123456789abcdef01234567"}
+RUNTIMES = {"dev": DEV_RUNTIME_VERSION, "prod": PROD_RUNTIME_VERSION}
+OPTIONAL_VARIABLES = (
+    "ECOM_CLUSTER_POLICY_ID",
+    "ECOM_INSTANCE_POOL_ID",
+    "ECOM_DRIVER_INSTANCE_POOL_ID",
+    "ECOM_GIT_PROVIDER",
+    "ECOM_ONLINE_SYNC_PIPELINE_ID",
+)
+
+
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in (*OPTIONAL_VARIABLES, "ECOM_ENV", "ECOM_GIT_URL", "ECOM_GIT_REF"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(scope="module", params=["dev", "prod"])
+def rendered(request) -> tuple[str, list[cli.Payload]]:
+    env = request.param
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        _clean_environment(monkeypatch)
+        return env, cli.render_payloads(env, git_url=GIT_URL, git_ref=GIT_REFS[env])
+
+
+@pytest.fixture
+def databricks_env(monkeypatch):
+    _clean_environment(monkeypatch)
+    monkeypatch.setenv("ECOM_ENV", "prod")
+    monkeypatch.setenv("ECOM_GIT_URL", GIT_URL)
+    monkeypatch.setenv("ECOM_GIT_REF", "v1.4.0")
+    return monkeypatch
+
+
+def _valid_body() -> dict:
+    """A valid single-task body as the provider sends it (numbers as strings)."""
+    return {
+        "new_cluster": {
+            "spark_version": "17.3.x-scala2.13",
+            "node_type_id": "Standard_D4ds_v5",
+            "autoscale": {"min_workers": "2", "max_workers": "8"},
+            "azure_attributes": {
+                "availability": "SPOT_WITH_FALLBACK_AZURE",
+                "first_on_demand": "1",
+            },
+            "custom_tags": {"project": "ecom-ml", "pipeline": "model_training"},
+            "data_security_mode": "SINGLE_USER",
+        },
+        "spark_python_task": {
+            "python_file": "spark_jobs/train_models.py",
+            "parameters": ["--ds", "2019-11-01"],
+            "source": "GIT",
+        },
+        "git_source": {"git_url": GIT_URL, "git_provider": "gitHub", "git_tag": "v1.4.0"},
+        "libraries": [{"pypi": {"package": "mlflow==3.17.2"}}],
+        "timeout_seconds": "3600",
+        "run_name": "model_training.train_propensity_model [2019-11-01]",
+        "idempotency_token": "00000000-0000-0000-0000-000000000000",
+    }
+
+
+# -- every payload of dev and prod ---------------------------------------------------------------
+
+
+def test_every_payload_renders_and_validates(rendered):
+    _, payloads = rendered
+    assert len(payloads) >= 12
+    assert {"ingest_events", "build_user_features", "train_propensity_model", "score_users"} <= {
+        p.task_id for p in payloads
+    }
+    problems = [f"{p.file} {problem}" for p in payloads for problem in p.problems]
+    assert problems == []
+
+
+def test_job_clusters_carry_the_environment_and_per_pipeline_cost_tags(rendered):
+    env, payloads = rendered
+    for payload in payloads:
+        cluster = payload.body["new_cluster"]
+        assert cluster["custom_tags"] == {
+            "project": "ecom-ml",
+            "env": env,
+            "pipeline": payload.dag_id,
+            "task": payload.task_id,
+        }
+        assert cluster["spark_version"] == RUNTIMES[env]
+        assert set(cluster["autoscale"]) == {"min_workers", "max_workers"}
+        assert cluster["azure_attributes"]["availability"] == "SPOT_WITH_FALLBACK_AZURE"
+
+
+def test_code_and_libraries_are_pinned_and_templates_rendered(rendered):
+    env, payloads = rendered
+    ref_key = "git_commit" if env == "prod" else "git_tag"
+    for payload in payloads:
+        body = payload.body
+        assert body["git_source"] == {
+            "git_url": GIT_URL,
+            "git_provider": "gitHub",
+            ref_key: GIT_REFS[env],
+        }
+        assert body["spark_python_task"]["source"] == "GIT"
+        assert body["libraries"] == [{"pypi": {"package": pin}} for pin in JOB_LIBRARIES]
+        assert body["run_name"] == f"{payload.dag_id}.{payload.task_id} [{payload.logical_date}]"
+        assert body["idempotency_token"] == str(cli.NIL_TI_ID)
+    ingest = next(p for p in payloads if p.task_id == "ingest_events")
+    parameters = ingest.body["spark_python_task"]["parameters"]
+    assert parameters[parameters.index("--ds") + 1] == "2019-11-01"
+    training = next(p for p in payloads if p.task_id == "train_propensity_model")
+    parameters = training.body["spark_python_task"]["parameters"]
+    assert parameters[parameters.index("--reason") + 1] == "schedule"  # the param's default
+    assert parameters[parameters.index("--catalog") + 1] == f"ecom_{env}"
+
+
+# -- the command -----------------------------------------------------------------------------------
+
+
+def test_rendering_twice_writes_identical_bytes(tmp_path, monkeypatch, capsys):
+    _clean_environment(monkeypatch)
+    outputs = []
+    for name in ("a", "b"):
+        out = tmp_path / name
+        args = ["render", "--env", "prod", "--git-url", GIT_URL, "--git-ref", "v1.4.0"]
+        assert cli.main([*args, "--out", str(out)]) == 0
+        outputs.append({p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*.json")})
+    assert outputs[0] == outputs[1]
+    index = json.loads(outputs[0]["index.json"])
+    assert sorted(outputs[0]) == sorted([*index["files"], "index.json"])
+    assert index["git_source_is_placeholder"] is False
+    lines = capsys.readouterr().out.splitlines()
+    assert sum(line.startswith("ok ") for line in lines) == 2 * len(index["files"])
+    body = json.loads(outputs[0]["model_training/train_propensity_model.json"])
+    assert body["new_cluster"]["custom_tags"]["pipeline"] == "model_training"
+
+
+def test_the_command_exits_non_zero_listing_every_problem(monkeypatch, tmp_path, capsys):
+    broken = cli.Payload(
+        dag_id="d",
+        task_id="t",
+        logical_date="2019-11-01",
+        body={},
+        problems=(Problem("$.new_cluster.nodetype_id", "unknown key"), Problem("$.x", "y")),
+    )
+    monkeypatch.setattr(cli, "render_payloads", lambda *a, **k: [broken])
+    assert cli.main(["render", "--env", "dev", "--out", str(tmp_path / "out")]) == 1
+    captured = capsys.readouterr()
+    assert captured.out.startswith("INVALID (2) d.t [2019-11-01]")
+    assert "d/t.json $.new_cluster.nodetype_id: unknown key" in captured.err
+    assert "d/t.json $.x: y" in captured.err
+    assert "placeholder" in captured.out  # no git source was given
+
+
+def test_a_moving_branch_is_refused_before_anything_is_rendered(monkeypatch, tmp_path, capsys):
+    _clean_environment(monkeypatch)
+    out = tmp_path / "out"
+    assert cli.main(["render", "--env", "prod", "--git-ref", "main", "--out", str(out)]) == 2
+    assert "moving branch" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_validate_checks_hand_made_bodies(tmp_path, capsys):
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps(_valid_body()))
+    body = _valid_body()
+    body["spark_python_task"]["parameters"] = ["--ds", "{{ ds }}"]
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(body))
+    assert cli.main(["validate", str(good)]) == 0
+    assert cli.main(["validate", str(good), str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert f"{bad} $.spark_python_task.parameters[1]: Jinja left unrendered: '{{{{ ds }}}}'" in err
+
+
+def test_stale_files_are_removed_and_a_foreign_folder_is_refused(tmp_path):
+    def payload(task_id: str) -> cli.Payload:
+        return cli.Payload("dag", task_id, "2019-11-01", {"run_name": task_id}, ())
+
+    out = tmp_path / "out"
+    cli.write_payloads([payload("a"), payload("b")], out, {"env": "dev"})
+    cli.write_payloads([payload("a")], out, {"env": "dev"})
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.json")) == [
+        "dag/a.json",
+        "index.json",
+    ]
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    with pytest.raises(cli.RenderError, match="not empty"):
+        cli.write_payloads([payload("a")], foreign, {"env": "dev"})
+
+
+# -- config: git ref and instance pool ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "ref", ["main", "master", "HEAD", "develop", "refs/heads/release-1.4", "0123abc", "refs/x"]
+)
+def test_a_ref_that_is_not_a_pinned_tag_or_commit_is_refused(databricks_env, ref):
+    databricks_env.setenv("ECOM_GIT_REF", ref)
+    with pytest.raises(ValueError, match="not a pinned tag or commit"):
+        current_environment()
+
+
+@pytest.mark.parametrize(
+    ("ref", "expected"),
+    [
+        ("v1.4.0", {"git_tag": "v1.4.0"}),
+        ("refs/tags/v1.4.0", {"git_tag": "v1.4.0"}),
+        ("20240101", {"git_tag": "20240101"}),
+        (
+            "0123456789ABCDEF0123456789abcdef01234567",
+            {"git_commit": "0123456789abcdef" * 2 + "01234567"},
+        ),
+    ],
+)
+def test_tags_and_full_commits_are_pinned(databricks_env, ref, expected):
+    databricks_env.setenv("ECOM_GIT_REF", ref)
+    git_source = current_environment().git_source
+    refs = {k: v for k, v in git_source.items() if k in ("git_branch", "git_tag", "git_commit")}
+    assert refs == expected
+
+
+def test_an_instance_pool_replaces_node_type_and_spot_attributes(databricks_env):
+    databricks_env.setenv("ECOM_INSTANCE_POOL_ID", "0101-pool-workers")
+    databricks_env.setenv("ECOM_CLUSTER_POLICY_ID", "POLICY1")
+    databricks_env.setenv("ECOM_GIT_PROVIDER", "azureDevOpsServices")
+    body = submit_run_payload(
+        current_environment(), "ingest_events.py", {"--ds": "{{ ds }}"}, timeout=timedelta(hours=1)
+    )
+    cluster = body["new_cluster"]
+    assert cluster["instance_pool_id"] == cluster["driver_instance_pool_id"] == "0101-pool-workers"
+    assert not {"node_type_id", "driver_node_type_id", "azure_attributes"} & cluster.keys()
+    assert cluster["policy_id"] == "POLICY1"
+    assert body["git_source"]["git_provider"] == "azureDevOpsServices"
+    assert validate_submit_payload(body) == []
+
+    databricks_env.setenv("ECOM_DRIVER_INSTANCE_POOL_ID", "0101-pool-driver")
+    cluster = submit_run_payload(
+        current_environment(), "ingest_events.py", {}, timeout=timedelta(hours=1)
+    )["new_cluster"]
+    assert cluster["driver_instance_pool_id"] == "0101-pool-driver"
+
+    databricks_env.delenv("ECOM_INSTANCE_POOL_ID")
+    with pytest.raises(ValueError, match="ECOM_INSTANCE_POOL_ID"):
+        current_environment()
+
+
+# -- the schema validation -------------------------------------------------------------------------
+
+
+def test_the_valid_body_has_no_problem():
+    assert validate_submit_payload(_valid_body()) == []
+
+
+def _problems(mutate) -> list[str]:
+    body = copy.deepcopy(_valid_body())
+    mutate(body)
+    return [str(p) for p in validate_submit_payload(body)]
+
+
+def test_an_unknown_key_is_reported_with_its_path_and_the_closest_key():
+    def typo(body):
+        body["new_cluster"]["nodetype_id"] = body["new_cluster"].pop("node_type_id")
+        body["new_clustr"] = {}
+
+    assert _problems(typo) == [
+        "$.new_cluster.nodetype_id: unknown key of compute.ClusterSpec; did you mean 'node_type_id'?",
+        "$.new_clustr: unknown key of runs/submit; did you mean 'new_cluster'?",
+    ]
+
+
+def test_wrong_types_are_reported_with_their_path():
+    def wrong(body):
+        body["new_cluster"]["autoscale"]["max_workers"] = "eight"
+        body["new_cluster"]["custom_tags"]["pipeline"] = 3
+        body["spark_python_task"]["parameters"] = "--ds 2019-11-01"
+        body["libraries"][0]["pypi"] = "mlflow"
+        body["timeout_seconds"] = True
+        body["git_source"]["git_provider"] = "github.com"
+
+    assert _problems(wrong) == [
+        "$.git_source.git_provider: 'github.com' is not one of jobs.GitProvider: "
+        "awsCodeCommit, azureDevOpsServices, bitbucketCloud, bitbucketServer, gitHub, "
+        "gitHubEnterprise, gitLab, gitLabEnterpriseEdition",
+        "$.libraries[0].pypi: expected an object (compute.PythonPyPiLibrary), got string",
+        "$.new_cluster.autoscale.max_workers: expected an integer, got string 'eight'",
+        "$.new_cluster.custom_tags.pipeline: expected a string, got number 3",
+        "$.spark_python_task.parameters: expected an array, got string",
+        "$.timeout_seconds: expected an integer, got boolean True",
+    ]
+
+
+def test_missing_required_fields_are_reported_with_their_path():
+    def missing(body):
+        del body["spark_python_task"]["python_file"]
+        del body["git_source"]["git_provider"]
+        body["libraries"].append({"pypi": {}})
+
+    assert _problems(missing) == [
+        "$.git_source.git_provider: missing (required by jobs.GitSource)",
+        "$.libraries[1].pypi.package: missing (required by compute.PythonPyPiLibrary)",
+        "$.spark_python_task.python_file: missing (required by jobs.SparkPythonTask)",
+    ]
+
+
+def test_api_rules_beyond_types():
+    def pool_with_node_type_and_two_refs(body):
+        body["new_cluster"]["instance_pool_id"] = "pool"
+        body["git_source"]["git_branch"] = "main"
+        body["notebook_task"] = {"notebook_path": "x"}
+
+    assert _problems(pool_with_node_type_and_two_refs) == [
+        "$: needs exactly one task type (found: notebook_task, spark_python_task)",
+        "$.git_source: sets git_branch and git_tag; the API allows one",
+        "$.new_cluster.azure_attributes: not allowed with instance_pool_id (the pool defines it)",
+        "$.new_cluster.node_type_id: not allowed with instance_pool_id (the pool defines it)",
+    ]
+
+
+def test_the_multi_task_form_and_nulls():
+    body = {
+        "tasks": [{"pipeline_task": {"pipeline_id": "p"}}],
+        "timeout_seconds": 3600,
+        "spark_python_task": {"python_file": "x.py"},
+        "run_name": None,
+    }
+    assert [str(p) for p in validate_submit_payload(body)] == [
+        "$.run_name: is null; leave the key out instead",
+        "$.spark_python_task: a task field next to 'tasks'; move it into a task",
+        "$.tasks[0].task_key: missing (required by jobs.SubmitTask)",
+    ]
