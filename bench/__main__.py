@@ -13,7 +13,14 @@ from pathlib import Path
 
 from bench.common import write_results
 
-BENCHMARKS = ("run_overhead", "feature_pipeline", "scoring", "system_run")
+BENCHMARKS = (
+    "run_overhead",
+    "feature_pipeline",
+    "scoring",
+    "dag_parsing",
+    "system_run",
+    "test_suite",
+)
 # The benchmarks call job functions directly, as a spark_python_task would import them.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "spark_jobs"))
 
@@ -22,6 +29,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make bench", description=__doc__)
     parser.add_argument("--only", choices=BENCHMARKS, action="append")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--run-tests", action="store_true",
+        help="test_suite: run `make test` first instead of reading the last session's timing",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     # The driver-side scoring baseline collects millions of rows: give the benchmark's driver
     # room for it (a JVM's heap is fixed when the first session of the process starts).
@@ -31,7 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.only or BENCHMARKS:
         print(f"[bench] {name}", flush=True)
         module = importlib.import_module(f"bench.{name}")
-        results[name] = module.run(repeats=args.repeats)
+        if name == "test_suite":
+            results[name] = module.run(repeats=args.repeats, run_tests=args.run_tests)
+        else:
+            results[name] = module.run(repeats=args.repeats)
     path = write_results(results)
     print(path.read_text())
     return 0
