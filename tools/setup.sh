@@ -2,9 +2,10 @@
 # Idempotent set-up of everything the local stack and the tests need:
 #   1. .venv with the pinned Airflow-side, job-side and dev packages (constraints.txt locks them),
 #   2. the Delta Lake JVM jars in .local/jars (from Maven Central, once; never at Spark start),
-#   3. Azurite (Azure Blob emulator) from npm in .local/node.
-# Each step keeps a stamp holding the hash of its inputs and is skipped while that hash is
-# unchanged, so a second run takes about a second.
+#   3. Azurite (Azure Blob emulator) from npm in .local/node,
+#   4. Debian's chromium + chromium-driver, for the headless browser test (tests/e2e).
+# Steps 1-3 keep a stamp holding the hash of their inputs and are skipped while that hash is
+# unchanged; step 4 is skipped while both binaries exist. A second run takes about a second.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -64,5 +65,29 @@ else
   cp tools/node/package.json tools/node/package-lock.json "$STATE/node/"
   (cd "$STATE/node" && npm ci --silent --no-audit --no-fund >/dev/null)
   stamp azurite "$az_hash"
+fi
+
+# 4. Chromium for the browser test -----------------------------------------------------------
+# Debian's packages (not a browser build downloaded at run time): the browser and the
+# chromedriver of the same version.
+chrome_pkgs=(chromium chromium-driver)
+if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then
+  say "chromium: up to date"
+else
+  if [ "$(id -u)" -eq 0 ]; then
+    as_root=()
+  elif command -v sudo >/dev/null 2>&1 && { sudo -n true 2>/dev/null || [ -t 0 ]; }; then
+    as_root=(sudo)  # asks for a password only on a terminal
+  else
+    echo "[setup] error: the browser test needs Debian's ${chrome_pkgs[*]} (/usr/bin/chromium," \
+      "/usr/bin/chromedriver): install them as root with" \
+      "'apt-get install ${chrome_pkgs[*]}'" >&2
+    exit 1
+  fi
+  need apt-get "Debian's apt, to install ${chrome_pkgs[*]}"
+  say "chromium: installing ${chrome_pkgs[*]} with apt-get (first run takes about a minute)"
+  export DEBIAN_FRONTEND=noninteractive
+  "${as_root[@]}" apt-get update -qq
+  "${as_root[@]}" apt-get install -y -qq --no-install-recommends "${chrome_pkgs[@]}" >/dev/null
 fi
 say "ready"

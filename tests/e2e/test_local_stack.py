@@ -7,12 +7,10 @@ from __future__ import annotations
 import functools
 import io
 import json
-import socket
 import time
 
 import pytest
 
-from tools.airflow_api import AirflowClient
 from tools.run_system import (
     PIPELINES,
     prune_unplanned_runs,
@@ -20,7 +18,6 @@ from tools.run_system import (
     run_job,
     workspace_client,
 )
-from tools.stack import StackConfig, down, up
 
 # Each test waits up to 20 minutes per DAG for its runs: the suite-wide 15-minute timeout
 # would cut a slow but healthy run on a busy CI machine.
@@ -29,37 +26,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.spark, pytest.mark.airflow, pytest.ma
 DAG_ID = "data_quality_validation"
 DAYS = ["2019-10-01", "2019-10-02"]
 LANDING = "/Volumes/ecom/raw/landing/events"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def stack(session_dir):
-    config = StackConfig(
-        state=session_dir / "e2e-stack",
-        workspace_port=_free_port(),
-        mlflow_port=_free_port(),
-        azurite_port=_free_port(),
-        airflow_port=_free_port(),
-    )
-    config.secrets = config._load_secrets()
-    try:
-        up(config)
-        yield config
-    finally:
-        down(config)
-
-
-@pytest.fixture(scope="module")
-def airflow(stack):
-    env = stack.client_env()
-    client = AirflowClient(env["AIRFLOW_API_URL"], env["AIRFLOW_USERNAME"], env["AIRFLOW_PASSWORD"])
-    client.wait_for_dags(PIPELINES)
-    return client
 
 
 def _backfill(airflow, days: list[str]) -> dict[str, list[dict]]:
