@@ -4,14 +4,14 @@
         --landing-dir /Volumes/ecom/raw/landing/events [--label-horizon-days 7]
 
 The daily DAGs process one date per run: right for every day after go-live, slow for months
-of history (three DAG runs and about ten tasks per date). This job runs, in one Spark session,
-what those runs do to the tables for every date of the range, with the same library
-functions: ``ingest_events`` (date by date, rows in = bronze + quarantined checked for each),
-``build_silver_events`` (date by date, in order), then ``build_user_features`` in bulk mode.
-The tables end as the daily runs would leave them, so the DAGs take over from the day after
-the range (or rerun any date of it) without a seam. It does not validate (no Great
-Expectations reports) and records no Airflow runs: backfill the DAGs for the dates that need
-them.
+of history (three DAG runs and about ten tasks per date). This job does to the tables what
+those runs would, for the whole range, with the same parsing, cleaning and feature code
+(``clickstream/history.py``): every date's files into bronze and quarantine in one write
+(rows in = bronze + quarantined checked per date), one silver MERGE, then the features and
+labels in bulk mode. The tables end as the daily runs would leave them, so the DAGs take over
+from the day after the range (or rerun any date of it) without a seam. It does not validate
+(no Great Expectations reports) and records no Airflow runs: backfill the DAGs for the dates
+that need them.
 """
 
 from __future__ import annotations
@@ -22,10 +22,9 @@ import time
 from pyspark.sql import SparkSession
 
 from clickstream.features import build_feature_range
-from clickstream.ingest import ingest
+from clickstream.history import ingest_range, silver_range
 from clickstream.jobs import expected_failures, parser
 from clickstream.schema import date_range
-from clickstream.silver import build_silver_events
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,30 +41,20 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     with expected_failures("load_history"):
         days = date_range(args.start_ds, args.end_ds)
-        totals = {"rows_in": 0, "bronze": 0, "quarantined": 0}
-        for i, ds in enumerate(days, 1):
-            counts = ingest(
-                spark,
-                ds=ds,
-                catalog=args.catalog,
-                landing_dir=args.landing_dir,
-                schema=args.bronze_schema,
-            )
-            silver = build_silver_events(
-                spark,
-                ds=ds,
-                catalog=args.catalog,
-                bronze_schema=args.bronze_schema,
-                silver_schema=args.silver_schema,
-            )
-            for key in totals:
-                totals[key] += counts[key]
-            print(
-                f"[{i}/{len(days)}] {ds}: {counts['rows_in']} rows in, {counts['bronze']} "
-                f"bronze, {counts['quarantined']} quarantined, {silver['events']} silver "
-                f"({time.monotonic() - started:.0f} s)",
-                flush=True,
-            )
+        counts = ingest_range(
+            spark, start=days[0], end=days[-1], catalog=args.catalog,
+            landing_dir=args.landing_dir, schema=args.bronze_schema,
+        )  # fmt: skip
+        for ds, c in counts.items():
+            print(f"{ds}: {c['rows_in']} rows in, {c['bronze']} bronze, "
+                  f"{c['quarantined']} quarantined")  # fmt: skip
+        print(f"bronze of {len(days)} day(s) landed ({time.monotonic() - started:.0f} s)")
+        events = silver_range(
+            spark, start=days[0], end=days[-1], catalog=args.catalog,
+            bronze_schema=args.bronze_schema, silver_schema=args.silver_schema,
+        )  # fmt: skip
+        print(f"{sum(events.values())} events merged into silver over {len(events)} event "
+              f"date(s) ({time.monotonic() - started:.0f} s)")  # fmt: skip
         build_feature_range(
             spark,
             start=days[0],
@@ -74,10 +63,12 @@ def main(argv: list[str] | None = None) -> int:
             horizon_days=args.label_horizon_days,
             silver_schema=args.silver_schema,
         )
+        keys = ("rows_in", "bronze", "quarantined")
+        total = {k: sum(c[k] for c in counts.values()) for k in keys}
     print(
         f"history {days[0]}..{days[-1]} loaded in {time.monotonic() - started:.0f} s: "
-        f"{totals['rows_in']} rows in = {totals['bronze']} bronze + "
-        f"{totals['quarantined']} quarantined"
+        f"{total['rows_in']} rows in = {total['bronze']} bronze + "
+        f"{total['quarantined']} quarantined"
     )
     return 0
 
