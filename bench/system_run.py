@@ -40,6 +40,7 @@ def _env(state: Path) -> dict[str, str]:
 
 def _one_run(state: Path) -> dict:
     shutil.rmtree(state, ignore_errors=True)
+    state.parent.mkdir(parents=True, exist_ok=True)
     env = _env(state)
     log_path = state.parent / f"{state.name}.log"
     try:
