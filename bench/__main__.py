@@ -20,6 +20,7 @@ BENCHMARKS = (
     "dag_parsing",
     "system_run",
     "test_suite",
+    "duckdb_reference",
 )
 # The benchmarks call job functions directly, as a spark_python_task would import them.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "spark_jobs"))
