@@ -2,23 +2,35 @@
 ### Data quality validation (daily)
 
 Lands the raw click-stream CSV of the logical date into `bronze.events` and validates it with
-Great Expectations: `ingest_events` -> `validate_bronze_events` -> `upload_bronze_events_report`
--> `check_bronze_events_gate`.
+Great Expectations: `wait_for_landing_files` -> `ingest_events` -> `validate_bronze_events` ->
+`upload_bronze_events_report` -> `check_bronze_events_gate`.
 
 | | |
 |---|---|
 | **Input** | `<volume_root>/landing/events/<ds>/*.csv[.gz]` (REES46 format) |
-| **Output** | `bronze.events` (partition `ingest_date = ds`), `bronze.events_quarantine` (rows that could not be typed, with a `reason`), `monitoring.dq_results` (every expectation's result), the HTML report `<volume_root>/reports/data_quality_validation/<ds>/bronze_events.html` and its copy in Blob (`reports/data_quality_validation/<ds>/bronze_events.html`, the task's *Report* link) |
+| **Output** | `bronze.events` (partition `ingest_date = ds`), `bronze.events_quarantine` (rows that could not be typed, with a `reason`), `bronze.events_ingest_log` (one row per date: files, rows in, bronze, quarantined by reason), `monitoring.dq_results` (every expectation's result), the HTML report `<volume_root>/reports/data_quality_validation/<ds>/bronze_events.html` and its copy in Blob (`reports/data_quality_validation/<ds>/bronze_events.html`, the task's *Report* link) |
 | **Runs on** | Databricks (`DatabricksSubmitRunOperator`, `spark_jobs/ingest_events.py`); locally on the local workspace |
 | **Owner** | ml-platform |
 
 **What a failure means.**
-- `ingest_events` fails when the day's folder is missing, when the file cannot be read, or
-  when rows in != rows out + quarantined (nothing is ever dropped silently). The task log and
+- `wait_for_landing_files` waits (reschedule mode, no worker slot held) until
+  `<volume_root>/landing/events/<ds>/` holds a `*.csv` or `*.csv.gz` file, listed through the
+  Databricks Files API with the jobs' connection (hidden `.*`/`_*` files and other extensions do
+  not count). It **fails** when none appeared within `landing_timeout` (6 h; 15 min locally):
+  the day's export is late or missing, and its message names the folder and patterns it waited
+  for. Deliver the file(s) to that folder, then clear the task (the rest of the run follows).
+  Access denied on the Volume fails it at once.
+- `ingest_events` fails when a file cannot be read (e.g. a truncated `.csv.gz`, named in the
+  error), or when rows in != rows out + quarantined (nothing is ever dropped silently). Bad
+  lines do not fail it: they go to `bronze.events_quarantine` with a `reason`; a file whose
+  header has other columns (renamed, reordered, missing, extra: a schema change upstream) is
+  quarantined whole as `header_mismatch`, and the log names the difference. The task log and
   the *See Databricks Job Run* link show the job's error and log.
-- `check_bronze_events_gate` fails when a **blocking** expectation failed (schema, null keys,
-  unknown event types, a volume far from the recent days, too many quarantined rows). Its
-  message names each failed expectation with the observed and expected values; the *Report*
+- `check_bronze_events_gate` fails when a **blocking** expectation failed (schema, an empty day
+  with 0 rows, null keys, unknown event types, a volume far from the recent days, too many
+  quarantined rows). Its message names each failed expectation with the observed and expected
+  values (an empty day: `0 rows (the 1 file(s) of the date hold no rows: empty or header
+  only)`); the *Report*
   link of `upload_bronze_events_report` opens the full page. The downstream DAGs of that date
   do not run. **Warning** expectations (prices out of range, late events, duplicates) are
   listed in the log and the report but let the day through. Fix the input (or accept it and
@@ -37,6 +49,7 @@ from __future__ import annotations
 
 from ecom_airflow.config import current_environment
 from ecom_airflow.tasks import daily_dag, data_quality_checks, databricks_job
+from ecom_plugins import LandingFilesSensor
 
 ENV = current_environment()
 
@@ -45,6 +58,14 @@ with daily_dag(
     doc_md=__doc__,
     tags=["data-quality", "bronze", "daily"],
 ):
+    # No worker slot is held while waiting (reschedule); a timeout fails without retry.
+    wait_for_landing_files = LandingFilesSensor(
+        task_id="wait_for_landing_files",
+        folder=f"{ENV.landing_dir}/{{{{ ds }}}}",
+        databricks_conn_id=ENV.databricks_conn_id,
+        poke_interval=ENV.landing_poke_seconds,
+        timeout=ENV.landing_timeout.total_seconds(),
+    )
     ingest_events = databricks_job(
         task_id="ingest_events",
         script="ingest_events.py",
@@ -57,4 +78,4 @@ with daily_dag(
     validate, _upload, _gate = data_quality_checks(
         pipeline="data_quality_validation", report="bronze_events", suites=["bronze_events"]
     )
-    ingest_events >> validate
+    wait_for_landing_files >> ingest_events >> validate

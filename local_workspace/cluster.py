@@ -4,6 +4,10 @@ At most ``max_concurrent_runs`` run at once (each warm slot is one driver JVM); 
 as QUEUED, as Databricks job queueing does. Cancelling or timing out a warm run kills its
 driver (a fresh one starts for the next run): the only way to stop arbitrary user code for
 sure, and what a Databricks cluster restart amounts to.
+
+No run outlives the server: stopping it kills every driver and job process, and a job process
+started by a server that dies abruptly kills itself (``runner.exit_with_workspace``), so a run
+the restarted server reports as INTERNAL_ERROR really stopped and never races its retry.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import threading
 import time
 from pathlib import Path
 
+from local_workspace.runner import WORKSPACE_PID_ENV
 from local_workspace.spark_runtime import LocalLayout, job_environment
 from local_workspace.store import RunStore, now_ms
 
@@ -28,6 +33,14 @@ DRIVER_START_TIMEOUT = 300
 
 class DriverDied(RuntimeError):
     pass
+
+
+def _process_environment(layout: LocalLayout) -> dict[str, str]:
+    """Environment of a driver or job process started by this server."""
+    env = job_environment(layout)
+    env["PYTHONPATH"] = os.pathsep.join([str(layout.root), env.get("PYTHONPATH", "")])
+    env[WORKSPACE_PID_ENV] = str(os.getpid())
+    return env
 
 
 def _kill_group(process: subprocess.Popen) -> None:
@@ -43,9 +56,8 @@ class WarmDriver:
     """One long-lived ``python -m local_workspace.driver`` process."""
 
     def __init__(self, layout: LocalLayout, index: int):
-        env = job_environment(layout)
+        env = _process_environment(layout)
         env["LOCAL_DRIVER_LOG"] = str(layout.workspace_dir / f"driver-{index}.log")
-        env["PYTHONPATH"] = os.pathsep.join([str(layout.root), env.get("PYTHONPATH", "")])
         self.process = subprocess.Popen(
             [sys.executable, "-m", "local_workspace.driver"],
             stdin=subprocess.PIPE,
@@ -100,6 +112,7 @@ class Cluster:
         self.store, self.layout, self.mode = store, layout, mode
         self._free_slots = list(range(slots))
         self._drivers: dict[int, WarmDriver] = {}
+        self._processes: dict[int, subprocess.Popen] = {}  # cold job processes by run id
         self._cancelled: set[int] = set()
         self._lock = threading.Condition()
         self._stopping = False
@@ -117,6 +130,8 @@ class Cluster:
             self._lock.notify_all()
         for driver in list(self._drivers.values()):
             driver.kill()
+        for process in list(self._processes.values()):
+            _kill_group(process)
         self.store.mark_in_flight_as_lost()
 
     def wake(self) -> None:
@@ -242,8 +257,7 @@ class Cluster:
 
     def _run_cold(self, run_id, script, args, log_path, run_dir, verdict) -> dict | None:
         result_path = run_dir / "result.json"
-        env = job_environment(self.layout)
-        env["PYTHONPATH"] = os.pathsep.join([str(self.layout.root), env.get("PYTHONPATH", "")])
+        env = _process_environment(self.layout)
         with open(run_dir / "process.log", "ab") as process_log:
             process = subprocess.Popen(
                 [sys.executable, "-m", "local_workspace.launcher", str(result_path),
@@ -251,13 +265,17 @@ class Cluster:
                 env=env, cwd=self.layout.root, stdout=process_log, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, start_new_session=True,
             )  # fmt: skip
-        self.store.update(run_id, life_cycle_state="RUNNING", state_message="")
-        log.info("run %s running %s in cold process %s", run_id, script.name, process.pid)
-        while process.poll() is None:
-            if verdict() is not None:
-                _kill_group(process)
-                return None
-            time.sleep(0.2)
+        self._processes[run_id] = process
+        try:
+            self.store.update(run_id, life_cycle_state="RUNNING", state_message="")
+            log.info("run %s running %s in cold process %s", run_id, script.name, process.pid)
+            while process.poll() is None:
+                if verdict() is not None:
+                    _kill_group(process)
+                    return None
+                time.sleep(0.2)
+        finally:
+            self._processes.pop(run_id, None)
         if result_path.exists():
             return json.loads(result_path.read_text())
         raise DriverDied(f"job process exited with code {process.returncode} before finishing")

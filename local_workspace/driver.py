@@ -13,11 +13,12 @@ import os
 import sys
 from pathlib import Path
 
-from local_workspace.runner import run_script
+from local_workspace.runner import exit_with_workspace, run_script
 from local_workspace.spark_runtime import LocalLayout, build_session, register_tables
 
 
 def main() -> int:
+    exit_with_workspace()
     protocol = os.fdopen(os.dup(1), "w", buffering=1)
     driver_log = os.environ.get("LOCAL_DRIVER_LOG", os.devnull)
     log_fd = os.open(driver_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)

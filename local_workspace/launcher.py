@@ -10,12 +10,13 @@ import json
 import sys
 from pathlib import Path
 
-from local_workspace.runner import run_script
+from local_workspace.runner import exit_with_workspace, run_script
 from local_workspace.spark_runtime import LocalLayout, build_session
 
 
 def main(argv: list[str]) -> int:
     result_path, log_path, script, *args = argv
+    exit_with_workspace()
     layout = LocalLayout.from_env()
     build_session(layout)
     result = run_script(Path(script), args, Path(log_path), layout.spark_jobs_dir)

@@ -9,10 +9,37 @@ captured to the run's log, and the outcome reduced to ``{"ok", "error", "error_t
 from __future__ import annotations
 
 import contextlib
+import os
 import runpy
+import signal
 import sys
+import threading
+import time
 import traceback
 from pathlib import Path
+
+# Set by the server for the processes it starts (warm drivers, cold job processes).
+WORKSPACE_PID_ENV = "LOCAL_WORKSPACE_PID"
+
+
+def exit_with_workspace(poll_seconds: float = 0.5) -> None:
+    """Kill this process's group (the job, its JVM and Python workers) once the workspace
+    server that started it is gone.
+
+    A server that dies abruptly (SIGKILL, out of memory, a crash) cannot stop its runs; when
+    it starts again it marks them INTERNAL_ERROR and the orchestrator's retry submits them
+    anew. A job still running at that point would write the same tables as the retry: two
+    writers on one partition, and a run reported as failed that changes data afterwards. So
+    no job process outlives its server, as no Databricks run outlives its cluster.
+    """
+    parent = int(os.environ.get(WORKSPACE_PID_ENV) or os.getppid())
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_seconds)
+        os.killpg(os.getpgrp(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="exit-with-workspace", daemon=True).start()
 
 
 def _purge_modules(spark_jobs_dir: Path) -> None:

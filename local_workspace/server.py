@@ -11,6 +11,7 @@ import hmac
 import html
 import json
 import mimetypes
+import os
 import shutil
 from email.utils import formatdate
 from pathlib import Path
@@ -38,8 +39,40 @@ def _error(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"error_code": code, "message": message}, status_code=status)
 
 
+def _name_max(base: Path) -> int:
+    try:
+        return os.pathconf(base, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        return 255
+
+
+def _resolve(base: Path, relative: str, what: str) -> Path:
+    """``base / relative`` with symlinks resolved; a NUL byte or an over-long name is a 400."""
+    if "\x00" in relative:
+        raise ApiError(400, "INVALID_PARAMETER_VALUE", f"{what} contains a NUL byte")
+    limit = _name_max(base)
+    if any(len(part.encode()) > limit for part in relative.split("/")):
+        raise ApiError(
+            400, "INVALID_PARAMETER_VALUE", f"{what} has a name longer than {limit} bytes"
+        )
+    try:
+        path = (base / relative).resolve()
+        path.exists()  # raises for a name the file system cannot hold (ENAMETOOLONG)
+        return path
+    except (OSError, ValueError) as error:
+        raise ApiError(
+            400,
+            "INVALID_PARAMETER_VALUE",
+            f"{what} {relative[:200]!r} is not a valid path: {error}",
+        ) from None
+
+
 def validate_python_file(layout: LocalLayout, python_file: object) -> str:
-    """``python_file`` must name a .py file inside spark_jobs/, relative to the project root."""
+    """``python_file`` must name a .py file inside spark_jobs/, relative to the project root.
+
+    Refused: absolute paths, ``..`` segments, anything but ``.py``, and a path that resolves
+    outside spark_jobs/ (a symlink pointing out of it included).
+    """
     if not isinstance(python_file, str) or not python_file:
         raise ApiError(400, "INVALID_PARAMETER_VALUE", "spark_python_task.python_file is required")
     relative = Path(python_file)
@@ -48,7 +81,7 @@ def validate_python_file(layout: LocalLayout, python_file: object) -> str:
             400, "INVALID_PARAMETER_VALUE",
             f"python_file {python_file!r} must be a relative path to a .py file in spark_jobs/",
         )  # fmt: skip
-    resolved = (layout.root / relative).resolve()
+    resolved = _resolve(layout.root, python_file, "python_file")
     if not resolved.is_relative_to(layout.spark_jobs_dir.resolve()):
         raise ApiError(
             400, "INVALID_PARAMETER_VALUE", f"python_file {python_file!r} is outside spark_jobs/"
@@ -67,7 +100,7 @@ def volume_path(layout: LocalLayout, raw: str) -> Path:
     if any(part in ("..", ".", "") for part in parts) or "\\" in decoded:
         raise ApiError(400, "INVALID_PARAMETER_VALUE", f"/{decoded} is not a normalised path")
     root = layout.volumes_root.resolve()
-    path = (root / "/".join(parts[1:])).resolve()
+    path = _resolve(root, "/".join(parts[1:]), "the Volumes path")
     if not path.is_relative_to(root):
         raise ApiError(403, "PERMISSION_DENIED", f"/{decoded} escapes the Volumes root")
     return path

@@ -7,7 +7,8 @@ part, for the warm driver, for cold one-process-per-run jobs and for the test su
 * :func:`spark_conf` is the cluster's Spark configuration (Delta jars fetched at set-up time,
   never resolved over the network when a session starts);
 * :func:`register_tables` makes Delta tables written by earlier sessions addressable by name
-  again (the local catalog lives in memory, the data lives in the warehouse folder);
+  again (the local catalog lives in memory, the data lives in the warehouse folder), and
+  :func:`share_catalog` those other processes create while a job runs;
 * :func:`job_environment` is the environment a job process sees, including
   ``LOCAL_VOLUMES_ROOT`` that maps ``/Volumes/...`` paths to a local folder.
 
@@ -17,6 +18,7 @@ as on Databricks, and get the session built here.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from dataclasses import dataclass
@@ -110,27 +112,90 @@ def build_session(layout: LocalLayout):
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
+    share_catalog()
     register_tables(spark, layout.warehouse_dir)
     return spark
+
+
+def _committed(table_dir: Path) -> bool:
+    """A Delta table with at least one commit (not one another process is still creating)."""
+    log = table_dir / "_delta_log"
+    return any(log.glob("*.json")) or any(log.glob("*.checkpoint*.parquet"))
+
+
+def _register(spark, table_dir: Path) -> str:
+    schema = table_dir.parent.name.removesuffix(".db")
+    spark.sql(f"CREATE SCHEMA IF NOT EXISTS `{schema}`")
+    if not _original_table_exists(spark.catalog, f"{schema}.{table_dir.name}"):
+        location = str(table_dir).replace("'", "\\'")
+        spark.sql(
+            f"CREATE TABLE IF NOT EXISTS `{schema}`.`{table_dir.name}` USING DELTA "
+            f"LOCATION '{location}'"
+        )
+    return f"{schema}.{table_dir.name}"
 
 
 def register_tables(spark, warehouse_dir: Path) -> list[str]:
     """Register every Delta table under ``<warehouse>/<schema>.db/<table>`` in the catalog.
 
     Idempotent and cheap (a directory listing); run before every job so a table created by
-    another process is visible by name, as it would be in Unity Catalog. Returns the names.
+    another process is visible by name, as it would be in Unity Catalog. A table another
+    process is creating at this moment (no commit yet) is left for :func:`share_catalog` to
+    find once it exists. Returns the names.
     """
-    registered = []
-    for log_dir in sorted(Path(warehouse_dir).glob("*.db/*/_delta_log")):
-        table_dir = log_dir.parent
-        schema = table_dir.parent.name.removesuffix(".db")
-        name = f"`{schema}`.`{table_dir.name}`"
-        spark.sql(f"CREATE SCHEMA IF NOT EXISTS `{schema}`")
-        if not spark.catalog.tableExists(f"{schema}.{table_dir.name}"):
-            location = str(table_dir).replace("'", "\\'")
-            spark.sql(f"CREATE TABLE IF NOT EXISTS {name} USING DELTA LOCATION '{location}'")
-        registered.append(f"{schema}.{table_dir.name}")
-    return registered
+    return [
+        _register(spark, log_dir.parent)
+        for log_dir in sorted(Path(warehouse_dir).glob("*.db/*/_delta_log"))
+        if _committed(log_dir.parent)
+    ]
+
+
+def _original_table_exists(catalog, name: str, db_name: str | None = None) -> bool:
+    from pyspark.sql.catalog import Catalog
+
+    method = Catalog.tableExists
+    return getattr(method, "__wrapped__", method)(catalog, name, db_name)
+
+
+def _warehouse_table_dir(spark, name: str, db_name: str | None) -> Path | None:
+    """Where the managed table ``name`` of ``spark_catalog`` lives in the warehouse, if any."""
+    parts = [p.strip("`") for p in name.split(".")]
+    if db_name is not None:
+        parts = [db_name, *parts]
+    if len(parts) == 3 and parts[0] == "spark_catalog":
+        parts = parts[1:]
+    if len(parts) != 2 or not all(parts):
+        return None
+    warehouse = spark.conf.get("spark.sql.warehouse.dir").removeprefix("file:")
+    return Path(warehouse) / f"{parts[0]}.db" / parts[1]
+
+
+def share_catalog() -> None:
+    """Let ``spark.catalog.tableExists`` find a table another process created after this
+    session registered the warehouse, as every cluster sees every table in Unity Catalog.
+
+    The local catalog lives in each driver's memory and :func:`register_tables` fills it
+    before a run; a table another driver creates *during* the run (two dates of a new table
+    backfilled at once) would otherwise stay invisible by name to this one, and its job,
+    having lost the race to create the table, could never write to it.
+    """
+    from pyspark.sql.catalog import Catalog
+
+    if hasattr(Catalog.tableExists, "__wrapped__"):
+        return
+    original = Catalog.tableExists
+
+    @functools.wraps(original)
+    def table_exists(self, tableName: str, dbName: str | None = None) -> bool:
+        if original(self, tableName, dbName):
+            return True
+        table_dir = _warehouse_table_dir(self._sparkSession, tableName, dbName)
+        if table_dir is None or not _committed(table_dir):
+            return False
+        _register(self._sparkSession, table_dir)
+        return original(self, tableName, dbName)
+
+    Catalog.tableExists = table_exists
 
 
 def job_environment(layout: LocalLayout, base: dict[str, str] | None = None) -> dict[str, str]:

@@ -14,7 +14,7 @@ import sys
 
 from pyspark.sql import SparkSession
 
-from clickstream.jobs import expected_failures, parser
+from clickstream.jobs import expected_failures, parse_arguments, parser
 from clickstream.silver import build_silver_events
 
 
@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     cli.add_argument("--catalog", required=True)
     cli.add_argument("--bronze-schema", default="bronze")
     cli.add_argument("--silver-schema", default="silver")
-    args = cli.parse_args(argv)
+    args = parse_arguments(cli, argv, "build_silver_events")
     spark = SparkSession.builder.getOrCreate()
     with expected_failures("build_silver_events"):
         result = build_silver_events(

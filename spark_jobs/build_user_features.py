@@ -19,7 +19,7 @@ import sys
 from pyspark.sql import SparkSession
 
 from clickstream.features import build_feature_range
-from clickstream.jobs import expected_failures, parser
+from clickstream.jobs import expected_failures, parse_arguments, parser
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     cli.add_argument("--catalog", required=True)
     cli.add_argument("--silver-schema", default="silver")
     cli.add_argument("--label-horizon-days", type=int, default=7)
-    args = cli.parse_args(argv)
+    args = parse_arguments(cli, argv, "build_user_features")
     if bool(args.ds) == bool(args.start_ds or args.end_ds):
         cli.error("give either --ds or both --start-ds and --end-ds")
     if not args.ds and not (args.start_ds and args.end_ds):

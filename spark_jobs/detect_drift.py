@@ -24,7 +24,7 @@ import sys
 from pyspark.sql import SparkSession
 
 from clickstream.drift import DriftConfig, detect_drift
-from clickstream.jobs import expected_failures, parser
+from clickstream.jobs import expected_failures, parse_arguments, parser
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     cli.add_argument("--max-rows", type=int, default=50_000, help="sample bound per side")
     cli.add_argument("--seed", type=int, default=0)
     cli.add_argument("--airflow-run-id", default="manual")
-    args = cli.parse_args(argv)
+    args = parse_arguments(cli, argv, "detect_drift")
     spark = SparkSession.builder.getOrCreate()
     with expected_failures("detect_drift"):
         config = DriftConfig(

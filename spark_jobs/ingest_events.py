@@ -22,7 +22,7 @@ from datetime import datetime
 from pyspark.sql import SparkSession
 
 from clickstream.ingest import ingest
-from clickstream.jobs import expected_failures
+from clickstream.jobs import expected_failures, parse_arguments
 from clickstream.jobs import parser as job_parser
 
 
@@ -37,7 +37,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = parse_arguments(_parser(), argv, "ingest_events")
     spark = SparkSession.builder.getOrCreate()
     with expected_failures("ingest_events"):
         ingested_at = datetime.fromisoformat(args.ingest_ts) if args.ingest_ts else None

@@ -23,7 +23,7 @@ from pyspark.sql import SparkSession
 
 from clickstream.features import build_feature_range
 from clickstream.history import ingest_range, silver_range
-from clickstream.jobs import expected_failures, parser
+from clickstream.jobs import expected_failures, parse_arguments, parser
 from clickstream.schema import date_range
 
 
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     cli.add_argument("--label-horizon-days", type=int, default=7)
     cli.add_argument("--bronze-schema", default="bronze")
     cli.add_argument("--silver-schema", default="silver")
-    args = cli.parse_args(argv)
+    args = parse_arguments(cli, argv, "load_history")
     spark = SparkSession.builder.getOrCreate()
     started = time.monotonic()
     with expected_failures("load_history"):

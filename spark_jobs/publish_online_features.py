@@ -16,7 +16,7 @@ import sys
 
 from pyspark.sql import SparkSession
 
-from clickstream.jobs import expected_failures, parser
+from clickstream.jobs import expected_failures, parse_arguments, parser
 from clickstream.online import check_skew, publish_online
 
 
@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     cli.add_argument("--check-skew", action="store_true", help="compare, do not publish")
     cli.add_argument("--silver-schema", default="silver")
     cli.add_argument("--gold-schema", default="gold")
-    args = cli.parse_args(argv)
+    args = parse_arguments(cli, argv, "publish_online_features")
     if not args.check_skew and not args.run_ts:
         cli.error("publishing needs --run-ts (the run's data-interval end)")
     spark = SparkSession.builder.getOrCreate()

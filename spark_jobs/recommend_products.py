@@ -14,7 +14,7 @@ import sys
 
 from pyspark.sql import SparkSession
 
-from clickstream.jobs import expected_failures, parser
+from clickstream.jobs import expected_failures, parse_arguments, parser
 from clickstream.recommender import recommend_for_date
 
 
@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     cli.add_argument("--exclude-days", type=int, default=30)
     cli.add_argument("--silver-schema", default="silver")
     cli.add_argument("--gold-schema", default="gold")
-    args = cli.parse_args(argv)
+    args = parse_arguments(cli, argv, "recommend_products")
     spark = SparkSession.builder.getOrCreate()
     with expected_failures("recommend_products"):
         result = recommend_for_date(

@@ -15,7 +15,7 @@ import sys
 
 from pyspark.sql import SparkSession
 
-from clickstream.jobs import expected_failures, parser
+from clickstream.jobs import expected_failures, parse_arguments, parser
 from clickstream.serving import score_users
 
 
@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     cli.add_argument("--model-name", required=True)
     cli.add_argument("--airflow-run-id", default="manual")
     cli.add_argument("--gold-schema", default="gold")
-    args = cli.parse_args(argv)
+    args = parse_arguments(cli, argv, "score_users")
     spark = SparkSession.builder.getOrCreate()
     with expected_failures("score_users"):
         result = score_users(

@@ -17,8 +17,9 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from clickstream.contracts import USER_FEATURES, USER_LABELS, table_version
+from clickstream.jobs import parse_arguments
 from clickstream.quality import DQ_RESULTS
-from clickstream.schema import table_name
+from clickstream.schema import identifier, table_name
 from clickstream.volumes import local_path
 
 SCHEMAS = ("bronze", "silver", "gold", "monitoring")
@@ -26,6 +27,7 @@ QUARANTINE = ("bronze", "events_quarantine")
 
 
 def summarise(spark: SparkSession, catalog: str) -> dict:
+    catalog = identifier(catalog)  # it goes into SQL text
     existing = {row.namespace for row in spark.sql(f"SHOW SCHEMAS IN {catalog}").collect()}
     tables = []
     for schema in SCHEMAS:
@@ -133,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--catalog", required=True)
     parser.add_argument("--output", required=True, help="JSON file to write (a Volume path)")
-    args = parser.parse_args(argv)
+    args = parse_arguments(parser, argv, "table_summary")
     spark = SparkSession.builder.getOrCreate()
     summary = summarise(spark, args.catalog)
     output = Path(local_path(args.output))

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from clickstream.jobs import expected_failures, parser
+from clickstream.jobs import expected_failures, parse_arguments, parser
 from clickstream.propensity import TrainingConfig, train_propensity
 from clickstream.training import Windows
 
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     cli.add_argument("--airflow-run-id", default="manual")
     cli.add_argument("--git-commit", default="local")
     cli.add_argument("--ground-truth", help="user_id,purchase_propensity CSV (synthetic data)")
-    args = cli.parse_args(argv)
+    args = parse_arguments(cli, argv, "train_models")
     spark = SparkSession.builder.getOrCreate()
     with expected_failures("train_models"):
         config = TrainingConfig(

@@ -15,7 +15,7 @@ import sys
 
 from pyspark.sql import SparkSession
 
-from clickstream.jobs import expected_failures, parser
+from clickstream.jobs import expected_failures, parse_arguments, parser
 from clickstream.recommender import RecommenderConfig, train_recommender
 
 
@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     cli.add_argument("--reason", default="schedule")
     cli.add_argument("--airflow-run-id", default="manual")
     cli.add_argument("--git-commit", default="unknown")
-    args = cli.parse_args(argv)
+    args = parse_arguments(cli, argv, "train_recommender")
     spark = SparkSession.builder.getOrCreate()
     with expected_failures("train_recommender"):
         config = RecommenderConfig(

@@ -15,9 +15,11 @@ false iff a blocking expectation failed). ``--output`` is a path prefix, a Volum
 Databricks.
 
 Exits 0 whether or not the expectations pass: the report is uploaded first, then the gate task
-fails the DAG run from the summary. Fails (one line) only when it cannot validate, e.g. the
-table or the date partition of a suite is missing. The suites, their expectations and
-thresholds are documented in ``clickstream/quality.py``.
+fails the DAG run from the summary. An empty day (ingested, but its files held no rows) is such
+a result: the blocking row-count expectation fails with the observed ``0 rows`` and the reason.
+Fails (one line) only when it cannot validate, e.g. the table of a suite is missing, or the
+date was never ingested / built. The suites, their expectations and thresholds are documented
+in ``clickstream/quality.py``.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import sys
 
 from pyspark.sql import SparkSession
 
-from clickstream.jobs import expected_failures
+from clickstream.jobs import expected_failures, parse_arguments
 from clickstream.jobs import parser as job_parser
 from clickstream.quality import (
     LATE_TOLERANCE_HOURS,
@@ -65,7 +67,7 @@ def _parser():
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = parse_arguments(_parser(), argv, "validate_data")
     spark = SparkSession.builder.getOrCreate()
     with expected_failures("validate_data"):
         summary, outcomes = run(

@@ -7,8 +7,17 @@ imports Airflow.
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
 import os
+import signal
+import socket
+import subprocess
+import sys
 import tempfile
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -48,6 +57,156 @@ def spark(local_layout):
     session = build_session(local_layout)
     yield session
     session.stop()
+
+
+# Local services shared by the test folders that run Airflow for real (tests/airflow,
+# tests/security): a metadata database, a local workspace and Azurite, one of each per session.
+@pytest.fixture(scope="session")
+def airflow_db():
+    """Create the session's Airflow metadata database (SQLite in the session folder)."""
+    subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable), "airflow"), "db", "migrate"],
+        check=True, capture_output=True, env=os.environ, timeout=300,
+    )  # fmt: skip
+    from airflow import settings
+
+    settings.configure_orm()
+    return settings
+
+
+@pytest.fixture(scope="session")
+def workspace(session_dir):
+    """A warm local workspace running two jobs at once, shared by the Airflow tests."""
+    from local_workspace.testing import running_workspace
+
+    with running_workspace(session_dir / "airflow-workspace", max_concurrent_runs=2) as ws:
+        yield ws
+
+
+@pytest.fixture(scope="session")
+def databricks_conn(workspace):
+    """``databricks_default`` pointing at the local workspace, as `make up` configures it."""
+    value = json.dumps(
+        {
+            "conn_type": "databricks",
+            "host": workspace.host,
+            "port": workspace.port,
+            "schema": "http",
+            "password": workspace.token,
+        }
+    )
+    previous = os.environ.get("AIRFLOW_CONN_DATABRICKS_DEFAULT")
+    os.environ["AIRFLOW_CONN_DATABRICKS_DEFAULT"] = value
+    yield "databricks_default"
+    if previous is None:
+        os.environ.pop("AIRFLOW_CONN_DATABRICKS_DEFAULT", None)
+    else:
+        os.environ["AIRFLOW_CONN_DATABRICKS_DEFAULT"] = previous
+
+
+AZURITE_BIN = ROOT / ".local" / "node" / "node_modules" / ".bin" / "azurite-blob"
+
+
+@dataclass(frozen=True)
+class RunningAzurite:
+    """A running Azurite blob service and the connection string of its development account."""
+
+    port: int
+    blob_url: str
+    connection_string: str
+    account: str
+    key: str
+
+
+@pytest.fixture(scope="session")
+def azurite(session_dir):
+    """Azurite's blob service on a free port, and ``wasb_default`` pointing at it.
+
+    Started from the copy `make setup` installs; it stores its data in the session folder and
+    is stopped with SIGINT (Azurite's clean shutdown) at the end of the session.
+    """
+    from local_workspace.testing import free_port
+    from tools.stack import AZURITE_ACCOUNT, AZURITE_KEY
+
+    if not AZURITE_BIN.exists():
+        pytest.fail(f"Azurite is not installed at {AZURITE_BIN}: run `make setup` first")
+    location = session_dir / "azurite"
+    location.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    with open(location / "azurite.log", "ab") as log:
+        process = subprocess.Popen(
+            [str(AZURITE_BIN), "--blobHost", "127.0.0.1", "--blobPort", str(port),
+             "--location", str(location), "--skipApiVersionCheck", "--loose", "--silent"],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                pytest.fail(
+                    f"Azurite exited with code {process.returncode}: "
+                    f"{(location / 'azurite.log').read_text(errors='replace')[-2000:]}"
+                )
+            with socket.socket() as sock:
+                sock.settimeout(1)
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            if time.monotonic() > deadline:
+                pytest.fail(f"Azurite did not listen on port {port} within 60 s")
+            time.sleep(0.2)
+        blob_url = f"http://127.0.0.1:{port}/{AZURITE_ACCOUNT}"
+        running = RunningAzurite(
+            port=port,
+            blob_url=blob_url,
+            connection_string=(
+                f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};"
+                f"AccountKey={AZURITE_KEY};BlobEndpoint={blob_url};"
+            ),
+            account=AZURITE_ACCOUNT,
+            key=AZURITE_KEY,
+        )
+        connection = {
+            "conn_type": "wasb",
+            "extra": {"connection_string": running.connection_string},
+        }
+        with _environment("AIRFLOW_CONN_WASB_DEFAULT", json.dumps(connection)):
+            yield running
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+@contextlib.contextmanager
+def _environment(name: str, value: str):
+    previous = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = previous
+
+
+@pytest.fixture(scope="session")
+def put_volume_file(workspace):
+    """Write a file to a Unity Catalog Volume of the local workspace through the Files API."""
+    from databricks.sdk import WorkspaceClient
+
+    client = WorkspaceClient(host=workspace.url, token=workspace.token)
+
+    def put(path: str, content: bytes | str) -> None:
+        data = content.encode() if isinstance(content, str) else content
+        client.files.upload(path, io.BytesIO(data), overwrite=True)
+
+    return put
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -51,6 +51,9 @@ class Environment:
     :param default_timeout: execution timeout of a job task, passed on as ``timeout_seconds``.
     :param sensor_poke_seconds: how often a cross-DAG sensor checks its upstream DAG run.
     :param sensor_timeout: how long a DAG waits for its upstream DAG's run of the same date.
+    :param landing_poke_seconds: how often the data-quality DAG lists the date's landing folder.
+    :param landing_timeout: how long it waits for the date's first ``*.csv[.gz]`` file before
+        failing (a late or missing delivery).
     :param label_horizon_days: a feature row's label is "purchased within this many days".
     :param model_name: registered model of the propensity model (a UC name on Databricks).
     :param recommender_name: registered model of the ALS recommender.
@@ -85,6 +88,8 @@ class Environment:
     default_timeout: timedelta = timedelta(hours=1)
     sensor_poke_seconds: int = 120
     sensor_timeout: timedelta = timedelta(hours=12)
+    landing_poke_seconds: int = 300
+    landing_timeout: timedelta = timedelta(hours=6)
     label_horizon_days: int = 7
     online_sync_pipeline_id: str | None = None
     model_name: str = "ecom_propensity"
@@ -214,6 +219,8 @@ LOCAL = Environment(
     databricks_pool_slots=4,
     sensor_poke_seconds=5,
     sensor_timeout=timedelta(hours=2),
+    landing_poke_seconds=5,
+    landing_timeout=timedelta(minutes=15),
     # Shorter windows than production, so a few weeks of generated days can train a model.
     train_days=7,
     validation_days=3,

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from ecom_plugins.blob_report import HtmlReportToBlobOperator, ReportLink
 from ecom_plugins.drift_branch import DriftBranchSensor
+from ecom_plugins.landing_sensor import LandingFilesSensor
 from ecom_plugins.quality_gate import DataQualityGateOperator
 
 __all__ = [
     "DataQualityGateOperator",
     "DriftBranchSensor",
     "HtmlReportToBlobOperator",
+    "LandingFilesSensor",
     "ReportLink",
 ]

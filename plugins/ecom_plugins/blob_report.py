@@ -7,7 +7,8 @@ pipeline's reports newest first. The task's "Report" extra link opens the report
 * the container stays private, so a plain blob URL does not open in a browser. When the
   ``wasb`` connection authenticates with the account key (Azurite, key or connection-string
   connections) the link is a read-only SAS URL of that one blob, valid ``sas_expiry``
-  (default 7 days; a later click needs a rerun or the portal);
+  (default and maximum 7 days; a later click needs a rerun or the portal), HTTPS-only when the
+  account is served over HTTPS. The account key is masked in the task log;
 * with Entra ID credentials it is a user-delegation SAS (the identity needs "Storage Blob
   Delegator"; at most 7 days); if that is refused, or the connection uses a SAS token, the
   link is the plain blob URL (opens for users signed in to the storage account).
@@ -48,6 +49,7 @@ REPORT_URL_KEY = "report_url"
 REPORT_LINK_KEY = "report_link"
 HTML_CONTENT_TYPE = "text/html; charset=utf-8"
 USER_DELEGATION_MAX = timedelta(days=7)
+SAS_EXPIRY_MAX = timedelta(days=7)  # a report link is short-lived, whatever signs it
 
 
 class ReportLink(BaseOperatorLink):
@@ -93,7 +95,7 @@ class HtmlReportToBlobOperator(BaseOperator):
     :param databricks_conn_id: connection of the workspace that holds the Volume.
     :param wasb_conn_id: Azure Blob Storage connection (``WasbHook``).
     :param container: private container of the reports; created if missing (templated).
-    :param sas_expiry: validity of the SAS URL of the "Report" link.
+    :param sas_expiry: validity of the SAS URL of the "Report" link (at most 7 days).
     """
 
     template_fields = ("report_path", "pipeline", "report_name", "container")
@@ -113,6 +115,11 @@ class HtmlReportToBlobOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if not timedelta(0) < sas_expiry <= SAS_EXPIRY_MAX:
+            raise ValueError(
+                f"sas_expiry must be between 0 and {SAS_EXPIRY_MAX.days} days, got {sas_expiry}: "
+                "a report link that leaves the cluster is short-lived"
+            )
         self.report_path = report_path
         self.pipeline = pipeline
         self.report_name = report_name
@@ -200,6 +207,7 @@ class HtmlReportToBlobOperator(BaseOperator):
 
     def _read_only_url(self, hook, blob) -> str | None:
         """A read-only SAS URL of ``blob``, or None when the credential cannot sign one."""
+        from airflow.sdk.log import mask_secret
         from azure.core.exceptions import HttpResponseError
         from azure.storage.blob import BlobSasPermissions, generate_blob_sas
 
@@ -213,8 +221,11 @@ class HtmlReportToBlobOperator(BaseOperator):
             "start": now - timedelta(minutes=5),  # clock skew
             "expiry": now + self.sas_expiry,
         }
+        if blob.url.startswith("https://"):
+            signing["protocol"] = "https"  # the link never works over plain HTTP
         account_key = getattr(service.credential, "account_key", None)
         if account_key:  # shared key (Azurite, connection string, account key)
+            mask_secret(account_key)  # the connection string is masked, the key alone is not
             sas = generate_blob_sas(account_key=account_key, **signing)
         elif hasattr(service.credential, "get_token"):  # Entra ID: user delegation SAS
             signing["expiry"] = min(signing["expiry"], now + USER_DELEGATION_MAX)

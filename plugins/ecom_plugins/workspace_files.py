@@ -6,7 +6,8 @@ the provider's ``DatabricksHook`` resolves the connection, the workspace host an
 supports), and the official ``databricks-sdk`` client does the download (the hook has no
 Files API method; its ``_do_api_call`` only handles JSON responses).
 
-Connection format (see ``/work/shared/notes/databricks-provider.md``):
+Connection format (the provider drops a scheme and port given in ``host``; they go in their
+own fields):
 
 * local workspace: ``{"conn_type": "databricks", "host": "127.0.0.1", "port": 8765,
   "schema": "http", "password": "<token>"}``

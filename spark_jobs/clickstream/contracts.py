@@ -15,7 +15,11 @@ Plain Python at import (no Spark import), so the contracts can be read by tests 
 
 from __future__ import annotations
 
+import random
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from clickstream.jobs import JobError
 from clickstream.schema import EVENT_COLUMNS, identifier, table_name
@@ -110,13 +114,49 @@ def check_frame(df, contract: Contract):
     return df.select(*contract.names)
 
 
+# What a CREATE TABLE meets when another job creates the same table at the same moment (a
+# backfill running two dates of a new table at once): the other job's half-created location,
+# its version 0 committed first, or the catalog entry it has just added.
+CONCURRENT_CREATE_ERRORS = (
+    "DELTA_CREATE_TABLE_WITH_NON_EMPTY_LOCATION",
+    "DELTA_PROTOCOL_CHANGED",
+    "DELTA_METADATA_CHANGED",
+    "DELTA_CONCURRENT_WRITE",
+    "TABLE_OR_VIEW_ALREADY_EXISTS",
+    "TABLE_ALREADY_EXISTS",
+)
+CREATE_ATTEMPTS = 6  # waits 0.5, 1, 2, 4, 8 s for the other job's table: 15 s in all
+
+
+def create_table(spark, contract: Contract, catalog: str, schema: str | None = None) -> bool:
+    """``CREATE TABLE IF NOT EXISTS`` from the contract; False when another job created it.
+
+    The job that loses a creation race waits until the winner's table exists and uses it
+    (the caller then checks it against the contract like any existing table), instead of
+    failing the run and leaving the backfill to its retry.
+    """
+    name = contract.name(catalog, schema)
+    attempt = 0
+    while True:
+        try:
+            spark.sql(contract.create_sql(catalog, schema))
+            return True
+        except Exception as error:
+            attempt += 1
+            concurrent = any(marker in str(error) for marker in CONCURRENT_CREATE_ERRORS)
+            if not concurrent or attempt == CREATE_ATTEMPTS:
+                raise
+        time.sleep(0.5 * 2 ** (attempt - 1))
+        if spark.catalog.tableExists(name):
+            return False
+
+
 def ensure_table(spark, contract: Contract, catalog: str, schema: str | None = None) -> str:
     """Create the table if missing, apply declared additive columns, refuse breaking drift."""
     schema = schema or contract.schema
     spark.sql(f"CREATE SCHEMA IF NOT EXISTS {identifier(catalog)}.{identifier(schema)}")
     name = contract.name(catalog, schema)
-    if not spark.catalog.tableExists(name):
-        spark.sql(contract.create_sql(catalog, schema))
+    if not spark.catalog.tableExists(name) and create_table(spark, contract, catalog, schema):
         return name
     actual = {f.name: f.dataType.simpleString() for f in spark.table(name).schema.fields}
     to_add = [c for c in contract.columns if c.additive and c.name not in actual]
@@ -132,6 +172,44 @@ def ensure_table(spark, contract: Contract, catalog: str, schema: str | None = N
     return name
 
 
+# Delta's optimistic concurrency refusing a commit because another job committed to the table
+# since this write read it (a backfill writing two dates of one table at once).
+CONFLICT_ERRORS = (
+    "DELTA_CONCURRENT_APPEND",
+    "DELTA_CONCURRENT_DELETE_READ",
+    "DELTA_CONCURRENT_DELETE_DELETE",
+    "DELTA_CONCURRENT_TRANSACTION",
+    "DELTA_CONCURRENT_WRITE",
+    "DELTA_METADATA_CHANGED",
+    "DELTA_PROTOCOL_CHANGED",
+)
+CONFLICT_ATTEMPTS = 5
+
+T = TypeVar("T")
+
+
+def retry_on_conflict(write: Callable[[], T]) -> T:
+    """``write()``, done again (up to :data:`CONFLICT_ATTEMPTS` times) when a concurrent
+    commit conflicts with it.
+
+    Every job replaces or merges only its own date's rows, so two dates written at once never
+    need each other's rows; Delta still refuses the second commit when it cannot prove that
+    (a table not partitioned by the date, MERGEs of two days whose late events touch the same
+    event date). The writes are idempotent, so doing one again on the new version of the table
+    gives exactly what it would have given alone.
+    """
+    attempt = 0
+    while True:
+        try:
+            return write()
+        except Exception as error:
+            attempt += 1
+            conflict = any(marker in str(error) for marker in CONFLICT_ERRORS)
+            if not conflict or attempt == CONFLICT_ATTEMPTS:
+                raise
+        time.sleep(attempt * random.uniform(0.5, 1.5))
+
+
 def table_version(spark, name: str) -> int:
     """The current Delta version of ``name`` (what lineage tags and summaries record)."""
     return int(spark.sql(f"DESCRIBE HISTORY {name} LIMIT 1").first()["version"])
@@ -143,11 +221,13 @@ def write_partition(
     """Check ``df`` and replace the rows matching ``predicate`` (Delta ``replaceWhere``)."""
     checked = check_frame(df, contract)
     name = ensure_table(spark, contract, catalog, schema)
-    (
-        checked.write.format("delta")
-        .mode("overwrite")
-        .option("replaceWhere", predicate)
-        .saveAsTable(name)
+    retry_on_conflict(
+        lambda: (
+            checked.write.format("delta")
+            .mode("overwrite")
+            .option("replaceWhere", predicate)
+            .saveAsTable(name)
+        )
     )
     return name
 

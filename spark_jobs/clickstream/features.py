@@ -29,6 +29,7 @@ features of F never erases a label and labels never leak into features.
 from __future__ import annotations
 
 from datetime import date, timedelta
+from functools import reduce
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -42,6 +43,7 @@ from clickstream.contracts import (
     WINDOWS,
     check_frame,
     ensure_table,
+    retry_on_conflict,
     write_partition,
 )
 from clickstream.schema import date_range, parse_ds
@@ -237,29 +239,68 @@ def build_labels(
     Returns the feature date labelled, or None when it has no feature rows (before the first
     events, or a day without users).
     """
+    labelled = build_label_range(
+        spark, start=ds, end=ds, catalog=catalog, horizon_days=horizon_days,
+        silver_schema=silver_schema,
+    )  # fmt: skip
+    return next(iter(labelled), None)
+
+
+def build_label_range(
+    spark: SparkSession,
+    *,
+    start: str,
+    end: str,
+    catalog: str,
+    horizon_days: int,
+    silver_schema: str = "silver",
+) -> dict[str, int]:
+    """The labels whose window closes on each date of [start, end], in one MERGE.
+
+    Each closing date D labels feature date D - ``horizon_days`` (``labelled_on`` = D, as the
+    daily run of D writes it). Returns the rows per feature date labelled; feature dates
+    without feature rows are left out.
+    """
     from delta.tables import DeltaTable
 
     if horizon_days < 1:
         raise ValueError(f"the label horizon must be at least 1 day, got {horizon_days}")
-    feature_date = (date.fromisoformat(parse_ds(ds)) - timedelta(days=horizon_days)).isoformat()
     events = spark.table(SILVER_EVENTS.name(catalog, silver_schema))
-    if feature_population(events, date.fromisoformat(feature_date)).isEmpty():
-        return None
-    labels = check_frame(compute_labels(events, feature_date, horizon_days, ds), USER_LABELS)
-    table = ensure_table(spark, USER_LABELS, catalog, silver_schema)
-    (
-        DeltaTable.forName(spark, table)
-        .alias("t")
-        .merge(
-            labels.alias("s"),
-            f"t.feature_date = DATE'{feature_date}' AND t.feature_date = s.feature_date "
-            "AND t.user_id = s.user_id AND t.horizon_days = s.horizon_days",
+    frames = [
+        compute_labels(
+            events,
+            (date.fromisoformat(ds) - timedelta(days=horizon_days)).isoformat(),
+            horizon_days,
+            ds,
         )
-        .whenMatchedUpdateAll()
-        .whenNotMatchedInsertAll()
-        .execute()
-    )
-    return feature_date
+        for ds in date_range(start, end)
+    ]
+    labels = check_frame(reduce(DataFrame.unionByName, frames), USER_LABELS).persist()
+    try:
+        counts = {
+            r["feature_date"].isoformat(): int(r["count"])
+            for r in labels.groupBy("feature_date").count().collect()
+        }
+        if counts:
+            table = ensure_table(spark, USER_LABELS, catalog, silver_schema)
+            in_dates = ", ".join(f"DATE'{parse_ds(d)}'" for d in sorted(counts))
+            retry_on_conflict(
+                lambda: (
+                    DeltaTable.forName(spark, table)
+                    .alias("t")
+                    .merge(
+                        labels.alias("s"),
+                        f"t.feature_date IN ({in_dates}) AND t.feature_date = s.feature_date "
+                        "AND t.user_id = s.user_id AND t.horizon_days = s.horizon_days",
+                    )
+                    .whenMatchedUpdateAll()
+                    .whenNotMatchedInsertAll()
+                    .execute()
+                )
+            )
+    finally:
+        labels.unpersist()
+    return dict(sorted(counts.items()))
 
 
 def build_feature_range(
@@ -280,10 +321,10 @@ def build_feature_range(
         spark, start=start, end=end, catalog=catalog, silver_schema=silver_schema
     )
     progress(f"features of {start}..{end} ({len(days)} day(s)) written to {table}")
-    for ds in days:
-        labelled = build_labels(
-            spark, ds=ds, catalog=catalog, horizon_days=horizon_days, silver_schema=silver_schema
-        )
-        if labelled:
-            progress(f"{ds}: labels of feature date {labelled} closed")
+    labelled = build_label_range(
+        spark, start=start, end=end, catalog=catalog, horizon_days=horizon_days,
+        silver_schema=silver_schema,
+    )  # fmt: skip
+    for feature_date, rows in labelled.items():
+        progress(f"labels of feature date {feature_date} closed ({rows} rows)")
     return table

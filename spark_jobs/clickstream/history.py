@@ -6,7 +6,8 @@ same parsing, the same rows and the same MERGE rule run once over the whole rang
 
 * bronze: every date's files are parsed with ``ingest.parse_lines`` (its own ``ingest_date``
   and ``ingested_at``), and bronze and quarantine are replaced for the range with one
-  ``replaceWhere`` each; rows in = bronze + quarantined is checked for every date;
+  ``replaceWhere`` each; rows in = bronze + quarantined is checked for every date, and each
+  date gets its ``bronze.events_ingest_log`` row as the daily job writes it;
 * silver: the range's bronze rows are cleaned with ``silver.clean`` (one row per event, the
   earliest delivery wins, the same rule the MERGE applies between dates) and merged with one
   MERGE pruned to the event dates they touch.
@@ -31,9 +32,12 @@ from clickstream.contracts import (
     write_partition,
 )
 from clickstream.ingest import (
+    BRONZE_INGEST_LOG,
+    IngestCounts,
     IngestError,
     bronze_rows,
     default_ingested_at,
+    ingest_log_frame,
     landing_files,
     parse_lines,
     quarantine_rows,
@@ -53,8 +57,8 @@ def _counts_by_date(df: DataFrame, column: str = "ingest_date") -> dict[str, int
 
 def ingest_range(
     spark: SparkSession, *, start: str, end: str, catalog: str, landing_dir: str,
-    schema: str = "bronze",
-) -> dict[str, dict[str, int]]:  # fmt: skip
+    schema: str = "bronze", log=print,
+) -> dict[str, IngestCounts]:  # fmt: skip
     """Land every date of [start, end] into bronze and quarantine; per-date counts.
 
     Fails (nothing written) when a date has no landing file, and after writing when any date
@@ -62,11 +66,10 @@ def ingest_range(
     """
     days = date_range(start, end)
     folder = landing_dir.rstrip("/")
+    files = {ds: landing_files(landing_dir, ds) for ds in days}
     parsed_days = [
         parse_lines(
-            read_lines(spark, landing_files(landing_dir, ds), f"{folder}/{ds}"),
-            ds,
-            default_ingested_at(ds),
+            read_lines(spark, files[ds], f"{folder}/{ds}", log=log), ds, default_ingested_at(ds)
         )
         for ds in days
     ]
@@ -84,18 +87,29 @@ def ingest_range(
         parsed.unpersist()
     # Counted from the tables as written, as the daily job does.
     landed = _counts_by_date(spark.table(bronze).where(predicate))
-    quarantined = _counts_by_date(spark.table(quarantine).where(predicate))
+    reasons: dict[str, dict[str, int]] = {ds: {} for ds in days}
+    for row in (
+        spark.table(quarantine).where(predicate).groupBy("ingest_date", "reason").count().collect()
+    ):
+        reasons[row["ingest_date"].isoformat()][row["reason"]] = int(row["count"])
     counts = {
-        ds: {
-            "rows_in": rows_in.get(ds, 0),
-            "bronze": landed.get(ds, 0),
-            "quarantined": quarantined.get(ds, 0),
-        }
+        ds: IngestCounts(
+            files=len(files[ds]),
+            rows_in=rows_in.get(ds, 0),
+            bronze=landed.get(ds, 0),
+            quarantined=sum(reasons[ds].values()),
+            reasons=dict(sorted(reasons[ds].items())),
+        )
         for ds in days
     }
     lost = [ds for ds, c in counts.items() if c["rows_in"] != c["bronze"] + c["quarantined"]]
     if lost:
         raise IngestError(f"rows lost for {', '.join(lost)}: rows in != bronze + quarantined")
+    ingest_log = reduce(
+        DataFrame.unionByName,
+        [ingest_log_frame(spark, ds, counts[ds], default_ingested_at(ds)) for ds in days],
+    )
+    write_partition(spark, ingest_log, BRONZE_INGEST_LOG, catalog, predicate, schema)
     return counts
 
 

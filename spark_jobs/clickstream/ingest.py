@@ -3,7 +3,18 @@
 Input: every ``*.csv`` and ``*.csv.gz`` in ``<landing>/<ds>/`` (hidden ``.``/``_`` files are
 skipped, as Spark skips them). A line equal to the REES46 header (optionally after a UTF-8
 BOM) is a header wherever it appears, so concatenated files keep working; every other line is
-a row.
+a row. A missing folder, a folder without such a file, a file that cannot be read and a
+``.gz`` file that is not a complete gzip stream fail the job with one line naming the file
+(each ``.gz`` file is decompressed once on the driver first: Spark would fail half-way with a
+Java stack trace).
+
+**Columns are positional.** A file whose *first* line is a header of other columns (renamed,
+reordered, missing or extra columns: a schema change upstream) cannot be parsed by position:
+every line of that file, the header included, is quarantined as ``header_mismatch`` and the
+job's log names the difference (e.g. ``missing brand; unexpected brand_name``), instead of
+landing swapped ids or prices. A line "is a header" when every field is a name (letters,
+digits, ``_`` and spaces, not starting with a digit) and at least one is a REES46 column
+name; a file without a header (data from its first line) is read as before.
 
 Lines are read as text, not with Spark's CSV reader: its PERMISSIVE and DROPMALFORMED modes can
 drop, merge or silently null-fill a malformed line, and then "rows in = rows out" cannot be
@@ -16,6 +27,7 @@ reason                    the line ...
 ========================  ===================================================================
 ``non_utf8``              holds bytes that are not valid UTF-8
 ``empty_line``            is empty or only whitespace
+``header_mismatch``       is a header of other columns, or comes from a file starting with one
 ``wrong_field_count``     does not have exactly 9 comma-separated fields
 ``bad_event_time``        event_time is not ``YYYY-MM-DD HH:MM:SS UTC`` or not a real instant
 ``bad_event_type``        event_type is not one of view, cart, remove_from_cart, purchase
@@ -38,27 +50,40 @@ repeated by the tracker) and removed in silver, where the dedup rule lives.
 Every run replaces the ``ingest_date = ds`` partition of both tables (Delta ``replaceWhere``), so
 a rerun leaves them exactly as one run would; ``ingested_at`` comes from the logical date (or the
 run's ``--ingest-ts``), never from the wall clock, for the same reason.
+
+Once rows in = bronze + quarantined is verified, the run replaces the row of ``ds`` in
+``bronze.events_ingest_log`` (files read, rows in, bronze, quarantined, lines per reason): the
+record that the date *was* ingested. It tells an empty day (header-only or 0-byte files: 0 rows,
+which the data-quality job reports as a failed blocking row-count expectation) from a date that
+was never ingested (which the data-quality job refuses to validate).
 """
 
 from __future__ import annotations
 
+import gzip
+import json
 import os
+import re
+import zlib
+from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TypedDict
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from clickstream.contracts import BRONZE_EVENTS, BRONZE_QUARANTINE, write_partition
+from clickstream import contracts
+from clickstream.contracts import BRONZE_EVENTS, BRONZE_QUARANTINE, Contract, write_partition
 from clickstream.jobs import JobError
 from clickstream.schema import EVENT_TYPES, HEADER, RAW_COLUMNS, parse_ds
 from clickstream.volumes import local_path
 
-__all__ = ["HEADER", "REASONS", "IngestCounts", "IngestError", "ingest"]
+__all__ = ["BRONZE_INGEST_LOG", "HEADER", "REASONS", "IngestCounts", "IngestError", "ingest"]
 
 REASONS = (
     "non_utf8",
     "empty_line",
+    "header_mismatch",
     "wrong_field_count",
     "bad_event_time",
     "bad_event_type",
@@ -71,6 +96,26 @@ REASONS = (
 _TIME = r"^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2} UTC$"
 _INTEGER = r"^[0-9]{1,19}$"
 _PRICE = r"^[0-9]{1,10}(\.[0-9]{1,2})?$"
+# A column name in a header line: the same rule on the driver (Python) and in Spark (Java).
+_NAME = r"^ *[A-Za-z_][A-Za-z0-9_ ]*$"
+_MAX_HEADER_BYTES = 64 * 1024  # a first line longer than this is data, not a header
+
+BRONZE_INGEST_LOG = Contract(
+    schema="bronze",
+    table="events_ingest_log",
+    comment="one row per ingest_date: what its last successful ingest read and landed",
+    columns=(
+        contracts.Column("ingest_date", "date", False, "logical date ingested"),
+        contracts.Column("files", "int", False, "CSV files read"),
+        contracts.Column("rows_in", "bigint", False, "lines read, recognised headers excluded"),
+        contracts.Column("bronze", "bigint", False, "rows landed in bronze.events"),
+        contracts.Column("quarantined", "bigint", False, "lines in bronze.events_quarantine"),
+        contracts.Column("reasons", "string", False, "JSON object: quarantine reason -> lines"),
+        contracts.Column("ingested_at", "timestamp", False),
+    ),
+)
+
+Log = Callable[[str], None]
 
 
 class IngestError(JobError):
@@ -105,19 +150,93 @@ def landing_files(landing_dir: str, ds: str) -> list[str]:
     return [os.path.join(local, name) for name in names]
 
 
-def read_lines(spark: SparkSession, files: list[str], folder: str) -> DataFrame:
-    """Every non-header line, with its source file named under ``folder`` (the logical path).
+def header_names(line: str) -> list[str] | None:
+    """The column names of ``line`` when it is a header line (of any columns), else None."""
+    fields = line.removeprefix("\ufeff").split(",")
+    if all(re.match(_NAME, f) for f in fields) and any(
+        f.strip(" ").lower() in RAW_COLUMNS for f in fields
+    ):
+        return [f.strip(" ") for f in fields]
+    return None
+
+
+def header_difference(names: list[str]) -> str:
+    """How the column names of a header differ from the REES46 header, in a few words."""
+    missing = [c for c in RAW_COLUMNS if c not in names]
+    unexpected = [n for n in names if n not in RAW_COLUMNS]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    parts = [
+        f"{what} {', '.join(items)}"
+        for what, items in (
+            ("missing", missing),
+            ("unexpected", unexpected),
+            ("repeated", repeated),
+        )
+        if items
+    ]
+    if parts:
+        return "; ".join(parts)
+    if names == list(RAW_COLUMNS):
+        return "the same names, written with spaces around them"
+    return f"columns in another order: {','.join(names)}"
+
+
+def _first_line(path: str, shown: str) -> bytes:
+    """The first line of a landing file; a ``.gz`` file is decompressed to its end once, so
+    that a truncated or corrupt one fails here with its name, not half-way through Spark."""
+    try:
+        if not path.endswith(".gz"):
+            with open(path, "rb") as handle:
+                return handle.readline(_MAX_HEADER_BYTES)
+        with gzip.open(path, "rb") as handle:
+            first = handle.readline(_MAX_HEADER_BYTES)
+            while handle.read(1 << 20):
+                pass
+            return first
+    except (OSError, EOFError, zlib.error) as error:
+        what = "is not a readable gzip file" if path.endswith(".gz") else "cannot be read"
+        raise IngestError(
+            f"{shown} {what} ({type(error).__name__}: {error}); deliver it again and rerun the date"
+        ) from None
+
+
+def header_mismatches(files: list[str], folder: str) -> dict[str, str]:
+    """File name -> how its header differs, for the files whose first line is a header of
+    other columns than the REES46 ones. Fails (one line) on a file that cannot be read."""
+    found = {}
+    for path in files:
+        name = os.path.basename(path)
+        first = _first_line(path, f"{folder.rstrip('/')}/{name}").rstrip(b"\r\n")
+        try:
+            line = first.decode("utf-8")
+        except UnicodeDecodeError:
+            continue  # not a header: the line is quarantined as non_utf8
+        names = header_names(line)
+        if names is not None and line.removeprefix("\ufeff") != HEADER:
+            found[name] = header_difference(names)
+    return found
+
+
+def read_lines(spark: SparkSession, files: list[str], folder: str, log: Log = print) -> DataFrame:
+    """Every non-header line, with its source file named under ``folder`` (the logical path),
+    and ``header_mismatch``: whether the line's file starts with a header of other columns.
 
     The logical path (``/Volumes/...`` as the job was given it), not the local one, so lineage
     reads the same on Databricks and locally and a rerun elsewhere writes the same rows.
     """
+    mismatches = header_mismatches(files, folder)
+    for name, difference in sorted(mismatches.items()):
+        log(
+            f"{folder.rstrip('/')}/{name}: the header is not the REES46 header ({difference}); "
+            "every line of the file is quarantined as header_mismatch"
+        )
+    file_name = F.col("_metadata.file_name")
     return (
         spark.read.text(files)
         .select(
             F.col("value").alias("raw_record"),
-            F.concat(F.lit(f"{folder.rstrip('/')}/"), F.col("_metadata.file_name")).alias(
-                "source_file"
-            ),
+            F.concat(F.lit(f"{folder.rstrip('/')}/"), file_name).alias("source_file"),
+            (file_name.isin(*mismatches) if mismatches else F.lit(False)).alias("header_mismatch"),
         )
         .where(~F.col("raw_record").isin(HEADER, f"\ufeff{HEADER}"))
     )
@@ -134,11 +253,23 @@ def _integer(name: str) -> Column:
     return F.when(value.rlike(_INTEGER), value.try_cast("bigint"))
 
 
+def _header_like() -> Column:
+    """The line is a header (see :func:`header_names`): every field a name, one a REES46 one."""
+    fields = F.split(F.regexp_replace("raw_record", "^\ufeff", ""), ",", -1)
+    # A data line starts with a digit: the cheap test first (And short-circuits).
+    return (
+        F.col("raw_record").rlike("^\ufeff? *[A-Za-z_]")
+        & F.forall(fields, lambda f: f.rlike(_NAME))
+        & F.exists(fields, lambda f: F.lower(F.trim(f)).isin(*RAW_COLUMNS))
+    )
+
+
 def _reason() -> Column:
     """The first check a parsed line fails, in the documented order; null for a good line."""
     checks = (
         ("non_utf8", ~F.is_valid_utf8("raw_record")),
         ("empty_line", F.trim("raw_record") == ""),
+        ("header_mismatch", F.col("_header_mismatch")),
         ("wrong_field_count", F.size("_fields") != len(RAW_COLUMNS)),
         ("bad_event_time", F.col("event_time").isNull()),
         ("bad_event_type", F.col("event_type").isNull()),
@@ -171,14 +302,20 @@ def default_ingested_at(ds: str) -> datetime:
 
 
 def parse_lines(lines: DataFrame, ds: str, ingested_at: datetime) -> DataFrame:
-    """Typed event columns, ``reason`` (null for a good line) and the lineage columns."""
+    """Typed event columns, ``reason`` (null for a good line) and the lineage columns.
+
+    ``lines`` has ``raw_record`` and ``source_file``, and ``header_mismatch`` when read by
+    :func:`read_lines` (absent: no file starts with a header of other columns).
+    """
     raw_time = _field("event_time")
     event_type = _field("event_type")
     price = _field("price")
+    file_mismatch = F.col("header_mismatch") if "header_mismatch" in lines.columns else F.lit(False)
     typed = lines.withColumn("_fields", F.split("raw_record", ",", -1)).select(
         "raw_record",
         "source_file",
         "_fields",
+        (file_mismatch | _header_like()).alias("_header_mismatch"),
         F.when(
             raw_time.rlike(_TIME), F.try_to_timestamp(raw_time, F.lit("yyyy-MM-dd HH:mm:ss z"))
         ).alias("event_time"),
@@ -198,7 +335,7 @@ def parse_lines(lines: DataFrame, ds: str, ingested_at: datetime) -> DataFrame:
         _reason().alias("reason"),
         utc_timestamp(ingested_at).alias("ingested_at"),
         F.lit(date.fromisoformat(parse_ds(ds))).alias("ingest_date"),
-    ).drop("_fields")
+    ).drop("_fields", "_header_mismatch")
 
 
 def bronze_rows(parsed: DataFrame) -> DataFrame:
@@ -220,6 +357,23 @@ def _partition(ds: str) -> str:
     return f"ingest_date = DATE'{parse_ds(ds)}'"
 
 
+def ingest_log_frame(
+    spark: SparkSession, ds: str, counts: IngestCounts, ingested_at: datetime
+) -> DataFrame:
+    """The ``bronze.events_ingest_log`` row of one verified ingest of ``ds``."""
+    columns = [c for c in BRONZE_INGEST_LOG.columns if c.name != "ingested_at"]
+    row = (
+        date.fromisoformat(parse_ds(ds)),
+        counts["files"],
+        counts["rows_in"],
+        counts["bronze"],
+        counts["quarantined"],
+        json.dumps(counts["reasons"], sort_keys=True),
+    )
+    frame = spark.createDataFrame([row], ", ".join(f"`{c.name}` {c.type}" for c in columns))
+    return frame.withColumn("ingested_at", utc_timestamp(ingested_at))
+
+
 def ingest(
     spark: SparkSession,
     *,
@@ -228,12 +382,17 @@ def ingest(
     landing_dir: str,
     schema: str = "bronze",
     ingested_at: datetime | None = None,
+    log: Log = print,
 ) -> IngestCounts:
-    """Land the files of ``ds`` into bronze and quarantine; fail unless no row was lost."""
+    """Land the files of ``ds`` into bronze and quarantine; fail unless no row was lost.
+
+    ``log`` receives the notes of the run (a file whose header is not the REES46 header).
+    """
     ds = parse_ds(ds)
+    ingested_at = ingested_at or default_ingested_at(ds)
     files = landing_files(landing_dir, ds)
-    lines = read_lines(spark, files, f"{landing_dir.rstrip('/')}/{ds}")
-    parsed = parse_lines(lines, ds, ingested_at or default_ingested_at(ds)).persist()
+    lines = read_lines(spark, files, f"{landing_dir.rstrip('/')}/{ds}", log=log)
+    parsed = parse_lines(lines, ds, ingested_at).persist()
     try:
         rows_in = parsed.count()
         partition = _partition(ds)
@@ -263,4 +422,12 @@ def ingest(
             f"rows lost for {ds}: {rows_in} rows in != {landed} bronze + "
             f"{counts['quarantined']} quarantined"
         )
+    write_partition(
+        spark,
+        ingest_log_frame(spark, ds, counts, ingested_at),
+        BRONZE_INGEST_LOG,
+        catalog,
+        partition,
+        schema,
+    )
     return counts

@@ -26,6 +26,7 @@ from clickstream.contracts import (
     USER_FEATURES,
     check_frame,
     ensure_table,
+    retry_on_conflict,
 )
 from clickstream.jobs import JobError
 from clickstream.schema import parse_ds
@@ -57,16 +58,18 @@ def publish_online(
     features = spark.table(USER_FEATURES.name(catalog, silver_schema))
     rows = check_frame(online_rows(features, ds, run_ts), ONLINE_FEATURES)
     table = ensure_table(spark, ONLINE_FEATURES, catalog, gold_schema)
-    (
-        DeltaTable.forName(spark, table)
-        .alias("t")
-        .merge(rows.alias("s"), "t.user_id = s.user_id")
-        .whenMatchedUpdateAll(condition="s.feature_date >= t.feature_date")
-        .whenNotMatchedInsertAll()
-        .execute()
+    retry_on_conflict(
+        lambda: (
+            DeltaTable.forName(spark, table)
+            .alias("t")
+            .merge(rows.alias("s"), "t.user_id = s.user_id")
+            .whenMatchedUpdateAll(condition="s.feature_date >= t.feature_date")
+            .whenNotMatchedInsertAll()
+            .execute()
+        )
     )
     if optimize:
-        spark.sql(f"OPTIMIZE {table}")
+        retry_on_conflict(lambda: spark.sql(f"OPTIMIZE {table}"))
     return table
 
 

@@ -23,6 +23,9 @@ the day profile.
 expectation (column)          sev.   threshold               why
 ============================  =====  ======================  =================================
 columns match set             block  the contract's columns  later jobs read them by name
+row count                     block  >= 1 row                an empty day (header-only or
+                                                             0-byte files, or every line
+                                                             quarantined): nothing to serve
 not null (event_time,         block  no null                 an event without them cannot be
 event_type, product_id,                                      placed in time, typed or keyed
 user_id)
@@ -56,6 +59,7 @@ max between                   warn   <= ``QUARANTINE_``      a few bad lines are
 expectation (column)          sev.   threshold               why
 ============================  =====  ======================  =================================
 columns match set             block  the contract's columns  later jobs read them by name
+row count                     block  >= 1 row                an empty day reached silver
 unique (event_id)             block  unique in the date      the MERGE key; a duplicate
                                                              double-counts in features
 not null (event_id,           block  no null                 keys of every downstream join
@@ -70,6 +74,7 @@ in set (event_type)           block  the 4 REES46 types      as in bronze
 expectation (column)          sev.   threshold               why
 ============================  =====  ======================  =================================
 columns match set             block  the contract's columns  training and serving read them
+row count                     block  >= 1 row                no user active in 30 days
 unique (user_id)              block  one row per user        the table's key (with the date)
 not null (user_id,            block  no null                 the key of every lookup
 feature_date)
@@ -84,6 +89,16 @@ A suite whose table or date partition is missing cannot be validated: that raise
 :class:`QualityError` naming the table, the date and the job to run first. Failed expectations
 never raise: the job reports them (``dq_results`` rows, the JSON summary, the HTML page) and the
 Airflow gate task decides from the summary's ``success``.
+
+**An empty day is a result, not an error.** A date whose ingest is recorded in
+``bronze.events_ingest_log`` (see ``clickstream/ingest.py``) but landed no bronze row (its files
+were header-only or empty, or every line was quarantined) is validated: the blocking row-count
+expectation fails with the observed ``0 rows`` and why (e.g. ``the 1 file(s) of the date hold no
+rows: empty or header only``), the volume ratio fails too when there is history, and every
+other check on the day's rows is *skipped* ("no rows to check"): on no rows they would pass
+vacuously, or fail on a null minimum. The silver and feature suites of such a date do the same
+when their own partition is empty. A date with no bronze row, no quarantined line and no
+ingest record was never ingested: that stays a :class:`QualityError`.
 
 ``<catalog>.<monitoring>.dq_results`` holds one row per expectation and (ds, suite); each run
 replaces the rows of its ds and suites (Delta ``replaceWhere``), and no column depends on the
@@ -100,7 +115,7 @@ import math
 import os
 import statistics
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -120,6 +135,7 @@ from clickstream.contracts import (
     write_partition,
 )
 from clickstream.html_report import render
+from clickstream.ingest import BRONZE_INGEST_LOG
 from clickstream.jobs import JobError
 from clickstream.schema import EVENT_TYPES, RAW_COLUMNS, parse_ds
 from clickstream.volumes import local_path
@@ -253,6 +269,13 @@ def _schema_check(contract: Contract) -> Check:
     )
 
 
+def _row_count(expected: str) -> Check:
+    """Blocking: the day has at least one row (a table-level check on the day's rows)."""
+    return Check(
+        "ExpectTableRowCountToBeBetween", {"min_value": 1}, BLOCKING, expected, label="rows"
+    )
+
+
 def _not_null(columns: Iterable[str]) -> list[Check]:
     return [
         Check("ExpectColumnValuesToNotBeNull", {"column": c}, BLOCKING, "no null") for c in columns
@@ -301,6 +324,7 @@ def bronze_checks(
     quarantine_context = {k: profile[k] for k in ("rows", "quarantined")}
     return [
         _schema_check(BRONZE_EVENTS),
+        _row_count(">= 1 row in bronze.events for the date"),
         *_not_null(("event_time", "event_type", "product_id", "user_id")),
         _event_types(),
         Check(
@@ -366,6 +390,7 @@ def bronze_checks(
 def silver_checks() -> list[Check]:
     return [
         _schema_check(SILVER_EVENTS),
+        _row_count(">= 1 event in the event date"),
         Check(
             "ExpectColumnValuesToBeUnique",
             {"column": "event_id"},
@@ -380,6 +405,7 @@ def silver_checks() -> list[Check]:
 def user_feature_checks() -> list[Check]:
     return [
         _schema_check(USER_FEATURES),
+        _row_count(">= 1 user in the feature date"),
         Check("ExpectColumnValuesToBeUnique", {"column": "user_id"}, BLOCKING, "one row per user"),
         *_not_null(("user_id", "feature_date")),
         *(
@@ -470,6 +496,42 @@ def profile_frame(spark: SparkSession, profile: Mapping[str, Any]) -> DataFrame:
     return spark.createDataFrame([tuple(profile[n] for n in names)], _PROFILE_SCHEMA)
 
 
+def ingest_record(
+    spark: SparkSession, *, ds: str, catalog: str, bronze_schema: str = "bronze"
+) -> dict[str, Any] | None:
+    """The ``bronze.events_ingest_log`` row of ``ds`` (its last verified ingest), or None."""
+    name = BRONZE_INGEST_LOG.name(catalog, bronze_schema)
+    if not spark.catalog.tableExists(name):
+        return None
+    day = date.fromisoformat(parse_ds(ds))
+    row = spark.table(name).where(F.col("ingest_date") == _lit_date(day)).first()
+    return row.asDict() if row else None
+
+
+# Checks that still mean something on a day without rows.
+_TABLE_CHECKS = ("ExpectTableColumnsToMatchSet", "ExpectTableRowCountToBeBetween")
+
+
+def for_empty_day(checks: list[Check], why: str) -> list[Check]:
+    """``checks`` for a day without rows: the row count says ``why``; the other checks of the
+    day's rows are skipped (vacuous passes, or failures on a null minimum, would mislead)."""
+    marked = []
+    for check in checks:
+        if check.label == "rows":
+            check = replace(check, context={**check.context, "why": why})
+        elif check.target == "rows" and check.expectation not in _TABLE_CHECKS:
+            check = replace(check, skipped=check.skipped or "no rows to check")
+        marked.append(check)
+    return marked
+
+
+def _empty_bronze_day(profile: Mapping[str, Any], record: Mapping[str, Any] | None) -> str:
+    if profile["quarantined"]:
+        return f"every one of the {profile['quarantined']} lines of the date was quarantined"
+    files = record["files"] if record else "?"
+    return f"the {files} file(s) of the date hold no rows: empty or header only"
+
+
 def _day_rows(spark, table: str, column: str, ds: str, run_first: str) -> tuple[DataFrame, int]:
     _require_table(spark, table, ds, run_first)
     rows = spark.table(table).where(F.col(column) == _lit_date(date.fromisoformat(ds))).persist()
@@ -496,6 +558,7 @@ def load_suite(
         table = BRONZE_EVENTS.name(catalog, bronze_schema)
         run_first = f"run ingest_events for {ds} first"
         rows, count = _day_rows(spark, table, "ingest_date", ds, run_first)
+        record = None
         try:
             profile = day_profile(
                 spark,
@@ -505,25 +568,31 @@ def load_suite(
                 bronze_schema=bronze_schema,
                 volume_lookback_days=volume_lookback_days,
             )
+            if count == 0:
+                record = ingest_record(spark, ds=ds, catalog=catalog, bronze_schema=bronze_schema)
         except BaseException:
             rows.unpersist()
             raise
-        if count == 0 and profile["quarantined"] == 0:
+        if count == 0 and profile["quarantined"] == 0 and record is None:
             rows.unpersist()
             raise QualityError(
-                f"{table} has no rows for ingest_date {ds} (nor its quarantine): {run_first} "
-                "(a day whose files hold no rows cannot be validated)"
+                f"{table} has no rows for ingest_date {ds} (nor its quarantine) and "
+                f"{BRONZE_INGEST_LOG.name(catalog, bronze_schema)} records no ingest of it: "
+                f"{run_first}"
             )
+        checks = bronze_checks(
+            ds,
+            profile,
+            late_tolerance_hours=late_tolerance_hours,
+            volume_lookback_days=volume_lookback_days,
+        )
+        if count == 0:
+            checks = for_empty_day(checks, _empty_bronze_day(profile, record))
         return SuiteInput(
             suite,
             f"{count} rows of {table} with ingest_date {ds} ({profile['quarantined']} quarantined)",
             {"rows": rows, "profile": profile_frame(spark, profile)},
-            bronze_checks(
-                ds,
-                profile,
-                late_tolerance_hours=late_tolerance_hours,
-                volume_lookback_days=volume_lookback_days,
-            ),
+            checks,
         )
     if suite == "silver_events":
         table, column, job = (
@@ -544,8 +613,21 @@ def load_suite(
     run_first = f"run {job} for {ds} first"
     rows, count = _day_rows(spark, table, column, ds, run_first)
     if count == 0:
-        rows.unpersist()
-        raise QualityError(f"{table} has no rows for {column} {ds}: {run_first}")
+        # Empty because the day was (an ingest with 0 bronze rows), or because the job did
+        # not run for it (then there is nothing to validate yet).
+        try:
+            record = ingest_record(spark, ds=ds, catalog=catalog, bronze_schema=bronze_schema)
+        except BaseException:
+            rows.unpersist()
+            raise
+        if record is None or record["bronze"] > 0:
+            rows.unpersist()
+            raise QualityError(f"{table} has no rows for {column} {ds}: {run_first}")
+        checks = for_empty_day(
+            checks,
+            f"an empty day: ingest_events landed 0 rows in bronze for {ds} "
+            f"({record['files']} file(s), {record['rows_in']} lines in)",
+        )
     return SuiteInput(suite, f"{count} rows of {table} with {column} {ds}", {"rows": rows}, checks)
 
 
@@ -616,6 +698,9 @@ def _observed(check: Check, kind: str, result: Mapping[str, Any], error: str) ->
         examples = _examples(result) if bad and noun != "null" else ""
         return f"{bad} of {n} rows {noun}{share}{examples}"
     value = result.get("observed_value")
+    if check.label == "rows":
+        why = check.context.get("why")
+        return f"{value} rows ({why})" if why and not value else f"{value} rows"
     text = f"{check.label or 'observed'} {_number(value)}"
     if check.label == "volume ratio":
         ctx = check.context

@@ -20,7 +20,13 @@ from __future__ import annotations
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from clickstream.contracts import BRONZE_EVENTS, SILVER_EVENTS, check_frame, ensure_table
+from clickstream.contracts import (
+    BRONZE_EVENTS,
+    SILVER_EVENTS,
+    check_frame,
+    ensure_table,
+    retry_on_conflict,
+)
 from clickstream.schema import RAW_COLUMNS, parse_ds
 
 
@@ -53,21 +59,23 @@ def merge_into_silver(spark: SparkSession, rows: DataFrame, table: str, dates: l
     if not dates:
         return
     in_dates = ", ".join(f"DATE'{parse_ds(d)}'" for d in dates)
-    (
-        DeltaTable.forName(spark, table)
-        .alias("t")
-        .merge(
-            rows.alias("s"),
-            f"t.event_date IN ({in_dates}) AND t.event_date = s.event_date "
-            "AND t.event_id = s.event_id",
+    retry_on_conflict(
+        lambda: (
+            DeltaTable.forName(spark, table)
+            .alias("t")
+            .merge(
+                rows.alias("s"),
+                f"t.event_date IN ({in_dates}) AND t.event_date = s.event_date "
+                "AND t.event_id = s.event_id",
+            )
+            .whenMatchedUpdate(
+                condition="s.ingest_date < t.ingest_date "
+                "OR (s.ingest_date = t.ingest_date AND s.source_file < t.source_file)",
+                set={"ingest_date": "s.ingest_date", "source_file": "s.source_file"},
+            )
+            .whenNotMatchedInsertAll()
+            .execute()
         )
-        .whenMatchedUpdate(
-            condition="s.ingest_date < t.ingest_date "
-            "OR (s.ingest_date = t.ingest_date AND s.source_file < t.source_file)",
-            set={"ingest_date": "s.ingest_date", "source_file": "s.source_file"},
-        )
-        .whenNotMatchedInsertAll()
-        .execute()
     )
 
 

@@ -180,6 +180,30 @@ def test_quality_report_is_uploaded_before_the_gate_decides(dagbag, dag_id, firs
     assert dag.get_task(f"check_{report}_gate").summary_path == f"{output}.json"
 
 
+def test_quality_dag_waits_for_the_landing_files_first(dagbag):
+    """No file for the date: the run waits (no worker slot held), then fails naming the folder."""
+    from ecom_plugins import LandingFilesSensor
+
+    dag = dagbag.dags["data_quality_validation"]
+    wait = dag.get_task("wait_for_landing_files")
+    assert isinstance(wait, LandingFilesSensor)
+    assert dag.roots == [wait]
+    assert _downstream_chain(dag, wait.task_id) == [
+        "wait_for_landing_files", "ingest_events", "validate_bronze_events",
+        "upload_bronze_events_report", "check_bronze_events_gate",
+    ]  # fmt: skip
+    # The folder the ingest job reads, through the jobs' connection.
+    params = dag.get_task("ingest_events").json["spark_python_task"]["parameters"]
+    assert wait.folder == params[params.index("--landing-dir") + 1] + "/{{ ds }}"
+    assert wait.folder == "/Volumes/ecom/raw/landing/events/{{ ds }}"
+    assert wait.patterns == ("*.csv", "*.csv.gz")
+    assert wait.databricks_conn_id == LOCAL.databricks_conn_id
+    assert wait.mode == "reschedule"
+    assert wait.poke_interval == LOCAL.landing_poke_seconds
+    assert wait.timeout == LOCAL.landing_timeout.total_seconds()
+    assert wait.pool != LOCAL.databricks_pool  # waiting takes no Databricks run slot
+
+
 def test_feature_suites_are_validated_in_one_job(dagbag):
     params = (
         dagbag.dags["offline_feature_table"]

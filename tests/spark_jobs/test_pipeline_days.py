@@ -123,7 +123,7 @@ def test_the_history_load_gives_the_tables_of_the_daily_jobs(spark, landing, bro
          "--landing-dir", landing, "--label-horizon-days", HORIZON,
          *[v for pair in schemas.items() for v in pair]]
     )  # fmt: skip
-    for table in ("events", "events_quarantine"):
+    for table in ("events", "events_quarantine", "events_ingest_log"):
         assertDataFrameEqual(
             spark.table(f"history_bronze.{table}"), spark.table(f"{bronze}.{table}")
         )
