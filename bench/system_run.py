@@ -74,6 +74,7 @@ def run(repeats: int = 1) -> tuple[list, list[Figure], list[Target]]:
         "6. system run",
         total,
         BUDGET_MINUTES,
-        notes=f"{runs[0]['days']} days generated; stages in the figures below",
+        notes=f"{runs[0]['days']} days generated; load average over the last 15 min "
+        f"{os.getloadavg()[2]:.1f} on {os.cpu_count()} cores; stages in the figures below",
     )
     return [], [total, *stages], [target]
