@@ -243,7 +243,7 @@ REVIEWED = {
     ("clickstream/propensity.py", "versions[labels_name]"): "int from DESCRIBE HISTORY",
     ("clickstream/drift.py", "config.start"): "DriftConfig.__post_init__ runs parse_ds",
     ("clickstream/drift.py", "config.end"): "DriftConfig.__post_init__ runs parse_ds",
-    ("clickstream/features.py", "feature_date"): "computed from parse_ds(ds) minus a timedelta",
+    ("clickstream/features.py", "in_dates"): "each date through parse_ds",
     ("clickstream/history.py", "column"): "a column name constant of the caller",
     ("clickstream/history.py", "days[0]"): "date_range() -> parse_ds",
     ("clickstream/history.py", "days[-1]"): "date_range() -> parse_ds",
