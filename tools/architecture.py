@@ -33,9 +33,10 @@ import functools
 import os
 import sys
 import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tools.environment import environment, importable
 
 ROOT = Path(__file__).resolve().parent.parent
 DOT_PATH = ROOT / "docs" / "architecture.dot"
@@ -227,30 +228,14 @@ def contract_tables() -> list[str]:
 # -- dags/: the DagBag ---------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _environment(**values: str) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
 def load_dags() -> list:
     """The DAGs of ``dags/`` as the scheduler parses them, in the ``local`` environment."""
-    for folder in ("include", "plugins"):
-        if str(ROOT / folder) not in sys.path:
-            sys.path.insert(0, str(ROOT / folder))
+    importable()
     with contextlib.ExitStack() as stack:
         if "AIRFLOW_HOME" not in os.environ:  # never create ~/airflow just to parse the DAGs
             home = stack.enter_context(tempfile.TemporaryDirectory(prefix="architecture-"))
-            stack.enter_context(_environment(AIRFLOW_HOME=home))
-        stack.enter_context(_environment(ECOM_ENV="local", AIRFLOW__CORE__LOAD_EXAMPLES="False"))
+            stack.enter_context(environment(AIRFLOW_HOME=home))
+        stack.enter_context(environment(ECOM_ENV="local", AIRFLOW__CORE__LOAD_EXAMPLES="False"))
         from airflow.dag_processing.dagbag import DagBag
 
         bag = DagBag(dag_folder=str(ROOT / "dags"))

@@ -39,12 +39,12 @@ import os
 import sys
 import tempfile
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
 
+from tools.environment import environment, importable
 from tools.jobs_api_schema import Problem, validate_submit_payload
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -105,41 +105,15 @@ def _task_summary(task: dict[str, Any]) -> str:
     return " | ".join(parts)
 
 
-@contextlib.contextmanager
-def _environment(**values: str | None) -> Iterator[None]:
-    """Set (or, for None, unset) environment variables for the block, then restore them."""
-    saved = {k: os.environ.get(k) for k in values}
-    try:
-        for key, value in values.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
-def _importable() -> None:
-    """``include/`` and ``plugins/`` on ``sys.path``, as on the Airflow deployment."""
-    for folder in ("include", "plugins"):
-        if str(ROOT / folder) not in sys.path:
-            sys.path.insert(0, str(ROOT / folder))
-
-
 def load_dagbag(env: str, git_url: str, git_ref: str):
     """The DAGs of ``dags/`` as the scheduler of ``env`` parses them."""
-    _importable()
+    importable()
     with contextlib.ExitStack() as stack:
         if "AIRFLOW_HOME" not in os.environ:  # never create ~/airflow just to parse the DAGs
             home = stack.enter_context(tempfile.TemporaryDirectory(prefix="payloads-"))
-            stack.enter_context(_environment(AIRFLOW_HOME=home))
+            stack.enter_context(environment(AIRFLOW_HOME=home))
         stack.enter_context(
-            _environment(
+            environment(
                 ECOM_ENV=env,
                 ECOM_GIT_URL=git_url,
                 ECOM_GIT_REF=git_ref,
@@ -364,7 +338,7 @@ def validate(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    _importable()
+    importable()
     from ecom_airflow.config import ENVIRONMENT_NAMES
 
     cli = argparse.ArgumentParser(
