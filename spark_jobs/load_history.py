@@ -22,7 +22,8 @@ import time
 from pyspark.sql import SparkSession
 
 from clickstream.features import build_feature_range
-from clickstream.history import ingest_range, silver_range
+from clickstream.history import silver_range
+from clickstream.ingest import ingest_range
 from clickstream.jobs import expected_failures, parse_arguments, parser
 from clickstream.schema import date_range
 

@@ -67,6 +67,7 @@ import re
 import zlib
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
+from functools import reduce
 from typing import TypedDict
 
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -75,10 +76,13 @@ from pyspark.sql import functions as F
 from clickstream import contracts
 from clickstream.contracts import BRONZE_EVENTS, BRONZE_QUARANTINE, Contract, write_partition
 from clickstream.jobs import JobError
-from clickstream.schema import EVENT_TYPES, HEADER, RAW_COLUMNS, parse_ds
+from clickstream.schema import EVENT_TYPES, HEADER, RAW_COLUMNS, date_range, parse_ds
 from clickstream.volumes import local_path
 
-__all__ = ["BRONZE_INGEST_LOG", "HEADER", "REASONS", "IngestCounts", "IngestError", "ingest"]
+__all__ = [
+    "BRONZE_INGEST_LOG", "HEADER", "REASONS", "IngestCounts", "IngestError", "ingest",
+    "ingest_range",
+]  # fmt: skip
 
 REASONS = (
     "non_utf8",
@@ -389,45 +393,91 @@ def ingest(
     ``log`` receives the notes of the run (a file whose header is not the REES46 header).
     """
     ds = parse_ds(ds)
-    ingested_at = ingested_at or default_ingested_at(ds)
-    files = landing_files(landing_dir, ds)
-    lines = read_lines(spark, files, f"{landing_dir.rstrip('/')}/{ds}", log=log)
-    parsed = parse_lines(lines, ds, ingested_at).persist()
+    return ingest_range(
+        spark, start=ds, end=ds, catalog=catalog, landing_dir=landing_dir, schema=schema,
+        ingested_at=ingested_at, log=log,
+    )[ds]  # fmt: skip
+
+
+def _range_predicate(days: list[str]) -> str:
+    return f"ingest_date >= DATE'{days[0]}' AND ingest_date <= DATE'{days[-1]}'"
+
+
+def ingest_range(
+    spark: SparkSession,
+    *,
+    start: str,
+    end: str,
+    catalog: str,
+    landing_dir: str,
+    schema: str = "bronze",
+    ingested_at: datetime | None = None,
+    log: Log = print,
+) -> dict[str, IngestCounts]:
+    """Land every date of [start, end] in one write per table; the counts of each date.
+
+    The daily job is the range of one date; the first load of history (``load_history.py``)
+    passes many. Each date keeps its own ``ingest_date`` and ``ingested_at`` (the end of the
+    date unless ``ingested_at`` is given, for a single date only). Fails before writing when a
+    date has no landing file; after writing when any date lost a row (rows in != bronze +
+    quarantined, counted from the tables as written); then records each date's row of
+    ``bronze.events_ingest_log``.
+    """
+    days = date_range(start, end)
+    if ingested_at is not None and len(days) > 1:
+        raise ValueError("--ingest-ts applies to one date; a range records the end of each date")
+    stamps = {ds: ingested_at or default_ingested_at(ds) for ds in days}
+    folder = landing_dir.rstrip("/")
+    files = {ds: landing_files(landing_dir, ds) for ds in days}
+    parsed_days = [
+        parse_lines(read_lines(spark, files[ds], f"{folder}/{ds}", log=log), ds, stamps[ds])
+        for ds in days
+    ]
+    parsed = reduce(DataFrame.unionByName, parsed_days).persist()
+    predicate = _range_predicate(days)
     try:
-        rows_in = parsed.count()
-        partition = _partition(ds)
+        rows_in = {
+            r["ingest_date"].isoformat(): int(r["count"])
+            for r in parsed.groupBy("ingest_date").count().collect()
+        }
         bronze = write_partition(
-            spark, bronze_rows(parsed), BRONZE_EVENTS, catalog, partition, schema
+            spark, bronze_rows(parsed), BRONZE_EVENTS, catalog, predicate, schema
         )
         quarantine = write_partition(
-            spark, quarantine_rows(parsed), BRONZE_QUARANTINE, catalog, partition, schema
+            spark, quarantine_rows(parsed), BRONZE_QUARANTINE, catalog, predicate, schema
         )
     finally:
         parsed.unpersist()
     # Counted from the tables as written, not from the DataFrames that were meant to be written.
-    landed = spark.table(bronze).where(_partition(ds)).count()
-    reasons = {
-        row["reason"]: int(row["count"])
-        for row in spark.table(quarantine).where(_partition(ds)).groupBy("reason").count().collect()
+    landed = {
+        r["ingest_date"].isoformat(): int(r["count"])
+        for r in spark.table(bronze).where(predicate).groupBy("ingest_date").count().collect()
     }
-    counts = IngestCounts(
-        files=len(files),
-        rows_in=rows_in,
-        bronze=landed,
-        quarantined=sum(reasons.values()),
-        reasons=dict(sorted(reasons.items())),
-    )
-    if counts["rows_in"] != counts["bronze"] + counts["quarantined"]:
-        raise IngestError(
-            f"rows lost for {ds}: {rows_in} rows in != {landed} bronze + "
-            f"{counts['quarantined']} quarantined"
+    reasons: dict[str, dict[str, int]] = {ds: {} for ds in days}
+    for row in (
+        spark.table(quarantine).where(predicate).groupBy("ingest_date", "reason").count().collect()
+    ):
+        reasons[row["ingest_date"].isoformat()][row["reason"]] = int(row["count"])
+    counts = {
+        ds: IngestCounts(
+            files=len(files[ds]),
+            rows_in=rows_in.get(ds, 0),
+            bronze=landed.get(ds, 0),
+            quarantined=sum(reasons[ds].values()),
+            reasons=dict(sorted(reasons[ds].items())),
         )
-    write_partition(
-        spark,
-        ingest_log_frame(spark, ds, counts, ingested_at),
-        BRONZE_INGEST_LOG,
-        catalog,
-        partition,
-        schema,
+        for ds in days
+    }
+    lost = [
+        f"{ds}: {c['rows_in']} rows in != {c['bronze']} bronze + {c['quarantined']} quarantined"
+        for ds, c in counts.items()
+        if c["rows_in"] != c["bronze"] + c["quarantined"]
+    ]
+    if lost:
+        raise IngestError(f"rows lost for {'; '.join(lost)}")
+    ingest_log = reduce(
+        DataFrame.unionByName,
+        [ingest_log_frame(spark, ds, counts[ds], stamps[ds]) for ds in days],
     )
+    write_partition(spark, ingest_log, BRONZE_INGEST_LOG, catalog, predicate, schema)
     return counts
