@@ -78,9 +78,21 @@ class AirflowClient:
         self.request("PATCH", f"/dags/{dag_id}", retry_busy=60, json={"is_paused": False})
 
     def create_backfill(
-        self, dag_id: str, from_date: str, to_date: str, *, max_active_runs: int | None = None
+        self,
+        dag_id: str,
+        from_date: str,
+        to_date: str,
+        *,
+        max_active_runs: int | None = None,
+        wait_for_other: float = 600,
     ) -> dict:
-        """Create a backfill; if one is already running for the DAG, return that one instead.
+        """Create a backfill of [from_date, to_date].
+
+        Airflow runs one backfill per DAG at a time and refuses another with 409. When the
+        running one covers the same dates (a second ``make run``), it is returned. When it
+        covers other dates, this waits up to ``wait_for_other`` seconds for it to complete
+        (the scheduler marks a backfill completed a loop after its last run ends) and
+        creates the new one then: returning the other backfill would wait on the wrong dates.
 
         A backfill has its own concurrency; by default it is the DAG's ``max_active_runs``, so
         a DAG that must run one date at a time does so in a backfill too.
@@ -95,19 +107,32 @@ class AirflowClient:
             # A second `make run` reruns only what failed; completed dates are kept.
             "reprocess_behavior": "failed",
         }
-        try:
-            return self.request("POST", "/backfills", retry_busy=120, json=body)
-        except AirflowAPIError as error:
-            if " 409:" not in str(error):
-                raise
-        running = [
-            b
-            for b in self.request("GET", "/backfills", params={"dag_id": dag_id})["backfills"]
-            if b["completed_at"] is None
-        ]
-        if not running:
-            raise AirflowAPIError(f"backfill of {dag_id} refused (409) and none is running")
-        return running[0]
+        deadline = time.monotonic() + wait_for_other
+        while True:
+            try:
+                return self.request("POST", "/backfills", retry_busy=120, json=body)
+            except AirflowAPIError as error:
+                if " 409:" not in str(error):
+                    raise
+            running = self.running_backfills(dag_id)
+            same = [
+                b for b in running
+                if (b["from_date"], b["to_date"]) == (body["from_date"], body["to_date"])
+            ]  # fmt: skip
+            if same:
+                return same[0]
+            if time.monotonic() > deadline:
+                other = ", ".join(f"{b['id']} ({b['from_date'][:10]}..{b['to_date'][:10]})"
+                                  for b in running) or "none listed"  # fmt: skip
+                raise AirflowAPIError(
+                    f"backfill of {dag_id} for {from_date}..{to_date} refused (409): another "
+                    f"backfill is still running after {wait_for_other:.0f}s: {other}"
+                )
+            time.sleep(3)
+
+    def running_backfills(self, dag_id: str) -> list[dict]:
+        backfills = self.request("GET", "/backfills", params={"dag_id": dag_id})["backfills"]
+        return [b for b in backfills if b["completed_at"] is None]
 
     def dag_runs(self, dag_id: str, from_date: str, to_date: str) -> list[dict]:
         params = {

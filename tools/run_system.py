@@ -134,6 +134,10 @@ def run_backfills(
     """
     for dag_id in dag_ids:
         backfill = airflow.create_backfill(dag_id, days[0], days[-1])
+        covered = (backfill["from_date"][:10], backfill["to_date"][:10])
+        if covered != (days[0], days[-1]):
+            raise RuntimeError(f"{dag_id}: backfill {backfill['id']} covers {covered[0]}.."
+                               f"{covered[1]}, not {days[0]}..{days[-1]}")  # fmt: skip
         log(f"{dag_id}: backfill {backfill['id']} for {days[0]}..{days[-1]} created")
     for dag_id in dag_ids:
         airflow.unpause(dag_id)

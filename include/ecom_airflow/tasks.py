@@ -163,7 +163,10 @@ def wait_for_dag(
     The daily DAGs share one schedule, so "the same date" is the same logical date, whether the
     runs were scheduled, triggered or created by a backfill. A failed upstream run fails this
     task at once (the date is blocked, e.g. by a data quality gate) instead of waiting for the
-    timeout. Deferrable: a waiting sensor holds no worker slot, only a triggerer coroutine.
+    timeout. No retries: a failed upstream run is an outcome, not a transient error, and
+    retrying would only hold back the failure (and its alert) by the backoff; once the upstream
+    date is fixed, clearing this sensor resumes the date. Deferrable: a waiting sensor holds no
+    worker slot, only a triggerer coroutine.
     ``follow_as_of`` waits for the run of the ``as_of`` param instead; ``execution_date_fn``
     (e.g. :func:`last_day_of_interval`) for any other date.
     """
@@ -173,6 +176,7 @@ def wait_for_dag(
         external_dag_id=upstream_dag_id,
         allowed_states=["success"],
         failed_states=["failed"],
+        retries=0,
         deferrable=True,
         poke_interval=env.sensor_poke_seconds,
         timeout=env.sensor_timeout.total_seconds(),

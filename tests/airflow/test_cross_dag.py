@@ -37,9 +37,8 @@ def _dags(succeed: bool) -> tuple[DAG, DAG]:
     }
     with DAG(dag_id=f"upstream_{suffix}", default_args={"retries": 0}, **common) as upstream:
         PythonOperator(task_id="gate", python_callable=(lambda: None) if succeed else _fail)
-    with DAG(
-        dag_id=f"downstream_{suffix}", default_args={**DEFAULT_ARGS, "retries": 0}, **common
-    ) as downstream:
+    # The project's default args (two retries): the sensor itself has none.
+    with DAG(dag_id=f"downstream_{suffix}", default_args=DEFAULT_ARGS, **common) as downstream:
         wait_for_dag(upstream.dag_id, env=LOCAL)
     for dag in (upstream, downstream):
         serialize(dag)
@@ -65,6 +64,8 @@ def test_a_failed_upstream_date_fails_the_downstream_date_at_once(airflow_db):
     run = downstream.test(logical_date=LOGICAL_DATE)
     assert run.state == "failed"
     assert _sensor_state(run) == "failed"
+    [sensor] = run.get_task_instances()
+    assert sensor.try_number == 1, "a failed upstream date is not retried"
     # Failed fast on the upstream state, not after the sensor's timeout.
     assert time.monotonic() - started < LOCAL.sensor_timeout.total_seconds() / 10
 
