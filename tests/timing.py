@@ -2,8 +2,8 @@
 
 Loaded through ``-p tests.timing`` (pyproject). At the end of every session it writes
 ``.local/test-timings/last.json``: wall time, outcomes, the time spent in each test folder
-(setup + call + teardown) and the command's arguments, so ``bench/test_suite.py`` can report
-the last full ``make test`` without running the suite again.
+(setup + call + teardown), the slowest tests and the command's arguments, so
+``bench/test_suite.py`` can report the last full ``make test`` without running the suite again.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ OUTPUT = ROOT / ".local" / "test-timings" / "last.json"
 
 _started = time.monotonic()
 _folders: dict[str, float] = defaultdict(float)
+_tests: dict[str, float] = defaultdict(float)
+SLOWEST = 30
 _outcomes: Counter = Counter()
 
 
@@ -31,6 +33,7 @@ def pytest_runtest_logreport(report):
     parts = report.nodeid.split("/")
     folder = "/".join(parts[:2]) if len(parts) > 2 else parts[0].split("::")[0]
     _folders[folder] += report.duration
+    _tests[report.nodeid] += report.duration
     if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
         _outcomes[report.outcome] += 1
 
@@ -48,6 +51,11 @@ def pytest_sessionfinish(session, exitstatus):
                 "args": list(session.config.invocation_params.args),
                 "outcomes": dict(_outcomes),
                 "folders": {k: round(v, 1) for k, v in sorted(_folders.items())},
+                # setup + call + teardown; a session fixture counts for its first/last test
+                "slowest": {
+                    k: round(v, 1)
+                    for k, v in sorted(_tests.items(), key=lambda kv: -kv[1])[:SLOWEST]
+                },
             },
             indent=2,
         )

@@ -364,11 +364,25 @@ def _stop_pid(pid: int, name: str, sig: int = signal.SIGTERM, grace: float = 20.
 
 
 def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+    """Whether a process of the group still runs. Zombies do not count: in a container whose
+    PID 1 does not reap orphans, an exited child of Airflow stays a zombie for good, and
+    waiting for it would cost every stop its whole grace period."""
+    proc = Path("/proc")
+    if not (proc / "self" / "stat").exists():  # no procfs (macOS): signal 0 probes the group
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    for stat in proc.glob("[0-9]*/stat"):
+        try:
+            # "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses.
+            state, _ppid, pgrp = stat.read_text().rsplit(")", 1)[1].split()[:3]
+        except (OSError, ValueError):
+            continue  # the process ended while being read
+        if int(pgrp) == pgid and state != "Z":
+            return True
+    return False
 
 
 def write_stack_env(config: StackConfig) -> Path:

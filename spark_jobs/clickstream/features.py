@@ -29,7 +29,6 @@ features of F never erases a label and labels never leak into features.
 from __future__ import annotations
 
 from datetime import date, timedelta
-from functools import reduce
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -166,43 +165,59 @@ def _feature_type(column: str) -> str:
     return next(c.type for c in USER_FEATURES.columns if c.name == column)
 
 
-def feature_population(events: DataFrame, feature_date: date) -> DataFrame:
-    """The users who have a feature row on ``feature_date`` (same rule as the features)."""
+def feature_population(events: DataFrame, start: date, end: date) -> DataFrame:
+    """(user_id, feature_date) of every feature row of [start, end], the features' own rule:
+    each (user, event date, ingest date) fans out to the dates it counts for."""
+    keys = events_in_scope(events, start, end).select("user_id", "event_date", "ingest_date")
     return (
-        events_in_scope(events, feature_date, feature_date)
-        .select("user_id")
-        .distinct()
-        .withColumn("feature_date", _lit_date(feature_date))
+        fan_out(keys.distinct(), start, end).select("user_id", "feature_date").distinct()
     )
 
 
-def compute_labels(
-    events: DataFrame, feature_date: str, horizon_days: int, labelled_on: str
+def compute_label_range(
+    events: DataFrame, start: str, end: str, horizon_days: int
 ) -> DataFrame:
-    """Labels of the feature rows of ``feature_date``: a purchase in the next ``horizon_days``.
+    """Labels of the feature rows of every feature date F in [start, end]: a purchase in the
+    next ``horizon_days`` (event date in ``[F+1, F+h]``, delivered by ``F+h``), labelled on
+    ``F+h``.
 
     The population is derived from silver with the features' own rule, not read from the
-    feature table, so labels do not depend on which feature runs have happened yet.
+    feature table, so labels do not depend on which feature runs have happened yet. One scan
+    for the whole range: each purchase fans out to the feature dates whose window holds it,
+    ``max(event_date, ingest_date) - h <= F <= event_date - 1``, as the events do for the
+    features.
     """
-    f_date = date.fromisoformat(parse_ds(feature_date))
-    closes = f_date + timedelta(days=horizon_days)
+    first, last = date.fromisoformat(parse_ds(start)), date.fromisoformat(parse_ds(end))
+    if last < first:
+        raise ValueError(f"the range {start}..{end} is empty: the end is before the start")
+    closes = last + timedelta(days=horizon_days)
+    purchase_keys = events.where(
+        F.col("event_date").between(_lit_date(first + timedelta(days=1)), _lit_date(closes))
+        & (F.col("ingest_date") <= _lit_date(closes))
+        & (F.col("event_type") == "purchase")
+    ).select("user_id", "event_date", "ingest_date")
+    first_date = F.greatest(
+        F.date_sub("event_date", horizon_days),
+        F.date_sub("ingest_date", horizon_days),
+        _lit_date(first),
+    )
+    last_date = F.least(F.date_sub("event_date", 1), _lit_date(last))
     purchases = (
-        events.where(
-            F.col("event_date").between(_lit_date(f_date + timedelta(days=1)), _lit_date(closes))
-            & (F.col("ingest_date") <= _lit_date(closes))
-            & (F.col("event_type") == "purchase")
-        )
-        .groupBy("user_id")
+        purchase_keys.where(first_date <= last_date)
+        .select("user_id", F.explode(F.sequence(first_date, last_date)).alias("feature_date"))
+        .groupBy("user_id", "feature_date")
         .agg(F.count("*").alias("purchases"))
     )
-    population = feature_population(events, f_date)
-    return population.join(purchases, on="user_id", how="left").select(
+    bought = F.coalesce(F.col("purchases"), F.lit(0))
+    return feature_population(events, first, last).join(
+        purchases, on=["user_id", "feature_date"], how="left"
+    ).select(
         "user_id",
         "feature_date",
         F.lit(horizon_days).alias("horizon_days"),
-        (F.coalesce(F.col("purchases"), F.lit(0)) > 0).cast("int").alias("purchased"),
-        F.coalesce(F.col("purchases"), F.lit(0)).cast("bigint").alias("purchases"),
-        F.lit(parse_ds(labelled_on)).cast("date").alias("labelled_on"),
+        (bought > 0).cast("int").alias("purchased"),
+        bought.cast("bigint").alias("purchases"),
+        F.date_add("feature_date", horizon_days).alias("labelled_on"),
     )
 
 
@@ -266,16 +281,14 @@ def build_label_range(
     if horizon_days < 1:
         raise ValueError(f"the label horizon must be at least 1 day, got {horizon_days}")
     events = spark.table(SILVER_EVENTS.name(catalog, silver_schema))
-    frames = [
-        compute_labels(
-            events,
-            (date.fromisoformat(ds) - timedelta(days=horizon_days)).isoformat(),
-            horizon_days,
-            ds,
-        )
-        for ds in date_range(start, end)
-    ]
-    labels = check_frame(reduce(DataFrame.unionByName, frames), USER_LABELS).persist()
+    shift = timedelta(days=horizon_days)
+    labels = compute_label_range(
+        events,
+        (date.fromisoformat(parse_ds(start)) - shift).isoformat(),
+        (date.fromisoformat(parse_ds(end)) - shift).isoformat(),
+        horizon_days,
+    )
+    labels = check_frame(labels, USER_LABELS).persist()
     try:
         counts = {
             r["feature_date"].isoformat(): int(r["count"])

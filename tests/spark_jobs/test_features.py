@@ -9,7 +9,12 @@ import pytest
 from pyspark.testing import assertDataFrameEqual
 
 from clickstream.contracts import FEATURE_COLUMNS, USER_FEATURES, check_frame
-from clickstream.features import build_features, build_labels, compute_features, compute_labels
+from clickstream.features import (
+    build_features,
+    build_labels,
+    compute_features,
+    compute_label_range,
+)
 from tests.spark_jobs.rows import F_DATE, event
 
 pytestmark = pytest.mark.spark
@@ -157,8 +162,7 @@ def test_labels_count_purchases_delivered_inside_the_horizon(spark, silver_event
         event(5, f + timedelta(days=2), "purchase"),  # no feature row on F: no label
     ]
     events = silver_events(rows)
-    closes = (f + timedelta(days=7)).isoformat()
-    labels = compute_labels(events, DS, 7, closes)
+    labels = compute_label_range(events, DS, DS, 7)
     population = compute_features(events, DS, DS).select("user_id", "feature_date")
     assertDataFrameEqual(labels.select("user_id", "feature_date"), population)
     expected = spark.createDataFrame(
@@ -168,6 +172,45 @@ def test_labels_count_purchases_delivered_inside_the_horizon(spark, silver_event
         "labelled_on date",
     )
     assertDataFrameEqual(labels, expected)
+
+
+def test_labels_of_a_range_follow_the_definition_on_each_date(spark, silver_events):
+    """One computation for a range of feature dates gives each date its labels by definition."""
+    f = F_DATE
+    d = timedelta(days=1)
+    rows = [
+        event(1, f - 3 * d, "view"),
+        event(1, f + 2 * d, "purchase"),  # labels F-3+..: inside several windows
+        event(2, f, "view"),
+        event(2, f + 4 * d, "purchase", ingest=f + 9 * d),  # late: only windows closing later
+        event(3, f + d, "cart"),
+        event(3, f + d, "purchase"),  # on F+1: a label of F and earlier, a feature of F+1
+        event(4, f - 40 * d, "view"),  # outside every horizon of the range
+        event(5, f + 3 * d, "view", ingest=f + 5 * d),  # joins the population late
+        event(5, f + 6 * d, "purchase"),
+    ]
+    h, days = 3, [f + k * d for k in range(-4, 5)]
+    # The definition, date by date, over the plain rows (user, kind, event date, ingest date).
+    plain = [(r[8], r[2], r[11], r[12]) for r in rows]
+    expected = []
+    for day in days:
+        population = {u for u, _, e, i in plain if day - 29 * d <= e <= day and i <= day}
+        for user in sorted(population):
+            bought = sum(
+                1 for u, kind, e, i in plain
+                if u == user and kind == "purchase" and day < e <= day + h * d and i <= day + h * d
+            )  # fmt: skip
+            expected.append((user, day, h, int(bought > 0), bought, day + h * d))
+    ranged = compute_label_range(silver_events(rows), days[0].isoformat(), days[-1].isoformat(), h)
+    assert sum(1 for row in expected if row[3]) >= 3, "the case has positives on several dates"
+    assertDataFrameEqual(
+        ranged,
+        spark.createDataFrame(
+            expected,
+            "user_id bigint, feature_date date, horizon_days int, purchased int, "
+            "purchases bigint, labelled_on date",
+        ),
+    )
 
 
 def test_labels_are_written_only_once_their_window_has_closed(spark, silver_events, schema_name):
