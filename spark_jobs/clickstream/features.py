@@ -169,14 +169,10 @@ def feature_population(events: DataFrame, start: date, end: date) -> DataFrame:
     """(user_id, feature_date) of every feature row of [start, end], the features' own rule:
     each (user, event date, ingest date) fans out to the dates it counts for."""
     keys = events_in_scope(events, start, end).select("user_id", "event_date", "ingest_date")
-    return (
-        fan_out(keys.distinct(), start, end).select("user_id", "feature_date").distinct()
-    )
+    return fan_out(keys.distinct(), start, end).select("user_id", "feature_date").distinct()
 
 
-def compute_label_range(
-    events: DataFrame, start: str, end: str, horizon_days: int
-) -> DataFrame:
+def compute_label_range(events: DataFrame, start: str, end: str, horizon_days: int) -> DataFrame:
     """Labels of the feature rows of every feature date F in [start, end]: a purchase in the
     next ``horizon_days`` (event date in ``[F+1, F+h]``, delivered by ``F+h``), labelled on
     ``F+h``.
@@ -209,15 +205,17 @@ def compute_label_range(
         .agg(F.count("*").alias("purchases"))
     )
     bought = F.coalesce(F.col("purchases"), F.lit(0))
-    return feature_population(events, first, last).join(
-        purchases, on=["user_id", "feature_date"], how="left"
-    ).select(
-        "user_id",
-        "feature_date",
-        F.lit(horizon_days).alias("horizon_days"),
-        (bought > 0).cast("int").alias("purchased"),
-        bought.cast("bigint").alias("purchases"),
-        F.date_add("feature_date", horizon_days).alias("labelled_on"),
+    return (
+        feature_population(events, first, last)
+        .join(purchases, on=["user_id", "feature_date"], how="left")
+        .select(
+            "user_id",
+            "feature_date",
+            F.lit(horizon_days).alias("horizon_days"),
+            (bought > 0).cast("int").alias("purchased"),
+            bought.cast("bigint").alias("purchases"),
+            F.date_add("feature_date", horizon_days).alias("labelled_on"),
+        )
     )
 
 
