@@ -128,6 +128,8 @@ def write_results(results: dict[str, tuple]) -> Path:
         "Written by `make bench` (`bench/results.json` keeps each benchmark's latest run).",
         "Benchmarks are not tests: nothing fails on a number. Medians with (min..max, n) over",
         "repeated runs; every ratio compares two figures measured side by side in the same run.",
+        "Profiling notes, with figures before and after each change: "
+        "[docs/performance.md](../docs/performance.md).",
         "",
         f"- machine: {machine_description()}",
         f"- python {platform.python_version()}; "
