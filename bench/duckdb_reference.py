@@ -197,7 +197,8 @@ def side_by_side(spark, root: Path, factor: int, repeats: int) -> tuple[Figure, 
     schema = f"duck{factor}"
     days = _days(HISTORY_DAYS, START)
     print(f"  {factor}x: landing {len(days)} days of {volume} events", flush=True)
-    _land(spark, root / f"landing{factor}", days, volume, schema)
+    # One range, as a first load of history: 31 days at 16x day by day would be most of the run.
+    _land(spark, root / f"landing{factor}", days, volume, schema, bulk=True)
     ds = days[-1]
     files = silver_files(spark, SILVER_EVENTS.name(CATALOG, schema))
     out = root / f"duckdb_features_{factor}x.parquet"

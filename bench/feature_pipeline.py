@@ -36,16 +36,27 @@ def _days(n: int, start: date = START) -> list[str]:
     return [(start + timedelta(days=i)).isoformat() for i in range(n)]
 
 
-def _land(spark, landing: Path, days: list[str], events_per_day: int, schema: str) -> None:
-    """Generate, ingest and merge ``days`` into ``<schema>_bronze`` / ``<schema>``."""
+def _land(
+    spark, landing: Path, days: list[str], events_per_day: int, schema: str, bulk: bool = False
+) -> None:
+    """Generate, ingest and merge ``days`` into ``<schema>_bronze`` / ``<schema>``: day by day,
+    as the daily runs leave the tables, or with ``bulk`` in one range as the first load of
+    history (``load_history.py``) does, which a test checks gives the same tables."""
     from generate_events import main as generate
 
-    from clickstream.ingest import ingest
+    from clickstream.history import silver_range
+    from clickstream.ingest import ingest, ingest_range
     from clickstream.silver import build_silver_events
 
     users = str(events_per_day // 6)
     generate(["--start-date", days[0], "--days", str(len(days)), "--landing-dir", str(landing),
               "--events-per-day", str(events_per_day), "--users", users])  # fmt: skip
+    if bulk:
+        ingest_range(spark, start=days[0], end=days[-1], catalog=CATALOG,
+                     landing_dir=str(landing), schema=f"{schema}_bronze")  # fmt: skip
+        silver_range(spark, start=days[0], end=days[-1], catalog=CATALOG,
+                     bronze_schema=f"{schema}_bronze", silver_schema=schema)  # fmt: skip
+        return
     for ds in days:
         ingest(spark, ds=ds, catalog=CATALOG, landing_dir=str(landing), schema=f"{schema}_bronze")
         build_silver_events(
