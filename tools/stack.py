@@ -364,9 +364,9 @@ def _stop_pid(pid: int, name: str, sig: int = signal.SIGTERM, grace: float = 20.
 
 
 def _group_alive(pgid: int) -> bool:
-    """Whether a process of the group still runs. Zombies do not count: in a container whose
-    PID 1 does not reap orphans, an exited child of Airflow stays a zombie for good, and
-    waiting for it would cost every stop its whole grace period."""
+    """Whether a process of the group still runs. Zombies do not count: an exited process
+    that its parent has not reaped yet (the group leader is a ``Popen`` child of the process
+    that ran ``up``, which does not wait for it) would make every stop wait its whole grace."""
     proc = Path("/proc")
     if not (proc / "self" / "stat").exists():  # no procfs (macOS): signal 0 probes the group
         try:
