@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import http.client
 import io
+import json
+from pathlib import Path
 
 import pytest
-import requests
 from databricks.sdk.errors import AlreadyExists, NotFound
 
 
@@ -32,13 +34,103 @@ def test_create_and_delete_directory(client):
         client.files.get_directory_metadata("/Volumes/ecom/raw/reports/x/y")
 
 
+# Paths are sent with http.client, byte for byte: requests (and urllib3) collapse a literal
+# ``..`` before sending, so a traversal sent through them never reaches the server's check.
+UP = {  # four segments up from Volumes/main/default/reports: the workspace state folder
+    "raw": "../../../../",
+    "encoded dots": "%2e%2e/%2e%2e/%2e%2e/%2e%2e/",
+    "encoded slashes": "%2E%2E%2F%2E%2E%2F%2E%2E%2F%2E%2E%2F",
+    "double encoded": "%252e%252e/%252e%252e/%252e%252e/%252e%252e/",
+    "backslashes": "..%5c..%5c..%5c..%5c",
+}
+ROUTES = [  # (method, api, what the traversal names in the state folder)
+    ("GET", "files", "outside.txt"),  # download
+    ("PUT", "files", "planted.txt"),  # upload
+    ("DELETE", "files", "outside.txt"),
+    ("GET", "directories", ""),  # listing
+    ("PUT", "directories", "planted-dir"),
+]
+
+
+def _raw_request(ws, method: str, path: str) -> tuple[int, dict, bytes]:
+    """One request with ``path`` sent exactly as given, with the token."""
+    connection = http.client.HTTPConnection(ws.host, ws.port, timeout=10)
+    try:
+        connection.request(
+            method, path, body=b"planted" if method == "PUT" else None,
+            headers={"Authorization": f"Bearer {ws.token}"},
+        )  # fmt: skip
+        response = connection.getresponse()
+        raw = response.read()
+        is_json = response.getheader("content-type", "").startswith("application/json")
+    finally:
+        connection.close()
+    return response.status, (json.loads(raw) if is_json else {}), raw
+
+
+@pytest.fixture(scope="module")
+def outside(ws) -> Path:
+    """A file next to the Volumes root, in the workspace state folder."""
+    secret = ws.layout.state / "outside.txt"
+    secret.write_text("not for the Files API")
+    assert ws.layout.volumes_root.parent == ws.layout.state
+    return secret
+
+
+@pytest.mark.parametrize("up", UP.values(), ids=UP.keys())
 @pytest.mark.parametrize(
-    "path", ["Volumes/a/../../../etc/passwd", "Volumes/a/%2e%2e/%2e%2e/secrets", "etc/passwd"]
+    ("method", "api", "target"), ROUTES, ids=[f"{m} {a}" for m, a, _ in ROUTES]
 )
-def test_paths_outside_the_volumes_root_are_refused(ws, path):
-    response = requests.get(f"{ws.url}/api/2.0/fs/files/{path}",
-                            headers={"Authorization": f"Bearer {ws.token}"}, timeout=10)  # fmt: skip
-    assert response.status_code in (400, 403, 404)
-    assert response.status_code != 200
-    if response.status_code != 404:
-        assert response.json()["error_code"] in ("INVALID_PARAMETER_VALUE", "PERMISSION_DENIED")
+def test_a_dot_dot_volumes_path_is_refused_before_any_file_access(
+    ws, outside, method, api, target, up
+):
+    path = f"/api/2.0/fs/{api}/Volumes/main/default/reports/{up}{target}"
+    status, body, raw = _raw_request(ws, method, path)
+    assert status == 400, (status, raw[:300])
+    assert body["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert body["message"].startswith("/Volumes/main/default/reports/")
+    assert body["message"].endswith(" is not a normalised path"), body
+    assert ".." in body["message"]
+    assert b"not for the Files API" not in raw and "contents" not in body  # nothing leaked
+    assert outside.read_text() == "not for the Files API"  # not overwritten, not deleted
+    # Nothing planted (the warm driver adds its own folders here, so only these names count).
+    assert not (ws.layout.state / "planted.txt").exists()
+    assert not (ws.layout.state / "planted-dir").exists()
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT"])
+def test_a_dot_dot_that_stays_inside_the_volumes_root_is_refused_too(ws, method):
+    """Only normalised paths are accepted, wherever the ``..`` would lead."""
+    ws.layout.volumes_root.joinpath("ecom/raw/landing").mkdir(parents=True, exist_ok=True)
+    path = "/api/2.0/fs/files/Volumes/ecom/raw/landing/../landing/inside.txt"
+    status, body, _ = _raw_request(ws, method, path)
+    assert (status, body.get("error_code")) == (400, "INVALID_PARAMETER_VALUE")
+    assert (
+        body["message"]
+        == "/Volumes/ecom/raw/landing/../landing/inside.txt is not a normalised path"
+    )
+    assert not (ws.layout.volumes_root / "ecom/raw/landing/inside.txt").exists()
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/2.0/fs/files/Volumes/main/default/reports/../../../../../../../../etc/passwd",
+        "/api/2.0/fs/files/Volumes/%2e%2e/%2e%2e/%2e%2e/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
+        "/api/2.0/fs/directories/Volumes/main/default/reports/../../../../../../../../etc",
+    ],
+)
+def test_a_dot_dot_path_to_the_system_files_is_refused(ws, path):
+    status, body, raw = _raw_request(ws, "GET", path)
+    assert (status, body.get("error_code")) == (400, "INVALID_PARAMETER_VALUE"), raw[:300]
+    assert body["message"].endswith(" is not a normalised path"), body
+    assert b"root:" not in raw and "contents" not in body
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/2.0/fs/files/etc/passwd", "/api/2.0/fs/files/../../../etc/passwd"]
+)
+def test_a_path_outside_volumes_is_refused(ws, path):
+    status, body, raw = _raw_request(ws, "GET", path)
+    assert (status, body.get("error_code")) == (400, "INVALID_PARAMETER_VALUE"), raw[:300]
+    assert body["message"].endswith("etc/passwd is not a /Volumes path")
