@@ -12,7 +12,7 @@ training window using Evidently, publishes the report, and retrains when the mon
 | **Schedule** | monthly; the run with `ds = YYYY-MM-01` checks that calendar month and runs after it ended |
 | **Waits for** | `offline_feature_table` run of the month's last day (success) |
 | **Input** | `silver.user_features` (feature dates of the month and of the champion's training window), `gold.propensity_scores`, the champion's MLflow tags (`train_window_start` / `train_window_end`) |
-| **Output** | `monitoring.drift_metrics` (one row per feature column and period), `reports/drift_detection/<ds>/feature_drift.html` + `.json` on the reports Volume, the HTML in Blob (`reports/drift_detection/<ds>/feature_drift.html`, the *Report* link), and a `model_training` run with conf `{"reason": "drift"}` when drift is found |
+| **Output** | `monitoring.drift_metrics` (one row per feature column and period), `reports/drift_detection/<ds>/feature_drift.html` + `.json` on the reports Volume, the HTML in Blob (`reports/drift_detection/<ds>/feature_drift.html`, the *Report* link), and a `model_training` run with conf `{"reason": "drift", "as_of": <month's last day>, "drift_summary": <the summary's path>}` when drift is found |
 | **Runs on** | Databricks (`spark_jobs/detect_drift.py`); locally on the local workspace |
 | **Owner** | ml-platform |
 

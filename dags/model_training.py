@@ -26,9 +26,13 @@ precision@10.
 the same validation rows by `promotion_margin` ROC AUC (the first model must beat a recency
 baseline). The decision and its reason are tags of the MLflow run and of the model version.
 
-**Trigger by hand or from drift.** Conf: `{"reason": "drift", "as_of": "2019-11-30"}`; `as_of`
-is the date to train as of (default: the run's logical date), and the run waits for the
-offline features of that date.
+**Trigger by hand or from drift.** Run conf (every key optional): `reason` (`schedule`,
+`drift` or `manual`; default `schedule`), `as_of` (the date to train as of; default: the run's
+logical date; the run waits for the offline features of that date) and `drift_summary` (the
+drift summary JSON on the reports Volume that caused the run; default none). `drift_detection`
+triggers with `{"reason": "drift", "as_of": <month end>, "drift_summary": <its summary>}`.
+`reason` and `drift_summary` become the MLflow tags `reason` and `drift_summary` of the
+propensity run (`drift_summary` is `none` when the conf has none).
 
 **Roll back the champion.** `python spark_jobs/rollback_champion.py --model-name <name>` with
 `MLFLOW_TRACKING_URI` set (or as a job on the workspace) re-points `champion` to the version it
@@ -59,6 +63,8 @@ from ecom_airflow.tasks import daily_dag, databricks_job, wait_for_dag
 
 ENV = current_environment()
 AS_OF = "{{ params.as_of or ds }}"
+# `none` rather than an empty string: every job parameter is a non-empty argument.
+DRIFT_SUMMARY = "{{ params.drift_summary or 'none' }}"
 
 training_parameters = {
     "--ds": AS_OF,
@@ -71,6 +77,7 @@ training_parameters = {
     "--max-train-rows": str(ENV.max_train_rows),
     "--margin": str(ENV.promotion_margin),
     "--reason": "{{ params.reason }}",
+    "--drift-summary": DRIFT_SUMMARY,
     "--airflow-run-id": "{{ run_id }}",
     "--git-commit": (ENV.git_source or {}).get("git_commit")
     or (ENV.git_source or {}).get("git_tag")
@@ -91,6 +98,11 @@ with daily_dag(
             type=["null", "string"],
             format="date",
             description="train as of this date (default: the logical date)",
+        ),
+        "drift_summary": Param(
+            None,
+            type=["null", "string"],
+            description="the drift summary JSON that triggered this run (set by drift_detection)",
         ),
     },
 ):

@@ -3,7 +3,8 @@
     train_models.py --ds 2019-10-31 --catalog spark_catalog --model-name ecom_propensity \
         --experiment /Shared/ecom/propensity [--train-days 14] [--validation-days 7] \
         [--label-horizon-days 7] [--max-train-rows 200000] [--margin 0.002] \
-        [--reason schedule|drift|manual] [--airflow-run-id ...] [--git-commit ...] \
+        [--reason schedule|drift|manual] [--drift-summary PATH] [--airflow-run-id ...] \
+        [--git-commit ...] \
         [--ground-truth /Volumes/ecom/raw/landing/ground_truth/users.csv]
 
 Reads ``silver.user_features`` and ``silver.user_labels`` (at the Delta versions it records),
@@ -57,6 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     cli.add_argument("--margin", type=float, default=0.002)
     cli.add_argument("--seed", type=int, default=0)
     cli.add_argument("--reason", default="schedule")
+    cli.add_argument(
+        "--drift-summary", default="none", help="drift summary JSON that triggered the run"
+    )
     cli.add_argument("--airflow-run-id", default="manual")
     cli.add_argument("--git-commit", default="local")
     cli.add_argument("--ground-truth", help="user_id,purchase_propensity CSV (synthetic data)")
@@ -73,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
             margin=args.margin,
             seed=args.seed,
             reason=args.reason,
+            drift_summary=args.drift_summary,
             airflow_run_id=args.airflow_run_id,
             git_commit=_git_commit(args.git_commit),
             ground_truth=args.ground_truth,

@@ -4,9 +4,9 @@ MLflow layout of a training: a parent run ``propensity <as_of>`` with one nested
 candidate. Each candidate run has its parameters, validation metrics, plots (ROC,
 precision-recall, calibration, feature importance) and the model with its signature and an
 input example. The parent run carries the lineage tags (logical date, Airflow run id, git
-commit, Delta versions of the tables read, train and validation windows), the comparison with
-the champion and the recency baseline, the oracle figures when the generator's ground truth is
-available, and the promotion decision.
+commit, the run's reason and the drift summary that triggered it, Delta versions of the tables
+read, train and validation windows), the comparison with the champion and the recency baseline,
+the oracle figures when the generator's ground truth is available, and the promotion decision.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ class TrainingConfig:
     margin: float = 0.002
     seed: int = 0
     reason: str = "schedule"
+    drift_summary: str = "none"
     airflow_run_id: str = "manual"
     git_commit: str = "unknown"
     ground_truth: str | None = None
@@ -128,6 +129,7 @@ def train_propensity(spark, config: TrainingConfig, catalog: str, schema: str) -
         "airflow_run_id": config.airflow_run_id,
         "git_commit": config.git_commit,
         "reason": config.reason,
+        "drift_summary": config.drift_summary,
         "model_name": config.model_name,
         **{f"delta_version.{table}": str(v) for table, v in data["versions"].items()},
     }
