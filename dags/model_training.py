@@ -34,9 +34,10 @@ triggers with `{"reason": "drift", "as_of": <month end>, "drift_summary": <its s
 `reason` and `drift_summary` become the MLflow tags `reason` and `drift_summary` of the
 propensity run (`drift_summary` is `none` when the conf has none).
 
-**Roll back the champion.** `python spark_jobs/rollback_champion.py --model-name <name>` with
-`MLFLOW_TRACKING_URI` set (or as a job on the workspace) re-points `champion` to the version it
-replaced; `--to-version N` picks one. Serving uses it from its next run.
+**Roll back the champion.** `python spark_jobs/rollback_champion.py --model-name <name>
+--from-version <current champion>` with `MLFLOW_TRACKING_URI` set (or as a job on the
+workspace) re-points `champion` to the version it replaced; `--to-version N` picks one. With
+`--from-version` a repeated run changes nothing. Serving uses it from its next run.
 
 **What a failure means.** `train_propensity_model` fails with "no labelled feature rows in the
 training window" when the feature table has too little history for the windows (run the
@@ -68,6 +69,7 @@ DRIFT_SUMMARY = "{{ params.drift_summary or 'none' }}"
 
 training_parameters = {
     "--ds": AS_OF,
+    "--logical-date": "{{ ds }}",
     "--catalog": ENV.catalog,
     "--model-name": ENV.model_name,
     "--experiment": ENV.mlflow_experiment,

@@ -1,7 +1,8 @@
 """Train the purchase-propensity model and decide whether it becomes the champion.
 
-    train_models.py --ds 2019-10-31 --catalog spark_catalog --model-name ecom_propensity \
-        --experiment /Shared/ecom/propensity [--train-days 14] [--validation-days 7] \
+    train_models.py --ds 2019-10-31 [--logical-date 2019-11-02] --catalog spark_catalog \
+        --model-name ecom_propensity --experiment /Shared/ecom/propensity \
+        [--train-days 14] [--validation-days 7] \
         [--label-horizon-days 7] [--max-train-rows 200000] [--margin 0.002] \
         [--reason schedule|drift|manual] [--drift-summary PATH] [--airflow-run-id ...] \
         [--git-commit ...] \
@@ -44,9 +45,12 @@ def _git_commit(given: str) -> str:
         return "unknown"
 
 
-def main(argv: list[str] | None = None) -> int:
+def arguments(argv: list[str] | None = None):
     cli = parser(__doc__)
     cli.add_argument("--ds", required=True, help="as-of date (the logical date), YYYY-MM-DD")
+    cli.add_argument(
+        "--logical-date", help="the Airflow run's logical date when --ds is another (default: --ds)"
+    )
     cli.add_argument("--catalog", required=True)
     cli.add_argument("--silver-schema", default="silver")
     cli.add_argument("--model-name", required=True)
@@ -64,10 +68,13 @@ def main(argv: list[str] | None = None) -> int:
     cli.add_argument("--airflow-run-id", default="manual")
     cli.add_argument("--git-commit", default="local")
     cli.add_argument("--ground-truth", help="user_id,purchase_propensity CSV (synthetic data)")
-    args = parse_arguments(cli, argv, "train_models")
-    spark = SparkSession.builder.getOrCreate()
+    return parse_arguments(cli, argv, "train_models")
+
+
+def training_config(args) -> TrainingConfig:
+    """The training's configuration from the parsed arguments (windows checked here)."""
     with expected_failures("train_models"):
-        config = TrainingConfig(
+        return TrainingConfig(
             model_name=args.model_name,
             experiment=args.experiment,
             windows=Windows.build(
@@ -78,10 +85,18 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
             reason=args.reason,
             drift_summary=args.drift_summary,
+            logical_date=args.logical_date or args.ds,
             airflow_run_id=args.airflow_run_id,
             git_commit=_git_commit(args.git_commit),
             ground_truth=args.ground_truth,
         )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = arguments(argv)
+    config = training_config(args)
+    spark = SparkSession.builder.getOrCreate()
+    with expected_failures("train_models"):
         result = train_propensity(spark, config, args.catalog, args.silver_schema)
     decision = result["decision"]
     print(f"best candidate: {result['best']} -> {args.model_name} v{result['version']}")

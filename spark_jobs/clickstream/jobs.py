@@ -21,7 +21,7 @@ from collections.abc import Iterator, Sequence
 
 from clickstream.schema import identifier, parse_ds
 
-DATE_ARGUMENTS = ("ds", "start_ds", "end_ds")
+DATE_ARGUMENTS = ("ds", "start_ds", "end_ds", "logical_date")
 
 
 class JobError(RuntimeError):

@@ -37,6 +37,7 @@ class TrainingConfig:
     seed: int = 0
     reason: str = "schedule"
     drift_summary: str = "none"
+    logical_date: str | None = None  # the Airflow run's; default: the as-of date
     airflow_run_id: str = "manual"
     git_commit: str = "unknown"
     ground_truth: str | None = None
@@ -125,7 +126,7 @@ def train_propensity(spark, config: TrainingConfig, catalog: str, schema: str) -
     client = MlflowClient()
     tags = {
         **windows.tags(),
-        "logical_date": windows.as_of.isoformat(),
+        "logical_date": config.logical_date or windows.as_of.isoformat(),
         "airflow_run_id": config.airflow_run_id,
         "git_commit": config.git_commit,
         "reason": config.reason,
@@ -206,8 +207,15 @@ def train_propensity(spark, config: TrainingConfig, catalog: str, schema: str) -
             **({"champion_roc_auc": champion_auc} if champion_auc is not None else {}),
             **_oracle(config, val_df, y_val),
         }
+        # The quality bar is the serving model's: the challenger when it won, else the champion.
+        serving_auc = best_auc if decision.promote else champion_auc
+        if serving_auc is not None:
+            summary["champion_after_roc_auc"] = serving_auc
         if "oracle_roc_auc" in summary:
-            summary["lift_capture"] = training.lift_capture(best_auc, summary["oracle_roc_auc"])
+            oracle = summary["oracle_roc_auc"]
+            summary["challenger_lift_capture"] = training.lift_capture(best_auc, oracle)
+            if serving_auc is not None:
+                summary["lift_capture"] = training.lift_capture(serving_auc, oracle)
         mlflow.log_metrics(summary)
         mlflow.set_tags(
             {

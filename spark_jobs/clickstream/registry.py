@@ -91,13 +91,31 @@ def record_decision(
     return str(previous) if previous is not None else None
 
 
-def rollback(client: MlflowClient, name: str, to_version: str | None = None) -> tuple[str, str]:
+def rollback(
+    client: MlflowClient,
+    name: str,
+    to_version: str | None = None,
+    from_version: str | None = None,
+) -> tuple[str, str]:
     """Point ``champion`` back to the version it replaced (or ``to_version``).
 
     Returns (from_version, to_version). The rolled-back version keeps its history; the
     restored one is tagged with when and from where it was restored.
+
+    ``from_version`` makes the call safe to repeat (a retried job, a command run twice): the
+    rollback happens only while ``champion`` is still that version. When ``champion`` already
+    points at the version restored from it, the call changes nothing and returns the same pair;
+    when anything else moved ``champion`` in between, it refuses instead of guessing.
     """
     current = champion(client, name).version
+    if from_version is not None and current != str(from_version):
+        restored_from = client.get_model_version(name, current).tags.get("restored_from")
+        if restored_from == str(from_version) and to_version in (None, current):
+            return str(from_version), current
+        raise RegistryError(
+            f"champion of {name!r} is v{current}, not v{from_version}: it moved since the "
+            "rollback was asked for; check the registry and name the versions again"
+        )
     if to_version is None:
         tags = client.get_model_version(name, current).tags
         to_version = tags.get("previous_champion")

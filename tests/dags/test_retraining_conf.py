@@ -8,7 +8,6 @@ through ``task.render_template``, which leaves the DAG's tasks unchanged.
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 from typing import Any
 
 import pendulum
@@ -126,27 +125,19 @@ def test_training_params_describe_the_drift_summary(dagbag):
     assert param.description
 
 
-def test_the_job_records_the_drift_summary_it_is_given(monkeypatch):
+def test_the_job_reads_the_rendered_conf_into_its_training_config():
     """The rendered parameters, parsed by ``train_models.py`` itself, reach its training config
-    (whose ``reason`` and ``drift_summary`` are tags of the MLflow run)."""
+    (``reason``, ``drift_summary`` and ``logical_date`` are tags of the MLflow run)."""
     import train_models
 
-    given = {"reason": "drift", "drift_summary": SUMMARY}
-    configs = []
-
-    class Stop(Exception):
-        pass
-
-    def capture(spark, config, catalog, schema):
-        configs.append(config)
-        raise Stop
-
-    no_spark = SimpleNamespace(builder=SimpleNamespace(getOrCreate=lambda: None))
-    monkeypatch.setattr(train_models, "SparkSession", no_spark)
-    monkeypatch.setattr(train_models, "train_propensity", capture)
-    for conf, expected in ((given, ("drift", SUMMARY)), ({}, ("schedule", "none"))):
+    given = {"reason": "drift", "as_of": "2019-11-30", "drift_summary": SUMMARY}
+    for conf, expected in (
+        (given, ("drift", SUMMARY, "2019-11-30", TRIGGERED)),
+        ({}, ("schedule", "none", TRIGGERED, TRIGGERED)),
+    ):
         dag, task = _training()
         rendered = _render(task, _training_run(dag, conf), task.json)
-        with pytest.raises(Stop):
-            train_models.main(rendered["spark_python_task"]["parameters"])
-        assert (configs[-1].reason, configs[-1].drift_summary) == expected
+        args = train_models.arguments(rendered["spark_python_task"]["parameters"])
+        config = train_models.training_config(args)
+        assert (config.reason, config.drift_summary, config.windows.as_of.isoformat(),
+                config.logical_date) == expected  # fmt: skip

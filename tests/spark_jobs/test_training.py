@@ -4,8 +4,12 @@ the registry (challenger, champion, rollback) and batch serving with lineage, on
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 from datetime import date, timedelta
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -14,6 +18,7 @@ import pytest
 from mlflow import MlflowClient
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
+from sklearn.metrics import roc_auc_score
 
 from clickstream import registry, training
 from clickstream.contracts import FEATURE_COLUMNS, ONLINE_FEATURES, USER_FEATURES, USER_LABELS
@@ -21,6 +26,7 @@ from clickstream.propensity import TrainingConfig, train_propensity
 from clickstream.serving import score_users
 
 AS_OF = "2019-11-30"
+SPARK_JOBS = Path(__file__).resolve().parents[2] / "spark_jobs"
 
 
 def _model_name() -> str:
@@ -178,6 +184,38 @@ def test_registry_promotes_keeps_and_rolls_back(tracking):
         registry.rollback(client, name, to_version="99")
 
 
+def test_the_rollback_command_is_safe_to_repeat_and_refuses_bad_input(tracking):
+    client, name = MlflowClient(), _model_name()
+    versions = []
+    for seed in (1, 2):
+        uri, run_id = _log_model(tracking, seed)
+        version = registry.register_challenger(client, name, uri, run_id, {})
+        registry.record_decision(client, name, version, promote=True, reason=f"seed {seed}")
+        versions.append(version)
+    v1, v2 = versions
+    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow.get_tracking_uri(),
+           "PYTHONPATH": str(SPARK_JOBS)}  # fmt: skip
+
+    def command(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, str(SPARK_JOBS / "rollback_champion.py"), "--model-name", name,
+             *args], env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+
+    for _ in range(2):  # the second run is a retry: nothing more moves
+        done = command("--from-version", v2)
+        assert done.returncode == 0, done.stderr
+        assert f"champion is v{v1} (rolled back from v{v2})" in done.stdout
+    assert registry.champion(client, name).version == v1
+    for args, message in ((("--to-version", "99"), "has no version 99"),
+                          (("--from-version", "99"), f"is v{v1}, not v99: it moved")):  # fmt: skip
+        refused = command(*args)
+        assert refused.returncode != 0
+        assert "rollback_champion failed:" in refused.stderr and message in refused.stderr
+        assert "Traceback" not in refused.stderr
+        assert registry.champion(client, name).version == v1
+
+
 # -- a whole training and serving, on Spark tables ---------------------------------------------
 
 
@@ -211,18 +249,39 @@ def _feature_tables(spark, schema: str, as_of: str, users: int = 300) -> None:
     )
 
 
+def _ground_truth(spark, schema: str, start: str, end: str, path: Path) -> pd.DataFrame:
+    """A per-user "true propensity" (the user's share of positive labels in [start, end]),
+    written where the job reads it; returns the window's labels for an independent oracle."""
+    labels = (
+        spark.table(f"{schema}.user_labels")
+        .where(F.col("feature_date").between(start, end))
+        .select("user_id", "purchased")
+        .toPandas()
+    )
+    truth = labels.groupby("user_id")["purchased"].mean().rename("purchase_propensity")
+    truth.reset_index().to_csv(path, index=False)
+    return labels.merge(truth.reset_index(), on="user_id")
+
+
 def test_training_tracks_registers_promotes_and_serving_scores_with_lineage(
-    spark, tracking, schema_name
+    spark, tracking, schema_name, tmp_path
 ):
     _feature_tables(spark, schema_name, AS_OF)
+    windows = training.Windows.build(AS_OF, 7, 10, 5)
+    validation = _ground_truth(spark, schema_name, *map(str, windows.validation),
+                               tmp_path / "users.csv")  # fmt: skip
     name = _model_name()
     config = TrainingConfig(
         model_name=name,
         experiment=tracking,
-        windows=training.Windows.build(AS_OF, 7, 10, 5),
+        windows=windows,
         max_rows=1500,
         airflow_run_id="manual__test",
         git_commit="abc123",
+        ground_truth=str(tmp_path / "users.csv"),
+        reason="drift",
+        drift_summary="/Volumes/ecom/monitoring/reports/drift_detection/2019-11-01/x.json",
+        logical_date="2019-12-05",  # a triggered run training as of an earlier date
     )
     result = train_propensity(spark, config, "spark_catalog", schema_name)
     assert result["decision"].promote is True
@@ -233,6 +292,18 @@ def test_training_tracks_registers_promotes_and_serving_scores_with_lineage(
     assert parent.data.tags["validation_window_end"] == "2019-11-23"
     assert parent.data.tags[f"delta_version.spark_catalog.{schema_name}.user_features"] == "0"
     assert parent.data.tags["airflow_run_id"] == "manual__test"
+    assert {k: parent.data.tags[k] for k in ("git_commit", "logical_date", "as_of", "reason",
+            "drift_summary")} == {"git_commit": "abc123", "logical_date": "2019-12-05",
+            "as_of": AS_OF, "reason": "drift", "drift_summary": config.drift_summary}  # fmt: skip
+    # The oracle: the true propensity's AUC on the same validation rows (all of them: 5 days x
+    # 300 users = max_rows), and the share of its lift the serving model captures.
+    metrics = parent.data.metrics
+    oracle = roc_auc_score(validation["purchased"], validation["purchase_propensity"])
+    assert metrics["oracle_roc_auc"] == pytest.approx(oracle)
+    assert metrics["champion_after_roc_auc"] == metrics["challenger_roc_auc"]  # promoted
+    assert metrics["lift_capture"] == pytest.approx(
+        (metrics["challenger_roc_auc"] - 0.5) / (oracle - 0.5)
+    )
     assert parent.data.tags["decision"] == "promoted"
     assert parent.data.params["train_rows"] == str(300 * 10)
     children = client.search_runs(
@@ -246,6 +317,13 @@ def test_training_tracks_registers_promotes_and_serving_scores_with_lineage(
         plots = {a.path for a in client.list_artifacts(child.info.run_id, "plots")}
         assert plots == {f"plots/{p}.png" for p in
                          ("roc", "precision_recall", "calibration", "feature_importance")}  # fmt: skip
+    # The registered model carries its signature (every feature in, one probability out) and
+    # an input example that the loaded model scores.
+    info = mlflow.models.get_model_info(f"models:/{name}/{result['version']}")
+    assert [c.name for c in info.signature.inputs.inputs] == list(FEATURE_COLUMNS)
+    assert len(info.signature.outputs.inputs) == 1
+    example = mlflow.models.Model.load(info.model_uri).load_input_example()
+    assert list(example.columns) == list(FEATURE_COLUMNS) and len(example) == 5
     assert registry.champion(client, name).version == result["version"]
 
     # Serving: every active user scored by the champion, lineage on every row, rerun = same.
