@@ -84,8 +84,11 @@ def run(repeats: int = 1) -> tuple[list, list[Figure], list[Target]]:
     # The model quality bars the same run measured (issue: lift capture >= 0.9; champion above
     # recency; ALS above popularity on precision@10), recorded with the time they took.
     quality = [
-        Figure(f"make run quality: {name}", UNITS.get(name, "ROC AUC"),
-               [r["quality"][name] for r in runs])  # fmt: skip
+        Figure(
+            f"make run quality: {name}",
+            UNITS.get(name, "ROC AUC"),
+            [r["quality"][name] for r in runs],
+        )
         for name in runs[0].get("quality", {})
         if all(name in r.get("quality", {}) for r in runs)
     ]
