@@ -91,6 +91,9 @@ def spark_conf(layout: LocalLayout) -> dict[str, str]:
         "spark.ui.showConsoleProgress": "false",
         "spark.driver.extraJavaOptions": f"-Dderby.system.home={layout.state / 'derby'}",
     }
+    if conf["spark.master"].startswith("local-cluster"):
+        # Separate executor JVMs (Spark's own test mode), e.g. to measure the driver alone.
+        conf["spark.executor.memory"] = os.environ.get("LOCAL_SPARK_EXECUTOR_MEMORY", "2g")
     event_log_dir = os.environ.get("LOCAL_SPARK_EVENT_LOG_DIR")
     if event_log_dir:
         Path(event_log_dir).mkdir(parents=True, exist_ok=True)
