@@ -20,7 +20,8 @@ reaches into validation). Window lengths are the environment's `train_days` and
 **Recommender.** `train_recommender` trains ALS (implicit feedback: views, carts, purchases
 with weights) on the interactions before an evaluation window ending at T, logs precision@10
 and recall@10 next to a popularity baseline, and is promoted by the same alias rule on
-precision@10.
+precision@10, by the environment's `recommender_promotion_margin` (`--margin`; 0 locally, where
+any strict gain promotes, 0.001 on dev and prod); a tie keeps the champion at any margin.
 
 **Promotion.** `champion` moves to the new version only when it beats the current champion on
 the same validation rows by `promotion_margin` ROC AUC (the first model must beat a recency
@@ -124,6 +125,7 @@ with daily_dag(
             "--experiment": ENV.recommender_experiment,
             "--train-days": str(ENV.recommender_train_days),
             "--eval-days": str(ENV.recommender_eval_days),
+            "--margin": str(ENV.recommender_promotion_margin),
             "--reason": "{{ params.reason }}",
             "--airflow-run-id": "{{ run_id }}",
             "--git-commit": training_parameters["--git-commit"],

@@ -94,7 +94,10 @@ def _log(spark: SparkSession, recommender: recommend.AlsRecommender) -> str:
 
 def train_recommender(spark: SparkSession, config: RecommenderConfig, catalog: str,
                       silver_schema: str = "silver") -> dict:  # fmt: skip
-    events = spark.table(SILVER_EVENTS.name(catalog, silver_schema))
+    events_name = SILVER_EVENTS.name(catalog, silver_schema)
+    events_version = table_version(spark, events_name)
+    # Read the version recorded, so the lineage tag names exactly what was trained on.
+    events = spark.sql(f"SELECT * FROM {events_name} VERSION AS OF {events_version}")
     train_start, train_end = config.train_window
     eval_start, eval_end = config.eval_window
     interactions = recommend.interactions(events, train_start, train_end).persist()
@@ -141,9 +144,7 @@ def train_recommender(spark: SparkSession, config: RecommenderConfig, catalog: s
             "train_window_end": train_end.isoformat(),
             "eval_window_start": eval_start.isoformat(),
             "eval_window_end": eval_end.isoformat(),
-            "delta_version." + SILVER_EVENTS.name(catalog, silver_schema): str(
-                table_version(spark, SILVER_EVENTS.name(catalog, silver_schema))
-            ),
+            f"delta_version.{events_name}": str(events_version),
         }
         mlflow.set_experiment(config.experiment)
         with mlflow.start_run(run_name=f"recommender {config.as_of}", tags=tags) as run:
@@ -178,7 +179,7 @@ def train_recommender(spark: SparkSession, config: RecommenderConfig, catalog: s
     finally:
         interactions.unpersist()
         relevant.unpersist()
-    return {"metrics": metrics, "decision": decision, "version": version}
+    return {"metrics": metrics, "decision": decision, "version": version, "tags": tags}
 
 
 def recommend_for_date(

@@ -14,6 +14,7 @@ import pendulum
 import pytest
 from airflow.dag_processing.dagbag import DagBag
 
+from ecom_airflow.config import LOCAL
 from tools import payloads
 
 MONTH = "2019-11-01"  # the drift run that checks November 2019
@@ -117,6 +118,18 @@ def test_training_without_conf_falls_back_to_the_defaults(dagbag):
     assert scheduled.conf == {}
     params = _job_parameters(task, scheduled)
     assert (params["--reason"], params["--drift-summary"]) == ("schedule", "none")
+
+
+def test_both_trainings_pass_their_environments_promotion_margin(dagbag):
+    """The propensity model's ROC AUC margin and the recommender's precision@10 margin come from
+    the environment (local here; dev and prod in ``tests/deploy/test_payloads.py``)."""
+    for task_id, margin in (
+        ("train_propensity_model", LOCAL.promotion_margin),
+        ("train_recommender", LOCAL.recommender_promotion_margin),
+    ):
+        dag, task = _training(task_id)
+        params = _job_parameters(task, payloads._scheduled_run(dag, TRIGGERED))
+        assert params["--margin"] == str(margin), task_id
 
 
 def test_training_params_describe_the_drift_summary(dagbag):

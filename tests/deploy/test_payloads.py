@@ -16,6 +16,7 @@ from ecom_airflow.config import (
     DEV_RUNTIME_VERSION,
     JOB_LIBRARIES,
     PROD_RUNTIME_VERSION,
+    Environment,
     current_environment,
 )
 from ecom_airflow.tasks import submit_run_payload
@@ -132,6 +133,15 @@ def test_code_and_libraries_are_pinned_and_templates_rendered(rendered):
     parameters = training.body["spark_python_task"]["parameters"]
     assert parameters[parameters.index("--reason") + 1] == "schedule"  # the param's default
     assert parameters[parameters.index("--catalog") + 1] == f"ecom_{env}"
+    # Each training passes its environment's promotion margin (ROC AUC; precision@10).
+    margins = {
+        "train_propensity_model": Environment.promotion_margin,
+        "train_recommender": Environment.recommender_promotion_margin,
+    }
+    for task_id, margin in margins.items():
+        task = next(p for p in payloads if p.task_id == task_id)
+        parameters = task.body["spark_python_task"]["parameters"]
+        assert parameters[parameters.index("--margin") + 1] == str(margin), task_id
 
 
 # -- the command -----------------------------------------------------------------------------------

@@ -241,6 +241,8 @@ REVIEWED = {
     ("clickstream/propensity.py", "labels_name"): "Contract.name",
     ("clickstream/propensity.py", "versions[features_name]"): "int from DESCRIBE HISTORY",
     ("clickstream/propensity.py", "versions[labels_name]"): "int from DESCRIBE HISTORY",
+    ("clickstream/recommender.py", "events_name"): "Contract.name",
+    ("clickstream/recommender.py", "events_version"): "int from DESCRIBE HISTORY",
     ("clickstream/drift.py", "config.start"): "DriftConfig.__post_init__ runs parse_ds",
     ("clickstream/drift.py", "config.end"): "DriftConfig.__post_init__ runs parse_ds",
     ("clickstream/features.py", "in_dates"): "each date through parse_ds",

@@ -12,7 +12,7 @@ from mlflow import MlflowClient
 from pyspark.sql import functions as F
 
 from clickstream import registry
-from clickstream.contracts import ONLINE_FEATURES
+from clickstream.contracts import ONLINE_FEATURES, table_version
 from clickstream.recommender import FALLBACK_ALIAS, RecommenderConfig, recommend_for_date
 from clickstream.recommender import train_recommender as train
 from tests.spark_jobs.rows import event
@@ -70,12 +70,29 @@ def silver(spark):
     return schema
 
 
-def test_recommender_trains_beats_popularity_and_serves_every_active_user(spark, tracking, silver):
+def test_recommender_trains_beats_popularity_and_serves_every_active_user(
+    spark, tracking, silver, monkeypatch
+):
     name = f"recommender_{uuid.uuid4().hex[:8]}"
     config = RecommenderConfig(
         model_name=name, experiment=tracking, as_of=AS_OF.isoformat(), train_days=9, eval_days=5
     )
-    result = train(spark, config, "spark_catalog", silver)
+    queries, sql = [], spark.sql
+
+    def recorded_sql(query, *args, **kwargs):
+        queries.append(query)
+        return sql(query, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(spark, "sql", recorded_sql)
+        result = train(spark, config, "spark_catalog", silver)
+    # The lineage tag names the Delta version of the events that was read (time travel).
+    events = f"spark_catalog.{silver}.events"
+    tagged = result["tags"][f"delta_version.{events}"]
+    assert tagged == str(table_version(spark, events))
+    assert f"SELECT * FROM {events} VERSION AS OF {tagged}" in queries
+    run = MlflowClient().get_model_version(name, result["version"]).run_id
+    assert MlflowClient().get_run(run).data.tags[f"delta_version.{events}"] == tagged
     metrics = result["metrics"]
     assert metrics["precision_at_10"] > metrics["popularity_precision_at_10"]
     assert result["decision"].promote is True
