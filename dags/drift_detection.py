@@ -18,10 +18,11 @@ training window using Evidently, publishes the report, and retrains when the mon
 
 **The decision.** `check_drift` (a reschedule-mode sensor: it holds no worker slot while it
 waits) reads the JSON summary and picks `trigger_retraining` when the share of drifted feature
-columns is at or above the threshold (`drift_share` in the environment config, 0.5), each side
-had enough rows (`drift_min_rows`; fewer is "insufficient data", never drift), no drift
-retraining happened within the cooldown (`drift_cooldown`, 14 days, counted in data time from
-the month's end) and none is in flight. Otherwise `skip_retraining`. The decision and its
+columns is at or above the threshold (`drift_share` in the environment config, 0.1: at least
+5 of the 43 feature columns, see `docs/drift_year.md`), each side had enough rows
+(`drift_min_rows`; fewer is "insufficient data", never drift), no drift retraining happened
+within the cooldown (`drift_cooldown`, 14 days, counted in data time from the month's end) and
+none is in flight. Otherwise `skip_retraining`. The decision and its
 reason are in the task log and its XCom. `trigger_retraining` starts `model_training` with the
 run id `drift__<ds>` and conf `{"reason": "drift", "as_of": <month's last day>,
 "drift_summary": <path>}`; a rerun of the month does not start a second one.

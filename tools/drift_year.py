@@ -2,7 +2,8 @@
 
 Runs the simulated year of ``bench/drift_year.py`` (the one ``tests/spark_jobs/test_drift_year.py``
 asserts) in a throw-away local Spark warehouse and MLflow store, and writes the per-month drift
-shares, drifted columns, statuses and the confusion tables. A few minutes on two cores.
+shares, drifted columns, statuses and the confusion table at the configured ``drift_share``. A
+few minutes on two cores.
 
     python -m tools.drift_year [--output docs/drift_year.md] [--seed 42]
 """

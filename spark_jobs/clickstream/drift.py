@@ -33,7 +33,9 @@ comparison uses the same test and is reported next to the feature drift: it does
 status.
 
 **Decision.** ``drift_share`` is Evidently's share of drifted feature columns
-(``DriftedColumnsCount``); the status is ``drift`` when it is ``>= threshold``. With fewer than
+(``DriftedColumnsCount``); the status is ``drift`` when it is ``>= threshold`` (the DAG passes the
+environment config's ``drift_share``, 0.1 like ``DriftConfig``'s default: at least 5 of the 43
+feature columns). With fewer than
 ``min_rows`` rows on either side the status is ``insufficient_data``: nothing is compared and no
 drift is claimed (with the default 1000 rows, the normed distance of two samples of one
 distribution stays around 0.03-0.05, well under the 0.1 of a drifted column).
@@ -124,7 +126,7 @@ class DriftConfig:
     silver_schema: str = "silver"
     gold_schema: str = "gold"
     monitoring_schema: str = "monitoring"
-    drift_share: float = 0.5
+    drift_share: float = 0.1
     min_rows: int = 1000
     max_rows: int = 50_000
     seed: int = 0

@@ -30,6 +30,7 @@ from clickstream.drift import (
 )
 from clickstream.drift import last_drift_retraining as find_last_drift
 from clickstream.jobs import JobError
+from ecom_airflow.config import LOCAL, Environment
 
 pytestmark = pytest.mark.spark
 
@@ -125,11 +126,13 @@ def world(spark, tracking, tmp_path_factory):
 
 
 def _argv(world, window, output, monitoring: str, *extra: str) -> list[str]:
+    # --drift-share as the DAG passes it: the environment's configured threshold.
     return ["--start-ds", window[0].isoformat(), "--end-ds", window[1].isoformat(),
             "--catalog", "spark_catalog", "--model-name", world["name"],
             "--experiment", world["experiment"], "--output", str(output),
             "--silver-schema", world["schema"], "--gold-schema", world["schema"],
-            "--monitoring-schema", monitoring, "--airflow-run-id", "scheduled__drift", *extra]  # fmt: skip
+            "--monitoring-schema", monitoring, "--airflow-run-id", "scheduled__drift",
+            "--drift-share", str(LOCAL.drift_share), *extra]  # fmt: skip
 
 
 def _config(world, window, output, monitoring: str, **options) -> DriftConfig:
@@ -179,7 +182,8 @@ def test_same_distribution_is_no_drift_and_a_rerun_replaces_the_period(
     summary = json.loads(output.with_suffix(".json").read_text())
     assert set(summary) == JSON_KEYS
     assert summary["status"] == "no_drift" and summary["sufficient"] is True
-    assert summary["drift_share"] < 0.1 and summary["threshold"] == 0.5
+    assert summary["threshold"] == LOCAL.drift_share  # the configured threshold
+    assert summary["drift_share"] == 0.0 < summary["threshold"]  # no column drifted
     assert summary["drifted_columns"] == [] and set(summary["columns"]) == set(FEATURE_COLUMNS)
     assert {c["stattest"] for c in summary["columns"].values()} == {"wasserstein"}
     assert summary["reference"] == {
@@ -216,6 +220,7 @@ def test_a_strong_shift_is_drift_naming_the_shifted_columns(spark, world, schema
     assert summary["status"] == "drift"
     assert summary["drifted_columns"] == SHIFTED_COLUMNS
     assert summary["drift_share"] == pytest.approx(len(SHIFTED_COLUMNS) / len(FEATURE_COLUMNS))
+    assert summary["threshold"] == Environment.drift_share  # DriftConfig's default: the same
     assert summary["drift_share"] >= summary["threshold"]
     assert summary["current"] == {"rows": 2100, "sampled_rows": 1500}  # bounded sample
     for column in FEATURE_COLUMNS:
