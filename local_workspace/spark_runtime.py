@@ -89,7 +89,12 @@ def spark_conf(layout: LocalLayout) -> dict[str, str]:
         "spark.databricks.delta.snapshotPartitions": "2",
         "spark.ui.enabled": os.environ.get("LOCAL_SPARK_UI", "false"),
         "spark.ui.showConsoleProgress": "false",
-        "spark.driver.extraJavaOptions": f"-Dderby.system.home={layout.state / 'derby'}",
+        "spark.driver.extraJavaOptions": " ".join(
+            [
+                f"-Dderby.system.home={layout.state / 'derby'}",
+                os.environ.get("LOCAL_SPARK_JAVA_OPTIONS", ""),
+            ]  # e.g. JIT flags for short runs
+        ).strip(),
     }
     if conf["spark.master"].startswith("local-cluster"):
         # Separate executor JVMs (Spark's own test mode), e.g. to measure the driver alone.

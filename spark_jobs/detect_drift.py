@@ -4,7 +4,7 @@
         --model-name ecom_propensity --experiment /Shared/ecom/propensity \
         --output /Volumes/ecom/raw/reports/drift_detection/2019-10-01/feature_drift \
         [--silver-schema silver] [--gold-schema gold] [--monitoring-schema monitoring] \
-        [--drift-share 0.5] [--min-rows 1000] [--max-rows 50000] [--seed 0] \
+        [--drift-share 0.1] [--min-rows 1000] [--max-rows 50000] [--seed 0] \
         [--airflow-run-id ...]
 
 Current: the ``silver.user_features`` rows of the period (and its ``gold.propensity_scores``).
@@ -38,7 +38,12 @@ def main(argv: list[str] | None = None) -> int:
     cli.add_argument("--silver-schema", default="silver")
     cli.add_argument("--gold-schema", default="gold")
     cli.add_argument("--monitoring-schema", default="monitoring")
-    cli.add_argument("--drift-share", type=float, default=0.5, help="share of drifted columns")
+    cli.add_argument(
+        "--drift-share",
+        type=float,
+        default=DriftConfig.drift_share,
+        help="share of drifted feature columns at or above which the period has drifted",
+    )
     cli.add_argument("--min-rows", type=int, default=1000, help="per side, else insufficient")
     cli.add_argument("--max-rows", type=int, default=50_000, help="sample bound per side")
     cli.add_argument("--seed", type=int, default=0)
