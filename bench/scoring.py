@@ -134,7 +134,9 @@ def run(repeats: int = 1, sizes: tuple[int, ...] = SIZES) -> tuple[list, list]:
         comparisons, figures, peaks = [], [], []
         try:
             for n in sizes:
-                users = spark.range(n).select(
+                # Partitions of at most 250k users, as a table's files would split them: each
+                # task's result stays small enough for an executor to hand to toPandas.
+                users = spark.range(0, n, 1, max(2, n // 250_000)).select(
                     F.col("id").alias("user_id"),
                     *(F.rand(seed=i).alias(c) for i, c in enumerate(FEATURE_COLUMNS)),
                 )

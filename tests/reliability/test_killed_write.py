@@ -17,6 +17,7 @@ import sys
 
 import pytest
 from build_silver_events import main as silver_main
+from pyspark.testing import assertDataFrameEqual
 
 from tests.reliability.helpers import (
     DAYS,
@@ -120,6 +121,44 @@ def test_ingest_killed_mid_write_shows_the_previous_version_and_its_rerun_heals(
     ingest(kill_volumes, "kw_bronze", D2)  # the rerun (Airflow's retry or an on-call clear)
     clean = snapshot(spark, bronze_sequential, where=f"ingest_date IN ('{D1}', '{D2}')")
     assert len(before["events"]) < len(clean["events"])  # the previous version was different
+    assert_tables_equal(spark, "kw_bronze", clean)
+
+
+def test_ingest_killed_between_its_table_commits_leaves_the_log_unchanged_and_its_rerun_heals(
+    spark, local_layout, kill_volumes, bronze_sequential, tmp_path
+):
+    """Ingest commits three tables one after another: events, quarantine, ingest log. Killed
+    after the first commit, the date's events are the new delivery's while its quarantine and
+    ingest log still describe the previous one; the task failed, so nothing downstream ran for
+    the date, and the rerun replaces all three."""
+    folder = kill_volumes / LANDING.removeprefix("/Volumes/") / D2
+    complete = (folder / "events.csv").read_text()
+    header, *lines = complete.splitlines(keepends=True)
+    (folder / "events.csv").write_text(header + "".join(lines[: len(lines) // 2]))
+    ingest(
+        kill_volumes, "kw_bronze", D2
+    )  # D2 as first delivered (the other test may have healed it)
+    (folder / "events.csv").write_text(complete)
+    before = snapshot(spark, "kw_bronze")
+    table_dir = local_layout.warehouse_dir / "kw_bronze.db" / "events_quarantine"
+    job = ["spark_jobs/ingest_events.py", "--ds", D2, "--catalog", CATALOG,
+           "--landing-dir", LANDING, "--bronze-schema", "kw_bronze"]  # fmt: skip
+
+    written = _kill_while_writing(
+        local_layout, kill_volumes, tmp_path, table_dir,
+        ["--table", f"{CATALOG}.kw_bronze.events_quarantine"], job,
+    )  # fmt: skip
+
+    assert written and not written & committed_files(spark, table_dir)
+    clean = snapshot(spark, bronze_sequential, where=f"ingest_date IN ('{D1}', '{D2}')")
+    # events: the new delivery, committed whole; quarantine and the ingest log: as before.
+    assertDataFrameEqual(spark.table("kw_bronze.events"), clean["events"])
+    for table in ("events_quarantine", "events_ingest_log"):
+        assertDataFrameEqual(spark.table(f"kw_bronze.{table}"), before[table])
+    # The log still describes the first delivery: the date is not marked re-ingested.
+    assert clean["events_ingest_log"] != before["events_ingest_log"]
+
+    ingest(kill_volumes, "kw_bronze", D2)
     assert_tables_equal(spark, "kw_bronze", clean)
 
 
