@@ -1,7 +1,7 @@
 """Run a job script stalled in the middle of one Delta write, for a test to SIGKILL it there.
 
-    python -m tests.reliability.stall --state DIR --marker FILE (--table NAME | --merge) \
-        SCRIPT [ARGS...]
+    python -m tests.reliability.stall --state DIR --marker FILE \
+        (--table NAME | --merge | --before-table NAME) SCRIPT [ARGS...]
 
 The fault injection of ``test_killed_write.py``, kept out of the production code: the session
 is built as the local workspace builds it (``--state`` shares the test session's warehouse),
@@ -12,6 +12,8 @@ pause creates ``--marker`` and the test kills the process group.
 
 * ``--table NAME``: the ``DataFrameWriter`` call that saves the table ``NAME`` (ingest's
   ``replaceWhere`` overwrite);
+* ``--before-table NAME``: just before that call starts (the job's earlier writes are
+  committed, this one and the later ones not: a kill between two table commits);
 * ``--merge``: the MERGE's write phase (Delta's source materialization and repartitioning before
   the write are off, so that the writing tasks read the wrapped source's partitions).
 """
@@ -56,8 +58,9 @@ class _RecordingWriter:
 
     TERMINAL = frozenset({"saveAsTable", "insertInto", "save"})
 
-    def __init__(self, df, writer_property, target: str, marker: str):
+    def __init__(self, df, writer_property, target: str, marker: str, before: bool = False):
         self._df, self._writer, self._target, self._marker = df, writer_property, target, marker
+        self._before = before
         self._calls: list[tuple[str, tuple, dict]] = []
 
     def __getattr__(self, name):
@@ -66,6 +69,9 @@ class _RecordingWriter:
                 self._calls.append((name, args, kwargs))
                 return self
             table = args[0] if args else kwargs.get("name")
+            if table == self._target and self._before:
+                Path(self._marker).write_text(f"paused before the write of {table}\n")
+                time.sleep(PAUSE_SECONDS)
             df = paused(self._df, self._marker) if table == self._target else self._df
             writer = self._writer(df)
             for method, a, k in self._calls:
@@ -75,11 +81,16 @@ class _RecordingWriter:
         return call
 
 
-def install(spark, *, marker: str, table: str | None, merge: bool) -> None:
-    if table:
+def install(
+    spark, *, marker: str, table: str | None, merge: bool, before_table: str | None = None
+) -> None:
+    if table or before_table:
         frame_class = type(spark.range(0))  # the session's DataFrame class (classic Spark)
         plain = frame_class.write
-        frame_class.write = property(lambda df: _RecordingWriter(df, plain.fget, table, marker))
+        target, before = (before_table, True) if before_table else (table, False)
+        frame_class.write = property(
+            lambda df: _RecordingWriter(df, plain.fget, target, marker, before)
+        )
     if merge:
         from delta.tables import DeltaTable
 
@@ -107,6 +118,7 @@ def main(argv: list[str]) -> int:
     target = cli.add_mutually_exclusive_group(required=True)
     target.add_argument("--table")
     target.add_argument("--merge", action="store_true")
+    target.add_argument("--before-table")
     cli.add_argument("script", type=Path)
     cli.add_argument("args", nargs=argparse.REMAINDER)
     args = cli.parse_args(argv)
@@ -116,7 +128,8 @@ def main(argv: list[str]) -> int:
 
     layout = LocalLayout(state=args.state.resolve())
     spark = build_session(layout)
-    install(spark, marker=args.marker, table=args.table, merge=args.merge)
+    install(spark, marker=args.marker, table=args.table, merge=args.merge,
+            before_table=args.before_table)  # fmt: skip
     log = Path(args.marker).with_suffix(".log")
     result = run_script(args.script.resolve(), args.args, log, layout.spark_jobs_dir)
     print(result, flush=True)  # reached only when nothing paused: the test fails on it

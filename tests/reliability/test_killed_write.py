@@ -72,10 +72,12 @@ def kill_volumes(spark, volumes, bronze_sequential, tmp_path_factory):
 
 
 def _kill_while_writing(
-    local_layout, volumes_dir, tmp_path, table_dir, target: list[str], job: list[str]
-):
+    local_layout, volumes_dir, tmp_path, table_dir, target: list[str], job: list[str],
+    files: bool = True,
+):  # fmt: skip
     """Run ``job`` paused in the write of ``table_dir``; SIGKILL it once data files of the
-    write are on disk. Returns those files (written, never committed)."""
+    write are on disk (``files``; else once it paused). Returns those files (written, never
+    committed)."""
     before = data_files(table_dir)
     marker = tmp_path / "paused"
     with open(tmp_path / "stall.log", "wb") as log:
@@ -88,7 +90,7 @@ def _kill_while_writing(
         )  # fmt: skip
     try:
         wait_for(marker.exists, 600, "the job pausing in its write", 0.2, process)
-        written = wait_for(
+        written = files and wait_for(
             lambda: data_files(table_dir) - before, 300, "data files of the write", 0.1, process
         )
     except AssertionError as error:
@@ -128,7 +130,7 @@ def test_ingest_killed_between_its_table_commits_leaves_the_log_unchanged_and_it
     spark, local_layout, kill_volumes, bronze_sequential, tmp_path
 ):
     """Ingest commits three tables one after another: events, quarantine, ingest log. Killed
-    after the first commit, the date's events are the new delivery's while its quarantine and
+    after the first commit (paused just before the quarantine write), the date's events are the new delivery's while its quarantine and
     ingest log still describe the previous one; the task failed, so nothing downstream ran for
     the date, and the rerun replaces all three."""
     folder = kill_volumes / LANDING.removeprefix("/Volumes/") / D2
@@ -143,13 +145,14 @@ def test_ingest_killed_between_its_table_commits_leaves_the_log_unchanged_and_it
     table_dir = local_layout.warehouse_dir / "kw_bronze.db" / "events_quarantine"
     job = ["spark_jobs/ingest_events.py", "--ds", D2, "--catalog", CATALOG,
            "--landing-dir", LANDING, "--bronze-schema", "kw_bronze"]  # fmt: skip
+    quarantine_files = data_files(table_dir)
 
-    written = _kill_while_writing(
+    _kill_while_writing(
         local_layout, kill_volumes, tmp_path, table_dir,
-        ["--table", f"{CATALOG}.kw_bronze.events_quarantine"], job,
+        ["--before-table", f"{CATALOG}.kw_bronze.events_quarantine"], job, files=False,
     )  # fmt: skip
 
-    assert written and not written & committed_files(spark, table_dir)
+    assert data_files(table_dir) == quarantine_files
     clean = snapshot(spark, bronze_sequential, where=f"ingest_date IN ('{D1}', '{D2}')")
     # events: the new delivery, committed whole; quarantine and the ingest log: as before.
     assertDataFrameEqual(spark.table("kw_bronze.events"), clean["events"])
