@@ -26,9 +26,6 @@ ROOT = Path(__file__).resolve().parent.parent
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="ecom-tests-"))
 
 os.environ["AIRFLOW_HOME"] = str(_SESSION_DIR / "airflow")
-# The tests' Spark jobs are many and short: the JVM's quick (C1) compiler alone spends far less
-# CPU on compiling than the optimising one pays back in them (benchmark 7, docs/performance.md).
-os.environ.setdefault("LOCAL_SPARK_JAVA_OPTIONS", "-XX:TieredStopAtLevel=1")
 os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(ROOT / "dags"))
 os.environ.setdefault("AIRFLOW__CORE__PLUGINS_FOLDER", str(ROOT / "plugins"))
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
