@@ -93,7 +93,7 @@ def spark_conf(layout: LocalLayout) -> dict[str, str]:
             [
                 f"-Dderby.system.home={layout.state / 'derby'}",
                 os.environ.get("LOCAL_SPARK_JAVA_OPTIONS", ""),
-            ]  # e.g. JIT flags for short runs
+            ]  # extra JVM options for the local driver
         ).strip(),
     }
     if conf["spark.master"].startswith("local-cluster"):
