@@ -254,17 +254,23 @@ def print_trainings(trainings: list[dict[str, Any]]) -> None:
 
 
 def quality_bars(summary: dict[str, Any]) -> dict[str, float]:
-    """The issue's quality bars, from the latest training and recommender run: the serving
-    model's ROC AUC next to the oracle's and the recency baseline's, the share of the oracle's
-    lift it captures, and ALS's precision@10 next to popularity's."""
+    """The quality bars, from the latest training and recommender run: the serving model's
+    ROC AUC next to the oracle's and the recency baseline's, the share of the oracle's lift it
+    captures, and the serving ALS model's precision@10 next to popularity's."""
     metrics = summary.get("metrics", {})
-    als = summary.get("recommender", {}).get("metrics", {})
+    recommender = summary.get("recommender", {})
+    als = recommender.get("metrics", {})
+    # The serving recommender's figure: the challenger's when it won, else the champion's on
+    # the same evaluation window.
+    promoted = recommender.get("tags", {}).get("decision") == "promoted"
     wanted = {
         "champion_roc_auc": metrics.get("champion_after_roc_auc"),
         "oracle_roc_auc": metrics.get("oracle_roc_auc"),
         "recency_roc_auc": metrics.get("baseline_roc_auc"),
         "lift_capture": metrics.get("lift_capture"),
-        "als_precision_at_10": als.get("precision_at_10"),
+        "als_precision_at_10": als.get(
+            "precision_at_10" if promoted else "champion_precision_at_10"
+        ),
         "popularity_precision_at_10": als.get("popularity_precision_at_10"),
     }
     return {k: v for k, v in wanted.items() if v is not None}

@@ -7,7 +7,7 @@ from datetime import date, timedelta
 import pytest
 
 from ecom_airflow.config import LOCAL
-from tools.run_system import Story, print_story, print_trainings, story_checks
+from tools.run_system import Story, print_story, print_trainings, quality_bars, story_checks
 
 TODAY = date(2026, 11, 24)
 
@@ -112,3 +112,19 @@ def test_every_training_is_a_line_with_its_figures(capsys):
     second = next(line for line in lines if line.lstrip().startswith("2026-10-31"))
     assert "0.6100" in first and first.split()[1] == "schedule" and "promoted" in first
     assert "0.7900" in second and "1.1000" in second and second.split()[1] == "drift"
+
+
+@pytest.mark.parametrize(("decision", "expected"), [("promoted", 0.020), ("kept", 0.018)])
+def test_the_quality_bars_are_the_serving_models(decision, expected):
+    summary = {
+        "metrics": {"challenger_roc_auc": 0.83, "champion_after_roc_auc": 0.81,
+                    "oracle_roc_auc": 0.79, "baseline_roc_auc": 0.60, "lift_capture": 1.07},
+        "recommender": {"tags": {"decision": decision},
+                        "metrics": {"precision_at_10": 0.020, "champion_precision_at_10": 0.018,
+                                    "popularity_precision_at_10": 0.013}},
+    }  # fmt: skip
+    bars = quality_bars(summary)
+    assert bars["champion_roc_auc"] == 0.81  # the model serving after the decision
+    assert bars["als_precision_at_10"] == expected
+    assert (bars["lift_capture"], bars["popularity_precision_at_10"]) == (1.07, 0.013)
+    assert quality_bars({}) == {}
