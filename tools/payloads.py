@@ -178,8 +178,8 @@ def _scheduled_run(dag, logical_date: str):
     )
 
 
-def render_task(task, dag_run) -> dict[str, Any]:
-    """The body ``task`` (a ``DatabricksSubmitRunOperator``) POSTs in ``dag_run``."""
+def template_context(task, dag_run) -> dict[str, Any]:
+    """The Task SDK's template context of ``task`` in ``dag_run`` (try 1), as a worker has it."""
     from airflow.sdk.api.datamodels._generated import TIRunContext
     from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
 
@@ -196,7 +196,12 @@ def render_task(task, dag_run) -> dict[str, Any]:
         start_date=dag_run.run_after,
         _ti_context_from_server=TIRunContext(dag_run=dag_run, max_tries=task.retries),
     )
-    context = ti.get_template_context()
+    return ti.get_template_context()
+
+
+def render_task(task, dag_run) -> dict[str, Any]:
+    """The body ``task`` (a ``DatabricksSubmitRunOperator``) POSTs in ``dag_run``."""
+    context = template_context(task, dag_run)
     task.render_template_fields(context)
     return task._prepare_submit_json(context)
 

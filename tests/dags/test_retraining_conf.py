@@ -29,29 +29,8 @@ def dagbag() -> DagBag:
     return bag
 
 
-def _context(task, dag_run) -> dict[str, Any]:
-    """The template context of ``task`` in ``dag_run`` (as ``payloads.render_task`` builds it)."""
-    from airflow.sdk.api.datamodels._generated import TIRunContext
-    from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
-
-    ti = RuntimeTaskInstance.model_construct(
-        id=payloads.NIL_TI_ID,
-        task_id=task.task_id,
-        dag_id=dag_run.dag_id,
-        run_id=dag_run.run_id,
-        try_number=1,
-        map_index=-1,
-        dag_version_id=payloads.NIL_TI_ID,
-        task=task,
-        max_tries=task.retries,
-        start_date=dag_run.run_after,
-        _ti_context_from_server=TIRunContext(dag_run=dag_run, max_tries=task.retries),
-    )
-    return ti.get_template_context()
-
-
 def _render(task, dag_run, value):
-    return task.render_template(value, _context(task, dag_run))
+    return task.render_template(value, payloads.template_context(task, dag_run))
 
 
 def _job_parameters(task, dag_run) -> dict[str, str]:
