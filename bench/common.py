@@ -30,9 +30,14 @@ class Figure:
 
     def cell(self) -> str:
         return (
-            f"{self.median:.2f} {self.unit} "
-            f"({min(self.samples):.2f}..{max(self.samples):.2f}, n={len(self.samples)})"
+            f"{_number(self.median)} {self.unit} "
+            f"({_number(min(self.samples))}..{_number(max(self.samples))}, n={len(self.samples)})"
         )
+
+
+def _number(value: float) -> str:
+    """Two decimals, or three significant digits below 1 (a 0.0123 s parse is not 0.01 s)."""
+    return f"{value:.2f}" if abs(value) >= 1 else f"{value:.3g}"
 
 
 @dataclass
@@ -101,7 +106,7 @@ def _rows(comparisons: list[Comparison], figures: list[Figure], targets=()) -> d
     for c in comparisons:
         verdict = {True: "yes", False: "no", None: "-"}[c.meets_target]
         rows.append(
-            f"| {c.benchmark}: {c.description} | {c.ratio:.1f}x | {c.target} | {verdict} | "
+            f"| {c.benchmark}: {c.description} | {_ratio(c.ratio)} | {c.target} | {verdict} | "
             f"{c.numerator.name}: {c.numerator.cell()} | "
             f"{c.denominator.name}: {c.denominator.cell()} | {c.notes} |"
         )
@@ -115,6 +120,11 @@ def _rows(comparisons: list[Comparison], figures: list[Figure], targets=()) -> d
         ],
         "figures": [f"| {f.name} | {f.cell()} | {now} |" for f in figures],
     }
+
+
+def _ratio(value: float) -> str:
+    """A ratio to one decimal, or two significant digits below 0.1 (0.007x, not 0.0x)."""
+    return f"{value:.1f}x" if value >= 0.1 else f"{value:.2g}x"
 
 
 def write_results(results: dict[str, tuple]) -> Path:
