@@ -71,6 +71,20 @@ def delta_jars(layout: LocalLayout) -> list[str]:
     return jars
 
 
+def _extra_conf(text: str) -> dict[str, str]:
+    """``LOCAL_SPARK_CONF``: extra ``key=value`` Spark settings, separated by spaces."""
+    extra = {}
+    for item in text.split():
+        key, sep, value = item.partition("=")
+        if not sep or not key.startswith("spark.") or not value:
+            raise ValueError(
+                f"LOCAL_SPARK_CONF: {item!r} is not a spark.<key>=<value> setting "
+                "(settings are separated by spaces)"
+            )
+        extra[key] = value
+    return extra
+
+
 def spark_conf(layout: LocalLayout) -> dict[str, str]:
     """Spark configuration of the local single-node "cluster"."""
     conf = {
@@ -96,6 +110,7 @@ def spark_conf(layout: LocalLayout) -> dict[str, str]:
             ]  # extra JVM options for the local driver
         ).strip(),
     }
+    conf.update(_extra_conf(os.environ.get("LOCAL_SPARK_CONF", "")))
     if conf["spark.master"].startswith("local-cluster"):
         # Separate executor JVMs (Spark's own test mode), e.g. to measure the driver alone.
         conf["spark.executor.memory"] = os.environ.get("LOCAL_SPARK_EXECUTOR_MEMORY", "2g")
