@@ -169,6 +169,14 @@ def ensure_table(spark, contract: Contract, catalog: str, schema: str | None = N
             f"{name} does not match its schema contract (a breaking change needs a migration, "
             "not a silent rewrite): " + "; ".join(problems)
         )
+    if contract.properties:
+        # A table created before a property was declared gets it (e.g. the change data feed:
+        # Delta records changes from the version that enables it on).
+        current = {r["key"]: r["value"] for r in spark.sql(f"SHOW TBLPROPERTIES {name}").collect()}
+        missing = {k: v for k, v in contract.properties.items() if current.get(k) != v}
+        if missing:
+            props = ", ".join(f"'{k}' = '{v}'" for k, v in sorted(missing.items()))
+            retry_on_conflict(lambda: spark.sql(f"ALTER TABLE {name} SET TBLPROPERTIES ({props})"))
     return name
 
 
@@ -216,19 +224,28 @@ def table_version(spark, name: str) -> int:
 
 
 def write_partition(
-    spark, df, contract: Contract, catalog: str, predicate: str, schema: str | None = None
+    spark,
+    df,
+    contract: Contract,
+    catalog: str,
+    predicate: str | None,
+    schema: str | None = None,
+    user_metadata: str | None = None,
 ) -> str:
-    """Check ``df`` and replace the rows matching ``predicate`` (Delta ``replaceWhere``)."""
+    """Check ``df`` and replace the rows matching ``predicate`` (Delta ``replaceWhere``), or
+    every row when ``predicate`` is None; ``user_metadata`` goes into the commit's history."""
     checked = check_frame(df, contract)
     name = ensure_table(spark, contract, catalog, schema)
-    retry_on_conflict(
-        lambda: (
-            checked.write.format("delta")
-            .mode("overwrite")
-            .option("replaceWhere", predicate)
-            .saveAsTable(name)
-        )
-    )
+
+    def write() -> None:
+        writer = checked.write.format("delta").mode("overwrite")
+        if predicate is not None:
+            writer = writer.option("replaceWhere", predicate)
+        if user_metadata is not None:
+            writer = writer.option("userMetadata", user_metadata)
+        writer.saveAsTable(name)
+
+    retry_on_conflict(write)
     return name
 
 
@@ -279,6 +296,33 @@ SILVER_EVENTS = Contract(
         Column("event_date", "date", False),
         Column("ingest_date", "date", False, "earliest logical date that delivered the event"),
         Column("source_file", "string", False),
+    ),
+    partitioned_by=("event_date",),
+    # The change data feed tells the feature job which event dates changed since its last
+    # run, so it refreshes only those dates of silver.user_daily_activity.
+    properties={"delta.enableChangeDataFeed": "true"},
+)
+
+USER_DAILY_ACTIVITY = Contract(
+    schema="silver",
+    table="user_daily_activity",
+    comment="silver.events reduced to one row per (user, event date, ingest date): the "
+    "additive parts of every feature, kept up to date from silver's change data feed by the "
+    "feature job",
+    columns=(
+        Column("user_id", "bigint", False),
+        Column("event_date", "date", False),
+        Column("ingest_date", "date", False),
+        Column("views", "bigint", False),
+        Column("carts", "bigint", False),
+        Column("removals", "bigint", False),
+        Column("purchases", "bigint", False),
+        Column("spend", "decimal(22,2)", True, "sum of purchase prices (null without purchases)"),
+        Column("price_viewed", "decimal(22,2)", True, "sum of viewed prices (null without views)"),
+        Column("products", "array<bigint>", False, "distinct product ids"),
+        Column("categories", "array<bigint>", False, "distinct category ids"),
+        Column("brands", "array<string>", False, "distinct non-empty brands"),
+        Column("sessions", "array<string>", False, "distinct user sessions"),
     ),
     partitioned_by=("event_date",),
 )

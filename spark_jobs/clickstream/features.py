@@ -20,6 +20,13 @@ aggregated per (user, F). A daily run is the range [F, F] and reads only the hor
 run (first load, backfill) does a whole range in one job with the same code, so bulk equals
 daily by construction (and a test checks it).
 
+**Kept activity.** The (user, event date, ingest date) rows are kept in
+``silver.user_daily_activity`` (partitioned by event date), so a day reads 30 days of those
+small rows instead of reducing 30 days of events again. Each feature run first refreshes the
+event dates whose silver rows changed since the last refresh (silver's change data feed, see
+:func:`refresh_daily_activity`); the features are the same as computed from the events (a test
+checks it, re-deliveries and out-of-order days included).
+
 **Labels.** ``purchased`` = 1 when the user bought within ``horizon_days`` after F, i.e. an
 event in ``[F+1, F+h]`` delivered by ``F+h``. It is written by the run whose logical date is
 ``F+h`` (when the window has closed), with a MERGE, into a separate table, so rerunning the
@@ -28,6 +35,8 @@ features of F never erases a label and labels never leak into features.
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from datetime import date, timedelta
 
 from pyspark.sql import Column, DataFrame, SparkSession
@@ -36,6 +45,7 @@ from pyspark.sql import functions as F
 from clickstream.contracts import (
     RECENCY_FEATURES,
     SILVER_EVENTS,
+    USER_DAILY_ACTIVITY,
     USER_FEATURES,
     USER_LABELS,
     WINDOW_FEATURES,
@@ -43,6 +53,7 @@ from clickstream.contracts import (
     check_frame,
     ensure_table,
     retry_on_conflict,
+    table_version,
     write_partition,
 )
 from clickstream.schema import date_range, parse_ds
@@ -134,12 +145,24 @@ def _derived(window: int) -> list[Column]:
     ]
 
 
-def compute_features(events: DataFrame, start: str, end: str) -> DataFrame:
-    """Feature rows for every feature date in [start, end] from silver ``events``."""
+def _date_range(start: str, end: str) -> tuple[date, date]:
     first, last = date.fromisoformat(parse_ds(start)), date.fromisoformat(parse_ds(end))
     if last < first:
         raise ValueError(f"the range {start}..{end} is empty: the end is before the start")
-    fanned = fan_out(daily_activity(events_in_scope(events, first, last)), first, last)
+    return first, last
+
+
+def compute_features(events: DataFrame, start: str, end: str) -> DataFrame:
+    """Feature rows for every feature date in [start, end] from silver ``events``."""
+    first, last = _date_range(start, end)
+    return features_from_activity(daily_activity(events_in_scope(events, first, last)), start, end)
+
+
+def features_from_activity(activity: DataFrame, start: str, end: str) -> DataFrame:
+    """Feature rows for every feature date in [start, end] from :func:`daily_activity` rows
+    (computed on the fly, or read from ``silver.user_daily_activity``)."""
+    first, last = _date_range(start, end)
+    fanned = fan_out(events_in_scope(activity, first, last), first, last)
 
     def last_age(column: str) -> Column:
         return F.min(F.when(F.col(column) > 0, F.col("age")))
@@ -223,6 +246,136 @@ def _range_predicate(start: str, end: str) -> str:
     return f"feature_date >= DATE'{parse_ds(start)}' AND feature_date <= DATE'{parse_ds(end)}'"
 
 
+@dataclass(frozen=True)
+class ActivityRefresh:
+    """What :func:`refresh_daily_activity` did: the activity now reflects ``silver_version``."""
+
+    table: str
+    silver_version: int
+    event_dates: list[str] | None  # the event dates rewritten; None: rebuilt from all of silver
+
+    def describe(self) -> str:
+        if self.event_dates is None:
+            return f"{self.table} rebuilt from silver version {self.silver_version}"
+        if not self.event_dates:
+            return f"{self.table} already up to date with silver version {self.silver_version}"
+        dates = self.event_dates
+        shown = ", ".join(dates) if len(dates) <= 5 else f"{dates[0]}..{dates[-1]}"
+        return (
+            f"{self.table}: {len(dates)} event date(s) refreshed ({shown}) to silver version "
+            f"{self.silver_version}"
+        )
+
+
+# Delta's answers when the change data feed cannot cover the versions asked for: it was not
+# enabled then (a silver table created before it was declared), or VACUUM removed its files.
+_CHANGE_FEED_UNAVAILABLE = (
+    "DELTA_MISSING_CHANGE_DATA",
+    "DELTA_CHANGE_DATA_FILE_NOT_FOUND",
+    "DELTA_CHANGE_TABLE_FEED_DISABLED",
+    "DELTA_CDC_NOT_ALLOWED_IN_THIS_VERSION",
+    "DELTA_VERSIONS_NOT_CONTIGUOUS",
+    "FileNotFoundException",
+)
+
+
+def _table_id(spark: SparkSession, name: str) -> str:
+    return str(spark.sql(f"DESCRIBE DETAIL {name}").first()["id"])
+
+
+def _watermark(spark: SparkSession, activity: str, silver_id: str) -> int | None:
+    """The silver version the activity reflects: the ``userMetadata`` of its latest refresh.
+
+    None when it has never been refreshed, or was refreshed from another silver table (one
+    dropped and created again starts its versions from 0).
+    """
+    row = (
+        spark.sql(f"DESCRIBE HISTORY {activity}")
+        .where(F.col("userMetadata").isNotNull())
+        .orderBy(F.col("version").desc())
+        .select("userMetadata")
+        .first()
+    )
+    if row is None:
+        return None
+    try:
+        metadata = json.loads(row["userMetadata"])
+    except ValueError:
+        return None
+    if not isinstance(metadata, dict) or metadata.get("silver_table_id") != silver_id:
+        return None
+    version = metadata.get("silver_version")
+    return version if isinstance(version, int) else None
+
+
+def _changed_event_dates(
+    spark: SparkSession, events: str, after: int, until: int, progress=print
+) -> list[str] | None:
+    """The event dates of every silver row inserted, updated or deleted in versions
+    (``after``, ``until``], from the change data feed; None when the feed cannot tell."""
+    try:
+        changes = (
+            spark.read.format("delta")
+            .option("readChangeFeed", "true")
+            .option("startingVersion", after + 1)
+            .option("endingVersion", until)
+            .table(events)
+        )
+        rows = changes.select("event_date").distinct().collect()
+    except Exception as error:
+        if not any(marker in str(error) for marker in _CHANGE_FEED_UNAVAILABLE):
+            raise
+        first_line = str(error).strip().splitlines()[0]
+        progress(
+            f"the change data feed of {events} does not cover versions {after + 1}..{until} "
+            f"({first_line[:200]}): the daily activity is rebuilt from all of silver"
+        )
+        return None
+    return sorted(r["event_date"].isoformat() for r in rows)
+
+
+def refresh_daily_activity(
+    spark: SparkSession, *, catalog: str, silver_schema: str = "silver", progress=print
+) -> ActivityRefresh:
+    """Bring ``silver.user_daily_activity`` up to date with ``silver.events``.
+
+    The activity rows of an event date depend only on silver's rows of that date, so the event
+    dates to rewrite are those of the silver rows changed since the last refresh (silver's
+    change data feed, from the silver version recorded in the last refresh's commit). That
+    covers every way a row changes: the day's new events and late events, and an earlier
+    delivery that moves an event to an earlier ingest date. Each event date is rewritten whole
+    from silver at one version, which is recorded with the write. Without a usable record (the
+    first run, a silver table created again, a feed that does not reach back) the table is
+    rebuilt from all of silver. Two refreshes at once are safe: each writes a version's exact
+    rows, and a refresh that records an older version only makes the next one do more.
+    """
+    events = SILVER_EVENTS.name(catalog, silver_schema)
+    if not spark.catalog.tableExists(events):
+        raise ValueError(f"{events} does not exist: run build_silver_events first")
+    table = ensure_table(spark, USER_DAILY_ACTIVITY, catalog, silver_schema)
+    current = table_version(spark, events)
+    silver_id = _table_id(spark, events)
+    done = _watermark(spark, table, silver_id)
+    if done == current:
+        return ActivityRefresh(table, current, [])
+    dates = None
+    if done is not None and done < current:
+        dates = _changed_event_dates(spark, events, done, current, progress)
+        if dates == []:  # commits that changed no row (a MERGE of nothing new, OPTIMIZE)
+            return ActivityRefresh(table, done, [])
+    silver = spark.sql(f"SELECT * FROM {events} VERSION AS OF {current}")
+    predicate = None
+    if dates is not None:
+        predicate = "event_date IN (" + ", ".join(f"DATE'{d}'" for d in dates) + ")"
+        silver = silver.where(predicate)
+    metadata = json.dumps({"silver_table_id": silver_id, "silver_version": current})
+    write_partition(
+        spark, daily_activity(silver), USER_DAILY_ACTIVITY, catalog, predicate, silver_schema,
+        user_metadata=metadata,
+    )  # fmt: skip
+    return ActivityRefresh(table, current, dates)
+
+
 def build_features(
     spark: SparkSession,
     *,
@@ -230,10 +383,16 @@ def build_features(
     end: str,
     catalog: str,
     silver_schema: str = "silver",
+    progress=print,
 ) -> str:
-    """Replace the feature rows of [start, end] (``replaceWhere`` on ``feature_date``)."""
-    events = spark.table(SILVER_EVENTS.name(catalog, silver_schema))
-    features = compute_features(events, start, end)
+    """Replace the feature rows of [start, end] (``replaceWhere`` on ``feature_date``), from
+    the daily activity (refreshed first), so a day reads the horizon's small activity rows
+    instead of reducing 30 days of events again."""
+    refresh = refresh_daily_activity(
+        spark, catalog=catalog, silver_schema=silver_schema, progress=progress
+    )
+    progress(refresh.describe())
+    features = features_from_activity(spark.table(refresh.table), start, end)
     return write_partition(
         spark, features, USER_FEATURES, catalog, _range_predicate(start, end), silver_schema
     )
@@ -329,8 +488,9 @@ def build_feature_range(
     """
     days = date_range(start, end)
     table = build_features(
-        spark, start=start, end=end, catalog=catalog, silver_schema=silver_schema
-    )
+        spark, start=start, end=end, catalog=catalog, silver_schema=silver_schema,
+        progress=progress,
+    )  # fmt: skip
     progress(f"features of {start}..{end} ({len(days)} day(s)) written to {table}")
     labelled = build_label_range(
         spark, start=start, end=end, catalog=catalog, horizon_days=horizon_days,

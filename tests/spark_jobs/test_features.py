@@ -8,12 +8,14 @@ from decimal import Decimal
 import pytest
 from pyspark.testing import assertDataFrameEqual
 
-from clickstream.contracts import FEATURE_COLUMNS, USER_FEATURES, check_frame
+from clickstream.contracts import FEATURE_COLUMNS, USER_FEATURES, check_frame, table_version
 from clickstream.features import (
     build_features,
     build_labels,
     compute_features,
     compute_label_range,
+    daily_activity,
+    refresh_daily_activity,
 )
 from tests.spark_jobs.rows import F_DATE, event
 
@@ -253,3 +255,87 @@ def test_a_rerun_of_a_date_leaves_the_feature_table_identical(spark, silver_even
     build_features(spark, start=days_before(1).isoformat(), end=days_before(1).isoformat(), **args)
     assertDataFrameEqual(spark.table(f"{schema_name}.user_features"), first)
     assert len(first) == 6
+
+
+# The kept daily activity (silver.user_daily_activity): refreshed from silver's change data feed.
+def _silver_with_change_feed(spark, schema: str) -> str:
+    from clickstream.contracts import SILVER_EVENTS, ensure_table
+
+    return ensure_table(spark, SILVER_EVENTS, "spark_catalog", schema)
+
+
+def _deliver(spark, silver_events, table: str, rows: list[tuple]) -> None:
+    """Merge rows into silver with the silver job's own MERGE (earliest delivery wins)."""
+    from clickstream.silver import merge_into_silver
+
+    frame = silver_events(rows)
+    dates = sorted({str(r["event_date"]) for r in frame.select("event_date").collect()})
+    merge_into_silver(spark, frame, table, dates)
+
+
+def _assert_activity_and_features_follow_silver(spark, schema: str, ds: str) -> None:
+    silver = spark.table(f"{schema}.events")
+    assertDataFrameEqual(spark.table(f"{schema}.user_daily_activity"), daily_activity(silver))
+    assertDataFrameEqual(
+        spark.table(f"{schema}.user_features").where(f"feature_date = DATE'{ds}'"),
+        check_frame(compute_features(silver, ds, ds), USER_FEATURES),
+    )
+
+
+def test_kept_activity_refreshes_only_changed_event_dates_and_gives_the_events_features(
+    spark, silver_events, schema_name
+):
+    d = [days_before(n) for n in (3, 2, 1, 0)]  # d[0] < d[1] < d[2] < d[3] = F
+    table = _silver_with_change_feed(spark, schema_name)
+    args = {"catalog": "spark_catalog", "silver_schema": schema_name}
+    _deliver(spark, silver_events, table, [
+        event(1, d[0], "view", product=1), event(2, d[0], "cart", product=2, session="b"),
+    ])  # fmt: skip
+    build_features(spark, start=d[0].isoformat(), end=d[0].isoformat(), **args)
+    _assert_activity_and_features_follow_silver(spark, schema_name, d[0].isoformat())
+
+    # d[2]'s file arrives before d[1]'s: an event of d[1] delivered late by d[2], and a new one.
+    late = event(3, d[1], "purchase", product=3, price="30.00", ingest=d[2])
+    _deliver(spark, silver_events, table, [late, event(1, d[2], "view", product=4)])
+    refresh = refresh_daily_activity(spark, **args)
+    assert refresh.event_dates == [d[1].isoformat(), d[2].isoformat()]
+    build_features(spark, start=d[2].isoformat(), end=d[2].isoformat(), **args)
+    _assert_activity_and_features_follow_silver(spark, schema_name, d[2].isoformat())
+
+    # d[1]'s own file delivers the same event again: silver moves it to the earlier ingest
+    # date, so the activity row of (user 3, d[1], d[2]) must become (user 3, d[1], d[1]).
+    on_time = event(3, d[1], "purchase", product=3, price="30.00", ingest=d[1])
+    _deliver(spark, silver_events, table, [on_time])
+    build_features(spark, start=d[3].isoformat(), end=d[3].isoformat(), **args)
+    _assert_activity_and_features_follow_silver(spark, schema_name, d[3].isoformat())
+    moved = spark.table(f"{schema_name}.user_daily_activity").where("user_id = 3").collect()
+    assert [(r["event_date"], r["ingest_date"]) for r in moved] == [(d[1], d[1])]
+
+    # Nothing changed since: the refresh writes nothing.
+    version = table_version(spark, f"{schema_name}.user_daily_activity")
+    assert refresh_daily_activity(spark, **args).event_dates == []
+    assert table_version(spark, f"{schema_name}.user_daily_activity") == version
+
+
+def test_kept_activity_is_rebuilt_whole_when_the_change_feed_cannot_tell(
+    spark, silver_events, schema_name, capsys
+):
+    """A silver table without the change data feed (created before it was declared), then a
+    silver table dropped and created again: the activity is rebuilt from all of silver."""
+    spark.sql(f"CREATE SCHEMA IF NOT EXISTS {schema_name}")
+    name = f"{schema_name}.events"
+    args = {"catalog": "spark_catalog", "silver_schema": schema_name}
+    silver_events([event(1, days_before(2))]).write.format("delta").saveAsTable(name)
+    assert refresh_daily_activity(spark, **args).event_dates is None  # first refresh
+    silver_events([event(2, days_before(1))]).write.format("delta").mode("append").saveAsTable(name)
+    assert refresh_daily_activity(spark, **args).event_dates is None
+    assert "change data feed" in capsys.readouterr().out
+    assertDataFrameEqual(spark.table(f"{schema_name}.user_daily_activity"),
+                         daily_activity(spark.table(name)))  # fmt: skip
+
+    spark.sql(f"DROP TABLE {name}")
+    silver_events([event(5, days_before(1))]).write.format("delta").saveAsTable(name)
+    assert refresh_daily_activity(spark, **args).event_dates is None
+    build_features(spark, start=DS, end=DS, **args)
+    _assert_activity_and_features_follow_silver(spark, schema_name, DS)
+    assert [r["user_id"] for r in spark.table(f"{schema_name}.user_features").collect()] == [5]

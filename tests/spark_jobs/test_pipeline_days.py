@@ -21,7 +21,7 @@ pytestmark = pytest.mark.spark
 START = date(2019, 10, 1)
 DAYS = [(START + timedelta(days=i)).isoformat() for i in range(8)]
 HORIZON = "3"  # short, so labels close inside the range
-TABLES = ("events", "user_features", "user_labels")
+TABLES = ("events", "user_daily_activity", "user_features", "user_labels")
 
 
 @pytest.fixture(scope="module")
