@@ -53,7 +53,6 @@ from clickstream.contracts import (
     check_frame,
     ensure_table,
     retry_on_conflict,
-    table_version,
     write_partition,
 )
 from clickstream.schema import date_range, parse_ds
@@ -279,16 +278,24 @@ _CHANGE_FEED_UNAVAILABLE = (
 )
 
 
-def _table_id(spark: SparkSession, name: str) -> str:
-    return str(spark.sql(f"DESCRIBE DETAIL {name}").first()["id"])
+@dataclass(frozen=True)
+class _Mark:
+    """A silver commit: its version and timestamp (a table created again reuses versions, not
+    timestamps)."""
+
+    version: int
+    timestamp: str
 
 
-def _watermark(spark: SparkSession, activity: str, silver_id: str) -> int | None:
-    """The silver version the activity reflects: the ``userMetadata`` of its latest refresh.
+def _silver_commits(spark: SparkSession, events: str, count: int) -> dict[int, str]:
+    """Timestamp of each of the last ``count`` commits of ``events``, by version."""
+    rows = spark.sql(f"DESCRIBE HISTORY {events} LIMIT {int(count)}").collect()
+    return {int(r["version"]): r["timestamp"].isoformat() for r in rows}
 
-    None when it has never been refreshed, or was refreshed from another silver table (one
-    dropped and created again starts its versions from 0).
-    """
+
+def _watermark(spark: SparkSession, activity: str) -> _Mark | None:
+    """The silver commit the activity reflects: the ``userMetadata`` of its latest refresh;
+    None when it has never been refreshed."""
     row = (
         spark.sql(f"DESCRIBE HISTORY {activity}")
         .where(F.col("userMetadata").isNotNull())
@@ -300,12 +307,9 @@ def _watermark(spark: SparkSession, activity: str, silver_id: str) -> int | None
         return None
     try:
         metadata = json.loads(row["userMetadata"])
-    except ValueError:
+        return _Mark(int(metadata["silver_version"]), str(metadata["silver_commit_timestamp"]))
+    except (ValueError, KeyError, TypeError):
         return None
-    if not isinstance(metadata, dict) or metadata.get("silver_table_id") != silver_id:
-        return None
-    version = metadata.get("silver_version")
-    return version if isinstance(version, int) else None
 
 
 def _changed_event_dates(
@@ -344,31 +348,35 @@ def refresh_daily_activity(
     change data feed, from the silver version recorded in the last refresh's commit). That
     covers every way a row changes: the day's new events and late events, and an earlier
     delivery that moves an event to an earlier ingest date. Each event date is rewritten whole
-    from silver at one version, which is recorded with the write. Without a usable record (the
-    first run, a silver table created again, a feed that does not reach back) the table is
-    rebuilt from all of silver. Two refreshes at once are safe: each writes a version's exact
-    rows, and a refresh that records an older version only makes the next one do more.
+    from silver at one version, whose number and timestamp are recorded with the write. Without
+    a usable record (the first run, a silver table created again: its versions restart, with
+    other timestamps; a feed that does not reach back) the table is rebuilt from all of silver.
+    Two refreshes at once are safe: each writes a version's exact rows, and a refresh that
+    records an older version only makes the next one do more.
     """
     events = SILVER_EVENTS.name(catalog, silver_schema)
     if not spark.catalog.tableExists(events):
         raise ValueError(f"{events} does not exist: run build_silver_events first")
     table = ensure_table(spark, USER_DAILY_ACTIVITY, catalog, silver_schema)
-    current = table_version(spark, events)
-    silver_id = _table_id(spark, events)
-    done = _watermark(spark, table, silver_id)
-    if done == current:
+    ((current, current_timestamp),) = _silver_commits(spark, events, 1).items()
+    done = _watermark(spark, table)
+    if done == _Mark(current, current_timestamp):
         return ActivityRefresh(table, current, [])
     dates = None
-    if done is not None and done < current:
-        dates = _changed_event_dates(spark, events, done, current, progress)
+    if done is not None and done.version < current:
+        # The recorded commit must still be silver's (not a table dropped and created again).
+        if _silver_commits(spark, events, current - done.version + 1).get(done.version) == (
+            done.timestamp
+        ):
+            dates = _changed_event_dates(spark, events, done.version, current, progress)
         if dates == []:  # commits that changed no row (a MERGE of nothing new, OPTIMIZE)
-            return ActivityRefresh(table, done, [])
+            return ActivityRefresh(table, done.version, [])
     silver = spark.sql(f"SELECT * FROM {events} VERSION AS OF {current}")
     predicate = None
     if dates is not None:
         predicate = "event_date IN (" + ", ".join(f"DATE'{d}'" for d in dates) + ")"
         silver = silver.where(predicate)
-    metadata = json.dumps({"silver_table_id": silver_id, "silver_version": current})
+    metadata = json.dumps({"silver_version": current, "silver_commit_timestamp": current_timestamp})
     write_partition(
         spark, daily_activity(silver), USER_DAILY_ACTIVITY, catalog, predicate, silver_schema,
         user_metadata=metadata,

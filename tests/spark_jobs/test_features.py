@@ -333,9 +333,12 @@ def test_kept_activity_is_rebuilt_whole_when_the_change_feed_cannot_tell(
     assertDataFrameEqual(spark.table(f"{schema_name}.user_daily_activity"),
                          daily_activity(spark.table(name)))  # fmt: skip
 
+    # Created again with as many commits: the recorded version exists, its timestamp differs.
     spark.sql(f"DROP TABLE {name}")
     silver_events([event(5, days_before(1))]).write.format("delta").saveAsTable(name)
+    silver_events([event(6, days_before(1))]).write.format("delta").mode("append").saveAsTable(name)
     assert refresh_daily_activity(spark, **args).event_dates is None
     build_features(spark, start=DS, end=DS, **args)
     _assert_activity_and_features_follow_silver(spark, schema_name, DS)
-    assert [r["user_id"] for r in spark.table(f"{schema_name}.user_features").collect()] == [5]
+    users = sorted(r["user_id"] for r in spark.table(f"{schema_name}.user_features").collect())
+    assert users == [5, 6]
