@@ -16,6 +16,7 @@ from bench.common import write_results
 BENCHMARKS = (
     "run_overhead",
     "feature_pipeline",
+    "incremental_volume",
     "scoring",
     "dag_parsing",
     "system_run",

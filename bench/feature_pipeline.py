@@ -84,17 +84,21 @@ def _quiet(_message: str) -> None:
     """Progress lines of the jobs are not printed inside a timed run."""
 
 
-def incremental(spark, root: Path, repeats: int, events_per_day: int) -> tuple[list, list]:
-    """Two histories of the same generated days (5 and 60 days), each loaded in bulk and given
-    its first feature run; then, ``repeats`` times, each history receives its next day (ingest
-    and silver MERGE, not timed) and that day's feature job is timed: the daily job as it runs
-    after the day's data arrived, refresh of the kept activity included."""
+def _daily_runs(
+    spark, root: Path, repeats: int, events_per_day: int, histories: tuple[int, ...],
+    with_naive: bool,
+) -> tuple[dict[str, Figure], list[Figure]]:  # fmt: skip
+    """Histories of the same generated days (``histories`` days each), each loaded in bulk and
+    given its first feature run; then, ``repeats`` times, each history receives its next day
+    (ingest and silver MERGE, not timed) and that day's feature job is timed: the daily job as
+    it runs after the day's data arrived, refresh of the kept activity included. The job as it
+    was before the kept activity (from the events) is timed on the same day, the two taking
+    turns; ``with_naive`` adds a full recompute of every feature date from all the events."""
     from clickstream.contracts import USER_FEATURES, write_partition
     from clickstream.features import build_features, compute_features
 
     repeats += repeats % 2  # an even number of turns for the before/after pair
-    histories = {"ours5": 5, "ours60": 60}
-    days = _days(max(histories.values()) + repeats)
+    days = _days(max(histories) + repeats)
     landing = root / "landing"
     print(f"  generating {len(days)} days of {events_per_day} events", flush=True)
     _generate(landing, days, events_per_day)
@@ -116,35 +120,53 @@ def incremental(spark, root: Path, repeats: int, events_per_day: int) -> tuple[l
                         f"feature_date >= DATE'{days[0]}' AND feature_date <= DATE'{ds}'",
                         schema)  # fmt: skip
 
+    volume = "" if events_per_day == 20000 else f" at {events_per_day} events/day"
+    kinds = [("ours", "daily job"), ("before", "daily job from the events (before)")]
+    kinds += [("naive", "full recompute")] if with_naive else []
     figures = {
-        key: Figure(f"{label}, {history} days of history", "s")
-        for key, label, history in [
-            ("ours5", "daily job", 5), ("ours60", "daily job", 60),
-            ("naive5", "full recompute", 5), ("naive60", "full recompute", 60),
-            ("before5", "daily job from the events (before)", 5),
-            ("before60", "daily job from the events (before)", 60),
-        ]
-    }  # fmt: skip
-    first_run = {}
-    for key, history in histories.items():
+        f"{kind}{h}": Figure(f"{label}, {h} days of history{volume}", "s")
+        for kind, label in kinds
+        for h in histories
+    }
+    first_run = []
+    for history in histories:
         schema = f"inc{history}"
         print(f"  {schema}: loading {history} days in bulk, first feature run", flush=True)
         _load(spark, landing, days[:history], schema, bulk=True)
-        first_run[key] = Figure(f"first feature run (activity built), {history} days", "s")
-        first_run[key].samples.append(_timed(lambda s=schema, d=days[history - 1]: ours(s, d)))
+        figure = Figure(f"first feature run (activity built), {history} days{volume}", "s")
+        figure.samples.append(_timed(lambda s=schema, d=days[history - 1]: ours(s, d)))
+        first_run.append(figure)
     for i in range(repeats):
-        for key, history in histories.items():
+        for history in histories:
             schema, ds = f"inc{history}", days[history + i]
             _load(spark, landing, [ds], schema)  # the day arrives: ingest + silver, not timed
             # The first job after the day's load meets a cold silver snapshot: take turns.
-            jobs = [(key, ours), (key.replace("ours", "before"), before)]
-            for name, job in jobs if i % 2 == 0 else jobs[::-1]:
+            jobs = [(f"ours{history}", ours), (f"before{history}", before)]
+            jobs = jobs if i % 2 == 0 else jobs[::-1]
+            jobs += [(f"naive{history}", naive)] if with_naive else []
+            for name, job in jobs:
                 figures[name].samples.append(_timed(lambda s=schema, d=ds, job=job: job(s, d)))
-            naive_key = key.replace("ours", "naive")
-            figures[naive_key].samples.append(_timed(lambda s=schema, d=ds: naive(s, d)))
         print(
             "  repeat", i + 1, {k: round(f.samples[-1], 2) for k, f in figures.items()}, flush=True
         )
+    return figures, first_run
+
+
+def _before_after(figures: dict[str, Figure], history: int, volume: str = "") -> Comparison:
+    return Comparison(
+        benchmark="2. incremental cost (before/after)",
+        description=f"daily feature job, kept activity / from the events, {history} days of "
+        f"history{volume}",
+        numerator=figures[f"ours{history}"],
+        denominator=figures[f"before{history}"],
+        target="-",
+        notes="same new day, the two jobs in turns",
+    )
+
+
+def incremental(spark, root: Path, repeats: int, events_per_day: int) -> tuple[list, list]:
+    """Benchmark 2: the daily job after 5 and after 60 days of history (see :func:`_daily_runs`)."""
+    figures, first_run = _daily_runs(spark, root, repeats, events_per_day, (5, 60), True)
     ours_ratio = Comparison(
         benchmark="2. incremental cost",
         description="daily feature job, 60 / 5 days of history",
@@ -164,18 +186,16 @@ def incremental(spark, root: Path, repeats: int, events_per_day: int) -> tuple[l
         notes=f"{events_per_day} events/day",
     )
     naive_ratio.meets_target = None
-    after_before = [
-        Comparison(
-            benchmark="2. incremental cost (before/after)",
-            description=f"daily feature job, kept activity / from the events, {h} days of history",
-            numerator=figures[f"ours{h}"],
-            denominator=figures[f"before{h}"],
-            target="-",
-            notes="same new day, the two jobs in turns",
-        )
-        for h in histories.values()
-    ]
-    return [ours_ratio, naive_ratio, *after_before], [*figures.values(), *first_run.values()]
+    comparisons = [ours_ratio, naive_ratio, _before_after(figures, 5), _before_after(figures, 60)]
+    return comparisons, [*figures.values(), *first_run]
+
+
+def at_volume(spark, root: Path, repeats: int, events_per_day: int) -> tuple[list, list]:
+    """The before/after pair at ``events_per_day`` with a full 30-day horizon (31 days)."""
+    figures, first_run = _daily_runs(spark, root, repeats, events_per_day, (31,), False)
+    return [_before_after(figures, 31, f" at {events_per_day} events/day")], [
+        *figures.values(), *first_run,
+    ]  # fmt: skip
 
 
 def scaling(spark, root: Path, repeats: int, events_per_day: int) -> tuple[list, list]:

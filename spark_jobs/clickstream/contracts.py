@@ -224,28 +224,19 @@ def table_version(spark, name: str) -> int:
 
 
 def write_partition(
-    spark,
-    df,
-    contract: Contract,
-    catalog: str,
-    predicate: str | None,
-    schema: str | None = None,
-    user_metadata: str | None = None,
+    spark, df, contract: Contract, catalog: str, predicate: str, schema: str | None = None
 ) -> str:
-    """Check ``df`` and replace the rows matching ``predicate`` (Delta ``replaceWhere``), or
-    every row when ``predicate`` is None; ``user_metadata`` goes into the commit's history."""
+    """Check ``df`` and replace the rows matching ``predicate`` (Delta ``replaceWhere``)."""
     checked = check_frame(df, contract)
     name = ensure_table(spark, contract, catalog, schema)
-
-    def write() -> None:
-        writer = checked.write.format("delta").mode("overwrite")
-        if predicate is not None:
-            writer = writer.option("replaceWhere", predicate)
-        if user_metadata is not None:
-            writer = writer.option("userMetadata", user_metadata)
-        writer.saveAsTable(name)
-
-    retry_on_conflict(write)
+    retry_on_conflict(
+        lambda: (
+            checked.write.format("delta")
+            .mode("overwrite")
+            .option("replaceWhere", predicate)
+            .saveAsTable(name)
+        )
+    )
     return name
 
 

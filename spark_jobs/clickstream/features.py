@@ -351,13 +351,20 @@ def refresh_daily_activity(
     from silver at one version, whose number and timestamp are recorded with the write. Without
     a usable record (the first run, a silver table created again: its versions restart, with
     other timestamps; a feed that does not reach back) the table is rebuilt from all of silver.
-    Two refreshes at once are safe: each writes a version's exact rows, and a refresh that
-    records an older version only makes the next one do more.
+    Two refreshes at once are safe: Delta refuses the second commit to the same event dates,
+    and that refresh starts again from the first one's record (:func:`retry_on_conflict`); one
+    that records an older version on other event dates only makes the next one do more.
     """
     events = SILVER_EVENTS.name(catalog, silver_schema)
     if not spark.catalog.tableExists(events):
         raise ValueError(f"{events} does not exist: run build_silver_events first")
     table = ensure_table(spark, USER_DAILY_ACTIVITY, catalog, silver_schema)
+    # A conflict means another refresh committed to these event dates since this one read
+    # the record: start again from its record, never write this one's older rows over it.
+    return retry_on_conflict(lambda: _refresh_once(spark, events, table, progress))
+
+
+def _refresh_once(spark: SparkSession, events: str, table: str, progress) -> ActivityRefresh:
     ((current, current_timestamp),) = _silver_commits(spark, events, 1).items()
     done = _watermark(spark, table)
     if done == _Mark(current, current_timestamp):
@@ -372,15 +379,15 @@ def refresh_daily_activity(
         if dates == []:  # commits that changed no row (a MERGE of nothing new, OPTIMIZE)
             return ActivityRefresh(table, done.version, [])
     silver = spark.sql(f"SELECT * FROM {events} VERSION AS OF {current}")
-    predicate = None
-    if dates is not None:
-        predicate = "event_date IN (" + ", ".join(f"DATE'{d}'" for d in dates) + ")"
-        silver = silver.where(predicate)
     metadata = json.dumps({"silver_version": current, "silver_commit_timestamp": current_timestamp})
-    write_partition(
-        spark, daily_activity(silver), USER_DAILY_ACTIVITY, catalog, predicate, silver_schema,
-        user_metadata=metadata,
-    )  # fmt: skip
+    if dates is None:
+        rows = check_frame(daily_activity(silver), USER_DAILY_ACTIVITY)
+        writer = rows.write.format("delta").mode("overwrite")
+    else:
+        predicate = "event_date IN (" + ", ".join(f"DATE'{d}'" for d in dates) + ")"
+        rows = check_frame(daily_activity(silver.where(predicate)), USER_DAILY_ACTIVITY)
+        writer = rows.write.format("delta").mode("overwrite").option("replaceWhere", predicate)
+    writer.option("userMetadata", metadata).saveAsTable(table)
     return ActivityRefresh(table, current, dates)
 
 
