@@ -16,7 +16,6 @@ from bench.common import write_results
 BENCHMARKS = (
     "run_overhead",
     "feature_pipeline",
-    "incremental_volume",
     "scoring",
     "dag_parsing",
     "system_run",

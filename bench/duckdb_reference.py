@@ -193,9 +193,8 @@ def side_by_side(spark, root: Path, factor: int, repeats: int) -> tuple[Figure, 
     """Land ``HISTORY_DAYS`` days at ``factor``x, then time both on the last date."""
     import duckdb
 
-    from bench.feature_pipeline import START, _days, _land
-    from clickstream.contracts import SILVER_EVENTS, USER_FEATURES, write_partition
-    from clickstream.features import compute_features
+    from bench.feature_pipeline import START, _days, _land, write_features_from_events
+    from clickstream.contracts import SILVER_EVENTS
 
     volume = EVENTS_PER_DAY * factor
     schema = f"duck{factor}"
@@ -211,9 +210,7 @@ def side_by_side(spark, root: Path, factor: int, repeats: int) -> tuple[Figure, 
     def ours() -> None:
         # The features computed from silver's events, as DuckDB does: without the kept daily
         # activity that the daily job reads (benchmark 2 measures that one).
-        events = spark.table(SILVER_EVENTS.name(CATALOG, schema))
-        write_partition(spark, compute_features(events, ds, ds), USER_FEATURES, CATALOG,
-                        f"feature_date = DATE'{ds}'", schema)  # fmt: skip
+        write_features_from_events(spark, schema, ds, ds)
 
     def reference() -> None:
         write_duckdb_features(con, files, ds, out)

@@ -24,6 +24,7 @@ from pathlib import Path
 from bench.common import Comparison, Figure
 
 CATALOG = "spark_catalog"
+EVENTS_PER_DAY = 20000  # 1x
 START = date(2019, 10, 1)
 
 
@@ -35,6 +36,17 @@ def _session(state: Path):
 
 def _days(n: int, start: date = START) -> list[str]:
     return [(start + timedelta(days=i)).isoformat() for i in range(n)]
+
+
+def write_features_from_events(spark, schema: str, start: str, end: str) -> None:
+    """The feature rows of [start, end] computed from silver's events, without the kept daily
+    activity (the feature job before it), written as ``build_features`` writes them."""
+    from clickstream.contracts import USER_FEATURES, write_partition
+    from clickstream.features import _range_predicate, compute_features
+
+    events = spark.table(f"{CATALOG}.{schema}.events")
+    write_partition(spark, compute_features(events, start, end), USER_FEATURES, CATALOG,
+                    _range_predicate(start, end), schema)  # fmt: skip
 
 
 def _generate(landing: Path, days: list[str], events_per_day: int) -> None:
@@ -94,8 +106,7 @@ def _daily_runs(
     it runs after the day's data arrived, refresh of the kept activity included. The job as it
     was before the kept activity (from the events) is timed on the same day, the two taking
     turns; ``with_naive`` adds a full recompute of every feature date from all the events."""
-    from clickstream.contracts import USER_FEATURES, write_partition
-    from clickstream.features import build_features, compute_features
+    from clickstream.features import build_features
 
     repeats += repeats % 2  # an even number of turns for the before/after pair
     days = _days(max(histories) + repeats)
@@ -109,22 +120,16 @@ def _daily_runs(
 
     def before(schema: str, ds: str) -> None:
         """The daily job before the kept activity: ``[ds, ds]`` reduced from the events."""
-        events = spark.table(f"{CATALOG}.{schema}.events")
-        write_partition(spark, compute_features(events, ds, ds), USER_FEATURES, CATALOG,
-                        f"feature_date = DATE'{ds}'", schema)  # fmt: skip
+        write_features_from_events(spark, schema, ds, ds)
 
     def naive(schema: str, ds: str) -> None:
         """Every feature date from the first day to ``ds`` recomputed from all the events."""
-        events = spark.table(f"{CATALOG}.{schema}.events")
-        write_partition(spark, compute_features(events, days[0], ds), USER_FEATURES, CATALOG,
-                        f"feature_date >= DATE'{days[0]}' AND feature_date <= DATE'{ds}'",
-                        schema)  # fmt: skip
+        write_features_from_events(spark, schema, days[0], ds)
 
-    volume = "" if events_per_day == 20000 else f" at {events_per_day} events/day"
     kinds = [("ours", "daily job"), ("before", "daily job from the events (before)")]
     kinds += [("naive", "full recompute")] if with_naive else []
     figures = {
-        f"{kind}{h}": Figure(f"{label}, {h} days of history{volume}", "s")
+        f"{kind}{h}": Figure(f"{label}, {h} days of history", "s")
         for kind, label in kinds
         for h in histories
     }
@@ -133,7 +138,7 @@ def _daily_runs(
         schema = f"inc{history}"
         print(f"  {schema}: loading {history} days in bulk, first feature run", flush=True)
         _load(spark, landing, days[:history], schema, bulk=True)
-        figure = Figure(f"first feature run (activity built), {history} days{volume}", "s")
+        figure = Figure(f"first feature run (activity built), {history} days", "s")
         figure.samples.append(_timed(lambda s=schema, d=days[history - 1]: ours(s, d)))
         first_run.append(figure)
     for i in range(repeats):
@@ -152,11 +157,11 @@ def _daily_runs(
     return figures, first_run
 
 
-def _before_after(figures: dict[str, Figure], history: int, volume: str = "") -> Comparison:
+def _before_after(figures: dict[str, Figure], history: int) -> Comparison:
     return Comparison(
         benchmark="2. incremental cost (before/after)",
         description=f"daily feature job, kept activity / from the events, {history} days of "
-        f"history{volume}",
+        "history",
         numerator=figures[f"ours{history}"],
         denominator=figures[f"before{history}"],
         target="-",
@@ -188,14 +193,6 @@ def incremental(spark, root: Path, repeats: int, events_per_day: int) -> tuple[l
     naive_ratio.meets_target = None
     comparisons = [ours_ratio, naive_ratio, _before_after(figures, 5), _before_after(figures, 60)]
     return comparisons, [*figures.values(), *first_run]
-
-
-def at_volume(spark, root: Path, repeats: int, events_per_day: int) -> tuple[list, list]:
-    """The before/after pair at ``events_per_day`` with a full 30-day horizon (31 days)."""
-    figures, first_run = _daily_runs(spark, root, repeats, events_per_day, (31,), False)
-    return [_before_after(figures, 31, f" at {events_per_day} events/day")], [
-        *figures.values(), *first_run,
-    ]  # fmt: skip
 
 
 def scaling(spark, root: Path, repeats: int, events_per_day: int) -> tuple[list, list]:
@@ -237,7 +234,7 @@ def scaling(spark, root: Path, repeats: int, events_per_day: int) -> tuple[list,
     return [comparison], list(figures.values())
 
 
-def run(repeats: int = 3, events_per_day: int = 20000) -> tuple[list, list]:
+def run(repeats: int = 3, events_per_day: int = EVENTS_PER_DAY) -> tuple[list, list]:
     repeats = max(1, min(repeats, 3))  # each repeat is minutes of Spark work at 16x
     with tempfile.TemporaryDirectory(prefix="bench-features-") as tmp:
         root = Path(tmp)

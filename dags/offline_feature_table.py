@@ -10,7 +10,7 @@ feature rows with Great Expectations (`validate_features` -> `upload_features_re
 | | |
 |---|---|
 | **Waits for** | `data_quality_validation` run of the same logical date (success) |
-| **Input** | `bronze.events` (partition `ingest_date = ds`), `silver.events` (30-day horizon) |
+| **Input** | `bronze.events` (partition `ingest_date = ds`), `silver.events` (its change feed since the last refresh and the event dates it changed; all of it when the kept activity is rebuilt), `silver.user_daily_activity` (30-day horizon), `silver.events` purchases for the labels |
 | **Output** | `silver.events` (MERGE on `event_id`, partitioned by `event_date`), `silver.user_daily_activity` (the event dates whose silver rows changed since its last refresh), `silver.user_features` (partition `feature_date = ds`), `silver.user_labels` (MERGE, feature date `ds - 7`) |
 | **Runs on** | Databricks (`spark_jobs/build_silver_events.py`, `spark_jobs/build_user_features.py`); locally on the local workspace |
 | **Owner** | ml-platform |

@@ -36,6 +36,7 @@ features of F never erases a label and labels never leak into features.
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -87,10 +88,12 @@ def daily_activity(events: DataFrame) -> DataFrame:
         count_of("purchase").alias("purchases"),
         F.sum(F.when(kind == "purchase", F.col("price"))).alias("spend"),
         F.sum(F.when(kind == "view", F.col("price"))).alias("price_viewed"),
-        F.collect_set("product_id").alias("products"),
-        F.collect_set("category_id").alias("categories"),
-        F.collect_set("brand").alias("brands"),
-        F.collect_set("user_session").alias("sessions"),
+        # Sorted: a set's order depends on how the rows were partitioned, and the kept rows
+        # must not change when the same events are reduced again.
+        F.array_sort(F.collect_set("product_id")).alias("products"),
+        F.array_sort(F.collect_set("category_id")).alias("categories"),
+        F.array_sort(F.collect_set("brand")).alias("brands"),
+        F.array_sort(F.collect_set("user_session")).alias("sessions"),
     )
 
 
@@ -252,12 +255,13 @@ class ActivityRefresh:
     table: str
     silver_version: int
     event_dates: list[str] | None  # the event dates rewritten; None: rebuilt from all of silver
+    activity_version: int  # the activity's version that holds this refresh's rows
 
     def describe(self) -> str:
         if self.event_dates is None:
             return f"{self.table} rebuilt from silver version {self.silver_version}"
         if not self.event_dates:
-            return f"{self.table} already up to date with silver version {self.silver_version}"
+            return f"{self.table}: no row of silver changed since version {self.silver_version}"
         dates = self.event_dates
         shown = ", ".join(dates) if len(dates) <= 5 else f"{dates[0]}..{dates[-1]}"
         return (
@@ -274,42 +278,57 @@ _CHANGE_FEED_UNAVAILABLE = (
     "DELTA_CHANGE_TABLE_FEED_DISABLED",
     "DELTA_CDC_NOT_ALLOWED_IN_THIS_VERSION",
     "DELTA_VERSIONS_NOT_CONTIGUOUS",
-    "FileNotFoundException",
 )
+# Commits of the activity table that leave its rows as the last refresh wrote them.
+_ROWS_UNCHANGED = ("OPTIMIZE", "VACUUM START", "VACUUM END", "SET TBLPROPERTIES", "CREATE TABLE")
 
 
 @dataclass(frozen=True)
 class _Mark:
-    """A silver commit: its version and timestamp (a table created again reuses versions, not
-    timestamps)."""
+    """A silver commit: its version and timestamp in epoch milliseconds (a table created again
+    reuses versions, not timestamps)."""
 
     version: int
-    timestamp: str
+    timestamp: int
 
 
-def _silver_commits(spark: SparkSession, events: str, count: int) -> dict[int, str]:
-    """Timestamp of each of the last ``count`` commits of ``events``, by version."""
-    rows = spark.sql(f"DESCRIBE HISTORY {events} LIMIT {int(count)}").collect()
-    return {int(r["version"]): r["timestamp"].isoformat() for r in rows}
+@dataclass(frozen=True)
+class _Record:
+    """The last refresh: the silver commit it reflects, and its own version of the activity."""
+
+    silver: _Mark
+    activity_version: int
 
 
-def _watermark(spark: SparkSession, activity: str) -> _Mark | None:
-    """The silver commit the activity reflects: the ``userMetadata`` of its latest refresh;
-    None when it has never been refreshed."""
-    row = (
-        spark.sql(f"DESCRIBE HISTORY {activity}")
-        .where(F.col("userMetadata").isNotNull())
+def _history(spark: SparkSession, table: str) -> list:
+    """Every retained commit of ``table``, newest first (time zone free timestamps)."""
+    return (
+        spark.sql(f"DESCRIBE HISTORY {table}")
+        .select("version", F.unix_millis("timestamp").alias("millis"), "operation", "userMetadata")
         .orderBy(F.col("version").desc())
-        .select("userMetadata")
-        .first()
+        .collect()
     )
-    if row is None:
-        return None
-    try:
-        metadata = json.loads(row["userMetadata"])
-        return _Mark(int(metadata["silver_version"]), str(metadata["silver_commit_timestamp"]))
-    except (ValueError, KeyError, TypeError):
-        return None
+
+
+def _record(spark: SparkSession, activity: str, progress) -> _Record | None:
+    """The ``userMetadata`` of the activity's latest refresh; None when there is none, or when
+    a later commit changed its rows (a RESTORE, a DELETE by hand): then it cannot be trusted."""
+    for commit in _history(spark, activity):
+        if commit["userMetadata"] is None:
+            if commit["operation"] in _ROWS_UNCHANGED:
+                continue
+            progress(f"{activity} was changed by {commit['operation']} (version "
+                     f"{commit['version']}) after its last refresh: it is rebuilt")  # fmt: skip
+            return None
+        try:
+            metadata = json.loads(commit["userMetadata"])
+            mark = _Mark(int(metadata["silver_version"]), int(metadata["silver_commit_millis"]))
+        except (ValueError, KeyError, TypeError):
+            progress(f"{activity} version {commit['version']}: unreadable refresh record "
+                     f"{commit['userMetadata']!r}: it is rebuilt")  # fmt: skip
+            return None
+        return _Record(mark, int(commit["version"]))
+    return None
 
 
 def _changed_event_dates(
@@ -365,30 +384,32 @@ def refresh_daily_activity(
 
 
 def _refresh_once(spark: SparkSession, events: str, table: str, progress) -> ActivityRefresh:
-    ((current, current_timestamp),) = _silver_commits(spark, events, 1).items()
-    done = _watermark(spark, table)
-    if done == _Mark(current, current_timestamp):
-        return ActivityRefresh(table, current, [])
+    silver = {int(c["version"]): int(c["millis"]) for c in _history(spark, events)}
+    current = max(silver)
+    record = _record(spark, table, progress)
+    if record is not None and record.silver == _Mark(current, silver[current]):
+        return ActivityRefresh(table, current, [], record.activity_version)
     dates = None
-    if done is not None and done.version < current:
-        # The recorded commit must still be silver's (not a table dropped and created again).
-        if _silver_commits(spark, events, current - done.version + 1).get(done.version) == (
-            done.timestamp
-        ):
-            dates = _changed_event_dates(spark, events, done.version, current, progress)
+    # The recorded commit must still be silver's (not a table dropped and created again).
+    if record is not None and silver.get(record.silver.version) == record.silver.timestamp:
+        dates = _changed_event_dates(spark, events, record.silver.version, current, progress)
         if dates == []:  # commits that changed no row (a MERGE of nothing new, OPTIMIZE)
-            return ActivityRefresh(table, done.version, [])
-    silver = spark.sql(f"SELECT * FROM {events} VERSION AS OF {current}")
-    metadata = json.dumps({"silver_version": current, "silver_commit_timestamp": current_timestamp})
+            return ActivityRefresh(table, record.silver.version, [], record.activity_version)
+    rows = spark.sql(f"SELECT * FROM {events} VERSION AS OF {current}")
+    token = uuid.uuid4().hex
+    metadata = json.dumps(
+        {"silver_version": current, "silver_commit_millis": silver[current], "refresh": token}
+    )
     if dates is None:
-        rows = check_frame(daily_activity(silver), USER_DAILY_ACTIVITY)
-        writer = rows.write.format("delta").mode("overwrite")
+        writer = check_frame(daily_activity(rows), USER_DAILY_ACTIVITY).write.mode("overwrite")
     else:
-        predicate = "event_date IN (" + ", ".join(f"DATE'{d}'" for d in dates) + ")"
-        rows = check_frame(daily_activity(silver.where(predicate)), USER_DAILY_ACTIVITY)
-        writer = rows.write.format("delta").mode("overwrite").option("replaceWhere", predicate)
-    writer.option("userMetadata", metadata).saveAsTable(table)
-    return ActivityRefresh(table, current, dates)
+        predicate = "event_date IN (" + ", ".join(f"DATE'{parse_ds(d)}'" for d in dates) + ")"
+        checked = check_frame(daily_activity(rows.where(predicate)), USER_DAILY_ACTIVITY)
+        writer = checked.write.mode("overwrite").option("replaceWhere", predicate)
+    writer.format("delta").option("userMetadata", metadata).saveAsTable(table)
+    (written,) = [c["version"] for c in _history(spark, table)
+                  if c["userMetadata"] and token in c["userMetadata"]]  # fmt: skip
+    return ActivityRefresh(table, current, dates, int(written))
 
 
 def build_features(
@@ -407,7 +428,10 @@ def build_features(
         spark, catalog=catalog, silver_schema=silver_schema, progress=progress
     )
     progress(refresh.describe())
-    features = features_from_activity(spark.table(refresh.table), start, end)
+    # The activity as this refresh left it: a refresh running at the same time may commit
+    # after it, from an older silver version (the next refresh corrects that).
+    activity = spark.sql(f"SELECT * FROM {refresh.table} VERSION AS OF {refresh.activity_version}")
+    features = features_from_activity(activity, start, end)
     return write_partition(
         spark, features, USER_FEATURES, catalog, _range_predicate(start, end), silver_schema
     )

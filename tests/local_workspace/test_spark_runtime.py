@@ -43,7 +43,7 @@ def test_a_malformed_extra_setting_is_refused_by_name(local_layout, monkeypatch,
 @pytest.mark.spark
 def test_the_test_session_runs_with_the_settings_of_the_environment(spark):
     """The session fixture applies LOCAL_SPARK_CONF (tests/conftest.py sets the test defaults:
-    interpreted evaluation, one shuffle partition); job processes inherit the same variable."""
+    no whole-stage code generation, one shuffle partition); job processes inherit it."""
     settings = [item.split("=", 1) for item in os.environ["LOCAL_SPARK_CONF"].split()]
     assert settings
     for key, value in settings:

@@ -333,6 +333,13 @@ def test_kept_activity_is_rebuilt_whole_when_the_change_feed_cannot_tell(
     assertDataFrameEqual(spark.table(f"{schema_name}.user_daily_activity"),
                          daily_activity(spark.table(name)))  # fmt: skip
 
+    # Rows of the activity changed by hand after the refresh: its record cannot be trusted.
+    activity = f"{schema_name}.user_daily_activity"
+    spark.sql(f"DELETE FROM {activity} WHERE user_id = 2")
+    assert refresh_daily_activity(spark, **args).event_dates is None
+    assert "was changed by DELETE" in capsys.readouterr().out
+    assertDataFrameEqual(spark.table(activity), daily_activity(spark.table(name)))
+
     # Created again with as many commits: the recorded version exists, its timestamp differs.
     spark.sql(f"DROP TABLE {name}")
     silver_events([event(5, days_before(1))]).write.format("delta").saveAsTable(name)
