@@ -430,7 +430,8 @@ def build_features(
     progress(refresh.describe())
     # The activity as this refresh left it: a refresh running at the same time may commit
     # after it, from an older silver version (the next refresh corrects that).
-    activity = spark.sql(f"SELECT * FROM {refresh.table} VERSION AS OF {refresh.activity_version}")
+    table = USER_DAILY_ACTIVITY.name(catalog, silver_schema)
+    activity = spark.sql(f"SELECT * FROM {table} VERSION AS OF {refresh.activity_version}")
     features = features_from_activity(activity, start, end)
     return write_partition(
         spark, features, USER_FEATURES, catalog, _range_predicate(start, end), silver_schema
