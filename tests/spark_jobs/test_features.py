@@ -316,6 +316,13 @@ def test_kept_activity_refreshes_only_changed_event_dates_and_gives_the_events_f
     assert refresh_daily_activity(spark, **args).event_dates == []
     assert table_version(spark, f"{schema_name}.user_daily_activity") == version
 
+    # d[1]'s file merged again: silver commits, but its change feed holds no row.
+    silver_before = table_version(spark, table)
+    _deliver(spark, silver_events, table, [on_time])
+    assert table_version(spark, table) > silver_before
+    assert refresh_daily_activity(spark, **args).event_dates == []
+    assert table_version(spark, f"{schema_name}.user_daily_activity") == version
+
 
 def test_kept_activity_is_rebuilt_whole_when_the_change_feed_cannot_tell(
     spark, silver_events, schema_name, capsys
