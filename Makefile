@@ -15,11 +15,16 @@ setup:
 run: setup
 	@$(PY) -m tools.run_system $(ARGS)
 
+# The suite runs on PYTEST_WORKERS pytest-xdist workers (0: in this process, as plain pytest
+# does); each test file stays whole on one worker, the end-to-end folder on one (tests/conftest.py).
+PYTEST_WORKERS ?= 2
+XDIST := -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
+
 test: setup
-	@$(PY) -m pytest $(PYTEST_ARGS)
+	@$(PY) -m pytest $(XDIST) $(PYTEST_ARGS)
 
 test-fast: setup
-	@$(PY) -m pytest -m "not e2e" $(PYTEST_ARGS)
+	@$(PY) -m pytest $(XDIST) -m "not e2e" $(PYTEST_ARGS)
 
 up: setup
 	@$(PY) -m tools.stack up

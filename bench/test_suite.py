@@ -14,6 +14,7 @@ import subprocess
 from pathlib import Path
 
 from bench.common import Figure, Target
+from tests.timing import is_selection
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMINGS = ROOT / ".local" / "test-timings" / "last.json"
@@ -26,16 +27,19 @@ def run(repeats: int = 1, run_tests: bool = False) -> tuple[list, list[Figure], 
     if not TIMINGS.exists():
         raise RuntimeError(f"no test session recorded in {TIMINGS}: run `make test` first")
     last = json.loads(TIMINGS.read_text())
-    if last["args"] and any(not a.startswith("-") or a in ("-k", "-m") for a in last["args"]):
+    if is_selection(last["args"]):
         raise RuntimeError(
             f"the last test session was a selection ({' '.join(last['args'])}), not the whole "
             "suite: run `make test` first"
         )
     wall = Figure("make test wall time", "min", [last["wall_seconds"] / 60])
+    workers = last.get("workers", 0)
     folders = [
+        # under xdist the workers' times add up: a folder's share, not its wall time
         Figure(f"make test, time in {folder}", "min", [seconds / 60])
         for folder, seconds in last["folders"].items()
     ]
     outcomes = ", ".join(f"{n} {outcome}" for outcome, n in sorted(last["outcomes"].items()))
+    outcomes += f"; {workers} xdist workers" if workers else "; one process"
     target = Target("7. test suite", wall, BUDGET_MINUTES, notes=f"{outcomes}; {last['finished']}")
     return [], [wall, *folders], [target]

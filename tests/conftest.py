@@ -23,7 +23,15 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-_SESSION_DIR = Path(tempfile.mkdtemp(prefix="ecom-tests-"))
+# One temporary folder per test run; with pytest-xdist (`make test` runs two workers) each
+# worker keeps its own state (Airflow home, warehouse, stacks) in a subfolder of it. The first
+# process to import this file (the xdist controller, or pytest alone) creates the folder and
+# hands it to the workers it starts through the environment.
+_RUN_DIR = Path(os.environ.get("ECOM_TEST_RUN_DIR") or tempfile.mkdtemp(prefix="ecom-tests-"))
+os.environ["ECOM_TEST_RUN_DIR"] = str(_RUN_DIR)
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
+_SESSION_DIR = _RUN_DIR / _WORKER
+_SESSION_DIR.mkdir(parents=True, exist_ok=True)
 
 os.environ["AIRFLOW_HOME"] = str(_SESSION_DIR / "airflow")
 os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(ROOT / "dags"))
@@ -220,12 +228,65 @@ def put_volume_file(workspace):
     return put
 
 
+# Seconds a test of each kind takes, to order the files when no run has been recorded yet.
+_ESTIMATED_SECONDS = {"e2e": 120.0, "spark": 20.0, "airflow": 10.0}
+_FILE_TIMES = ROOT / ".local" / "test-timings" / "files.json"  # written by tests/timing.py
+
+
+def _group(nodeid: str) -> str:
+    """The unit of work of a pytest-xdist worker: a test file, or the whole e2e folder."""
+    path = nodeid.split("::", 1)[0]
+    return "tests/e2e" if path.startswith("tests/e2e/") else path
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """``make test`` (``--dist loadfile``): each test file runs whole on one worker, so its
+    module fixtures are built once, and the e2e folder on one worker, so the full local stack
+    starts once per run. Units go out in collection order (see below)."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class GroupScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _group(nodeid)
+
+    return GroupScheduling(config, log)
+
+
+def pytest_collection_modifyitems(config, items):
+    """The longest files first (the last whole run's times, where recorded, otherwise an
+    estimate from the markers), so the xdist workers finish together instead of one waiting on
+    a long file started last. Within a file the tests keep their order."""
+    recorded: dict[str, float] = {}
+    if _FILE_TIMES.exists():
+        with contextlib.suppress(ValueError, OSError):
+            recorded = json.loads(_FILE_TIMES.read_text())
+    cost: dict[str, float] = {}
+    first: dict[str, int] = {}
+    counted: set[str] = set()
+    for index, item in enumerate(items):
+        group = _group(item.nodeid)
+        first.setdefault(group, index)
+        path = item.nodeid.split("::", 1)[0]
+        if path in recorded:
+            seconds = 0.0 if path in counted else recorded[path]
+            counted.add(path)
+        else:
+            marks = {m.name for m in item.iter_markers()}
+            seconds = next((v for k, v in _ESTIMATED_SECONDS.items() if k in marks), 0.5)
+        cost[group] = cost.get(group, 0.0) + seconds
+    items.sort(key=lambda item: (-cost[_group(item.nodeid)], first[_group(item.nodeid)]))
+
+
 def pytest_sessionfinish(session, exitstatus):
-    """Remove the session's state (Delta tables, stacks' logs) unless a test failed or
-    ``ECOM_KEEP_TEST_STATE`` is set: then its folder is printed for the post-mortem."""
+    """Remove the run's state (Delta tables, stacks' logs) unless a test failed or
+    ``ECOM_KEEP_TEST_STATE`` is set: then its folder is printed for the post-mortem. Under
+    pytest-xdist each worker removes its own subfolder and the controller the rest."""
     import shutil
 
     if exitstatus != 0 or os.environ.get("ECOM_KEEP_TEST_STATE"):
-        print(f"\ntest state kept in {_SESSION_DIR}")
+        if _WORKER == "main":
+            print(f"\ntest state kept in {_RUN_DIR}")
         return
-    shutil.rmtree(_SESSION_DIR, ignore_errors=True)
+    shutil.rmtree(_SESSION_DIR if _WORKER != "main" else _RUN_DIR, ignore_errors=True)

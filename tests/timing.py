@@ -16,10 +16,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / ".local" / "test-timings" / "last.json"
+# Each test file's time in the last session of the whole suite: tests/conftest.py orders the
+# files for the xdist workers by it.
+FILE_TIMES = ROOT / ".local" / "test-timings" / "files.json"
 
 _started = time.monotonic()
 _folders: dict[str, float] = defaultdict(float)
 _tests: dict[str, float] = defaultdict(float)
+_files: dict[str, float] = defaultdict(float)
 SLOWEST = 30
 _outcomes: Counter = Counter()
 
@@ -30,16 +34,21 @@ def pytest_sessionstart(session):
 
 
 def pytest_runtest_logreport(report):
-    parts = report.nodeid.split("/")
+    nodeid = report.nodeid
+    parts = nodeid.split("/")
     folder = "/".join(parts[:2]) if len(parts) > 2 else parts[0].split("::")[0]
     _folders[folder] += report.duration
-    _tests[report.nodeid] += report.duration
+    _tests[nodeid] += report.duration
+    _files[nodeid.split("::")[0]] += report.duration
     if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
         _outcomes[report.outcome] += 1
 
 
 def pytest_sessionfinish(session, exitstatus):
-    if getattr(session.config.option, "collectonly", False):
+    # Under pytest-xdist the controller receives every worker's reports and writes the record.
+    if getattr(session.config.option, "collectonly", False) or hasattr(
+        session.config, "workerinput"
+    ):
         return
     OUTPUT.parent.mkdir(parents=True, exist_ok=True)
     OUTPUT.write_text(
@@ -49,6 +58,7 @@ def pytest_sessionfinish(session, exitstatus):
                 "wall_seconds": round(time.monotonic() - _started, 1),
                 "exit_status": int(exitstatus),
                 "args": list(session.config.invocation_params.args),
+                "workers": getattr(session.config.option, "numprocesses", None) or 0,
                 "outcomes": dict(_outcomes),
                 "folders": {k: round(v, 1) for k, v in sorted(_folders.items())},
                 # setup + call + teardown; a session fixture counts for its first/last test
@@ -61,3 +71,24 @@ def pytest_sessionfinish(session, exitstatus):
         )
         + "\n"
     )
+    args = list(session.config.invocation_params.args)
+    if exitstatus in (0, 1) and not is_selection(args):
+        files = {k: round(v, 1) for k, v in sorted(_files.items(), key=lambda kv: -kv[1])}
+        FILE_TIMES.write_text(json.dumps(files, indent=2) + "\n")
+
+
+# Options of pytest that take a value: their value is not a selection of tests.
+_VALUED = {"-n", "--numprocesses", "--dist", "--maxprocesses", "-p", "--timeout", "--durations"}
+
+
+def is_selection(args: list[str]) -> bool:
+    """Whether pytest's arguments select part of the suite (paths, node ids, -k, -m)."""
+    rest = iter(args)
+    for arg in rest:
+        if arg in ("-k", "-m") or arg.startswith(("-k=", "-m=")):
+            return True
+        if arg in _VALUED:
+            next(rest, None)
+        elif not arg.startswith("-"):
+            return True
+    return False
