@@ -32,6 +32,10 @@ os.environ["ECOM_TEST_RUN_DIR"] = str(_RUN_DIR)
 _WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
 _SESSION_DIR = _RUN_DIR / _WORKER
 _SESSION_DIR.mkdir(parents=True, exist_ok=True)
+if _WORKER != "main" and not hasattr(sys.modules["__main__"], "__file__"):
+    # An xdist worker's __main__ (execnet's) has no file and no spec, which pyspark.sql.connect
+    # (imported by Great Expectations) takes for a doctest run and answers with sys.exit(0).
+    sys.modules["__main__"].__file__ = "pytest-xdist-worker"
 
 os.environ["AIRFLOW_HOME"] = str(_SESSION_DIR / "airflow")
 os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(ROOT / "dags"))
@@ -228,8 +232,10 @@ def put_volume_file(workspace):
     return put
 
 
-# Seconds a test of each kind takes, to order the files when no run has been recorded yet.
-_ESTIMATED_SECONDS = {"e2e": 120.0, "spark": 20.0, "airflow": 10.0}
+# Seconds a test of each kind (marker or fixture) takes, to order the files when no whole run
+# has been recorded yet.
+_ESTIMATED_SECONDS = {"e2e": 120.0, "stack": 120.0, "spark": 20.0, "workspace": 20.0,
+                      "airflow": 10.0, "airflow_db": 10.0}  # fmt: skip
 _FILE_TIMES = ROOT / ".local" / "test-timings" / "files.json"  # written by tests/timing.py
 
 
@@ -273,8 +279,8 @@ def pytest_collection_modifyitems(config, items):
             seconds = 0.0 if path in counted else recorded[path]
             counted.add(path)
         else:
-            marks = {m.name for m in item.iter_markers()}
-            seconds = next((v for k, v in _ESTIMATED_SECONDS.items() if k in marks), 0.5)
+            kinds = {m.name for m in item.iter_markers()} | set(getattr(item, "fixturenames", ()))
+            seconds = next((v for k, v in _ESTIMATED_SECONDS.items() if k in kinds), 0.5)
         cost[group] = cost.get(group, 0.0) + seconds
     items.sort(key=lambda item: (-cost[_group(item.nodeid)], first[_group(item.nodeid)]))
 
