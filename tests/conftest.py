@@ -263,7 +263,10 @@ def pytest_xdist_make_scheduler(config, log):
 def pytest_collection_modifyitems(config, items):
     """The longest files first (the last whole run's times, where recorded, otherwise an
     estimate from the markers), so the xdist workers finish together instead of one waiting on
-    a long file started last. Within a file the tests keep their order."""
+    a long file started last. Within a file the tests keep their order. A run in one process
+    keeps pytest's order."""
+    if _WORKER == "main":
+        return
     recorded: dict[str, float] = {}
     if _FILE_TIMES.exists():
         with contextlib.suppress(ValueError, OSError):
