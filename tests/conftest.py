@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-# One temporary folder per test run; with pytest-xdist (`make test` runs two workers) each
+# One temporary folder per test run; with pytest-xdist (`PYTEST_WORKERS=N make test`) each
 # worker keeps its own state (Airflow home, warehouse, stacks) in a subfolder of it. The first
 # process to import this file (the xdist controller, or pytest alone) creates the folder and
 # hands it to the workers it starts through the environment.
@@ -246,7 +246,7 @@ def _group(nodeid: str) -> str:
 
 
 def pytest_xdist_make_scheduler(config, log):
-    """``make test`` (``--dist loadfile``): each test file runs whole on one worker, so its
+    """``PYTEST_WORKERS=N make test`` (``--dist loadfile``): each test file runs whole on one worker, so its
     module fixtures are built once, and the e2e folder on one worker, so the full local stack
     starts once per run. Units go out in collection order (see below)."""
     if config.getvalue("dist") != "loadfile":
@@ -262,7 +262,7 @@ def pytest_xdist_make_scheduler(config, log):
 
 def pytest_collection_modifyitems(config, items):
     """The longest files first (the last whole run's times, where recorded, otherwise an
-    estimate from the markers), so the xdist workers finish together instead of one waiting on
+    estimate from the markers and fixtures), so the xdist workers finish together instead of one waiting on
     a long file started last. Within a file the tests keep their order. A run in one process
     keeps pytest's order."""
     if _WORKER == "main":
