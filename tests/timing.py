@@ -50,6 +50,7 @@ def pytest_sessionfinish(session, exitstatus):
         session.config, "workerinput"
     ):
         return
+    args = list(session.config.invocation_params.args)
     OUTPUT.parent.mkdir(parents=True, exist_ok=True)
     OUTPUT.write_text(
         json.dumps(
@@ -57,7 +58,7 @@ def pytest_sessionfinish(session, exitstatus):
                 "finished": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
                 "wall_seconds": round(time.monotonic() - _started, 1),
                 "exit_status": int(exitstatus),
-                "args": list(session.config.invocation_params.args),
+                "args": args,
                 "workers": getattr(session.config.option, "numprocesses", None) or 0,
                 "outcomes": dict(_outcomes),
                 "folders": {k: round(v, 1) for k, v in sorted(_folders.items())},
@@ -71,7 +72,6 @@ def pytest_sessionfinish(session, exitstatus):
         )
         + "\n"
     )
-    args = list(session.config.invocation_params.args)
     if exitstatus in (0, 1) and not is_selection(args):
         files = {k: round(v, 1) for k, v in sorted(_files.items(), key=lambda kv: -kv[1])}
         FILE_TIMES.write_text(json.dumps(files, indent=2) + "\n")
