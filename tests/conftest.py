@@ -292,8 +292,13 @@ def pytest_sessionfinish(session, exitstatus):
     """Remove the run's state (Delta tables, stacks' logs) unless a test failed or
     ``ECOM_KEEP_TEST_STATE`` is set: then its folder is printed for the post-mortem. Under
     pytest-xdist each worker removes its own subfolder and the controller the rest."""
+    import logging
     import shutil
 
+    # py4j logs "Closing down clientserver connection" (INFO) when a gateway connection is
+    # garbage-collected at interpreter exit, after pytest has closed the stream the logging
+    # handler writes to: a "--- Logging error ---" traceback on stderr, after the summary.
+    logging.getLogger("py4j").setLevel(logging.WARNING)
     if exitstatus != 0 or os.environ.get("ECOM_KEEP_TEST_STATE"):
         if _WORKER == "main":
             print(f"\ntest state kept in {_RUN_DIR}")

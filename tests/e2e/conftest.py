@@ -1,15 +1,21 @@
-"""The full local stack of the end-to-end tests: one stack on free ports for the whole session,
-shared by every test file of this folder (starting it takes a minute or two)."""
+"""The full local stack of the end-to-end tests: one stack on free ports, shared by every test
+file of this folder (starting it takes a minute or two) and stopped after the folder's last test,
+and one backfill of the daily chain on it, which the files share too (about two minutes)."""
 
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
 import pytest
 
+from tests.e2e.helpers import BACKFILL_DAYS, LANDING, backfill_chain
 from tools.airflow_api import AirflowClient
-from tools.run_system import PIPELINES
+from tools.run_system import PIPELINES, run_job, workspace_client
 from tools.stack import StackConfig, down, up
+
+HERE = Path(__file__).resolve().parent
+_RUNNING: list[StackConfig] = []  # the stack while it runs (at most one)
 
 
 def _free_port() -> int:
@@ -28,11 +34,27 @@ def stack(session_dir):
         airflow_port=_free_port(),
     )
     config.secrets = config._load_secrets()
+    _RUNNING.append(config)
     try:
         up(config)
         yield config
     finally:
-        down(config)
+        _stop()
+
+
+def _stop() -> None:
+    while _RUNNING:
+        down(_RUNNING.pop())
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item, nextitem):
+    """Stop the stack once this folder's last test is done, not at the end of the session: the
+    stack (Airflow's services, a workspace with a warm Spark JVM, MLflow, Azurite) serves this
+    folder alone, and the tests after it should not share the machine with it. Called for the
+    tests of this folder only (a conftest's hook)."""
+    if nextitem is None or not nextitem.path.resolve().is_relative_to(HERE):
+        _stop()
 
 
 @pytest.fixture(scope="session")
@@ -41,3 +63,18 @@ def airflow(stack):
     client = AirflowClient(env["AIRFLOW_API_URL"], env["AIRFLOW_USERNAME"], env["AIRFLOW_PASSWORD"])
     client.wait_for_dags(PIPELINES)
     return client
+
+
+@pytest.fixture(scope="session")
+def daily_backfill(stack, airflow) -> dict[str, list[dict]]:
+    """Two generated days backfilled on the whole daily chain at once: each DAG's runs.
+
+    Each DAG's run of a date waits for its upstream DAG's run of the same date. The browser
+    tests read the runs and reports; the stack test checks them, then clears a task of the
+    first date (its second date is left as the backfill made it)."""
+    run_job(
+        workspace_client(stack), "generate", "generate_events.py",
+        ["--start-date", BACKFILL_DAYS[0], "--days", str(len(BACKFILL_DAYS)),
+         "--landing-dir", LANDING, "--events-per-day", "2000"],
+    )  # fmt: skip
+    return backfill_chain(airflow, BACKFILL_DAYS)

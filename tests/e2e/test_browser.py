@@ -13,7 +13,6 @@ field names and tab titles, read from the rendered DOM (``driver.page_source``).
 
 from __future__ import annotations
 
-import functools
 import shutil
 import tempfile
 from pathlib import Path
@@ -21,7 +20,7 @@ from urllib.parse import quote, urlsplit
 
 import pytest
 
-from tools.run_system import prune_unplanned_runs, run_backfills, run_job, workspace_client
+from tests.e2e.helpers import BACKFILL_DAYS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.spark, pytest.mark.airflow, pytest.mark.timeout(1800)]
 
@@ -41,25 +40,18 @@ ALL_DAGS = (
 )  # fmt: skip
 DAG_ID = "data_quality_validation"
 REPORT_TASK = "upload_bronze_events_report"
-DAY = "2019-10-10"  # no other e2e test uses this date
-LANDING = "/Volumes/ecom/raw/landing/events"
+DAY = BACKFILL_DAYS[-1]  # the shared backfill's last date: no test clears or reruns it
 WAIT = 60  # seconds for a page or an element: the UI polls a busy SQLite-backed API
 
 
 @pytest.fixture(scope="module")
-def report_run(stack, airflow) -> dict:
-    """One generated day backfilled on ``data_quality_validation`` only: its run (the report
-    of that day is in Azurite once ``upload_bronze_events_report`` has succeeded)."""
-    workspace = workspace_client(stack)
-    run_job(
-        workspace, "generate", "generate_events.py",
-        ["--start-date", DAY, "--days", "1", "--landing-dir", LANDING,
-         "--events-per-day", "2000"],
-    )  # fmt: skip
-    # The scheduled run the scheduler creates for yesterday on unpause has no data: stopped.
-    prune = functools.partial(prune_unplanned_runs, airflow, (DAG_ID,), {DAY})
-    runs = run_backfills(airflow, (DAG_ID,), [DAY], timeout_minutes=20, on_poll=prune)[DAG_ID]
-    [run] = [r for r in runs if r["run_type"] == "backfill"]
+def report_run(daily_backfill) -> dict:
+    """The shared backfill's ``data_quality_validation`` run of DAY (the report of that day is
+    in Azurite once ``upload_bronze_events_report`` has succeeded)."""
+    [run] = [
+        r for r in daily_backfill[DAG_ID]
+        if r["run_type"] == "backfill" and r["logical_date"].startswith(DAY)
+    ]  # fmt: skip
     assert run["state"] == "success", run
     return run
 

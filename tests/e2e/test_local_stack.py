@@ -4,36 +4,21 @@ on-call path of clearing a successful task."""
 
 from __future__ import annotations
 
-import functools
 import io
 import json
 import time
 
 import pytest
 
-from tools.run_system import (
-    PIPELINES,
-    prune_unplanned_runs,
-    run_backfills,
-    run_job,
-    workspace_client,
-)
+from tests.e2e.helpers import BACKFILL_DAYS, LANDING, backfill_chain
+from tools.run_system import PIPELINES, run_job, workspace_client
 
 # Each test waits up to 20 minutes per DAG for its runs: the suite-wide 15-minute timeout
 # would cut a slow but healthy run on a busy CI machine.
 pytestmark = [pytest.mark.e2e, pytest.mark.spark, pytest.mark.airflow, pytest.mark.timeout(3600)]
 
 DAG_ID = "data_quality_validation"
-DAYS = ["2019-10-01", "2019-10-02"]
-LANDING = "/Volumes/ecom/raw/landing/events"
-
-
-def _backfill(airflow, days: list[str]) -> dict[str, list[dict]]:
-    """Backfill ``days`` on the daily chain; the scheduled run the scheduler creates for
-    yesterday on unpause (no data was generated for it) is stopped, as ``make run`` does, so
-    it cannot hold the single active-run slot of ``offline_feature_table``."""
-    prune = functools.partial(prune_unplanned_runs, airflow, PIPELINES, set(days))
-    return run_backfills(airflow, PIPELINES, days, timeout_minutes=20, on_poll=prune)
+DAYS = BACKFILL_DAYS
 
 
 def _bronze_summary(workspace) -> dict:
@@ -61,16 +46,10 @@ def test_stack_env_names_what_the_clients_read(stack):
         assert f"export {name}=" in text
 
 
-def test_backfill_lands_the_days_and_clear_reruns_the_job(stack, airflow):
+def test_backfill_lands_the_days_and_clear_reruns_the_job(stack, airflow, daily_backfill):
     workspace = workspace_client(stack)
-    run_job(
-        workspace, "generate", "generate_events.py",
-        ["--start-date", DAYS[0], "--days", str(len(DAYS)), "--landing-dir", LANDING,
-         "--events-per-day", "2000"],
-    )  # fmt: skip
-    # The whole daily chain, backfilled at once as from the UI: each DAG's run of a date
-    # waits for its upstream DAG's run of the same date.
-    all_runs = _backfill(airflow, DAYS)
+    # The whole daily chain, backfilled at once as from the UI (the shared backfill).
+    all_runs = daily_backfill
     for dag_id, runs in all_runs.items():
         backfill_runs = [r for r in runs if r["run_type"] == "backfill"]
         assert sorted(r["logical_date"][:10] for r in backfill_runs) == DAYS, dag_id
@@ -146,7 +125,7 @@ def test_a_blocking_expectation_stops_the_date_downstream_and_a_warning_does_not
     workspace.files.upload(f"{LANDING}/{BLOCKING_DAY}/broken_export.csv",
                            io.BytesIO(f"{HEADER}\n{broken}\n".encode()), overwrite=True)  # fmt: skip
 
-    runs = _backfill(airflow, [WARNING_DAY, BLOCKING_DAY])
+    runs = backfill_chain(airflow, [WARNING_DAY, BLOCKING_DAY])
     state = {
         (dag_id, r["logical_date"][:10]): r["state"] for dag_id, rs in runs.items() for r in rs
     }
