@@ -18,7 +18,7 @@ from tools.run_system import PIPELINES, run_job, workspace_client
 pytestmark = [pytest.mark.e2e, pytest.mark.spark, pytest.mark.airflow, pytest.mark.timeout(3600)]
 
 DAG_ID = "data_quality_validation"
-DAYS = BACKFILL_DAYS
+DAYS = BACKFILL_DAYS  # the shared backfill's dates (tests/e2e/helpers.py)
 
 
 def _bronze_summary(workspace) -> dict:

@@ -134,9 +134,9 @@ def _assert_bronze_equals(spark, ws: Workspace, schema: str, reference: str, day
 
 
 def test_many_submissions_at_once_queue_and_all_succeed(spark, ws):
-    """6 runs submitted at the same moment from 6 threads to 2 slots (three deep): each
-    queues, runs, succeeds with its own result; the run list has every one; never more than 2
-    at once."""
+    """Three runs per slot (6 to 2 slots) submitted at the same moment from as many threads:
+    each queues, runs, succeeds with its own result; the run list has every one; never more
+    runs at once than slots."""
     client = ws.client()
     tables = [f"rel_burst.t{i:02d}_{uuid.uuid4().hex[:6]}" for i in range(3 * SLOTS)]
     start = threading.Barrier(len(tables))
