@@ -246,9 +246,9 @@ def _group(nodeid: str) -> str:
 
 
 def pytest_xdist_make_scheduler(config, log):
-    """``PYTEST_WORKERS=N make test`` (``--dist loadfile``): each test file runs whole on one worker, so its
-    module fixtures are built once, and the e2e folder on one worker, so the full local stack
-    starts once per run. Units go out in collection order (see below)."""
+    """``PYTEST_WORKERS=N make test`` (``--dist loadfile``): each test file runs whole on one
+    worker, so its module fixtures are built once, and the e2e folder on one worker, so the
+    full local stack starts once per run. Units go out in collection order (see below)."""
     if config.getvalue("dist") != "loadfile":
         return None
     from xdist.scheduler import LoadScopeScheduling
@@ -262,9 +262,9 @@ def pytest_xdist_make_scheduler(config, log):
 
 def pytest_collection_modifyitems(config, items):
     """The longest files first (the last whole run's times, where recorded, otherwise an
-    estimate from the markers and fixtures), so the xdist workers finish together instead of one waiting on
-    a long file started last. Within a file the tests keep their order. A run in one process
-    keeps pytest's order."""
+    estimate from the markers and fixtures), so the xdist workers finish together instead of
+    one waiting on a long file started last. Within a file the tests keep their order. A run
+    in one process keeps pytest's order."""
     if _WORKER == "main":
         return
     recorded: dict[str, float] = {}
