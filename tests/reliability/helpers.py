@@ -17,8 +17,13 @@ LANDING = "/Volumes/ecom/raw/landing/events"  # what the DAGs pass; jobs map it 
 
 
 def table_names(spark, schema: str) -> list[str]:
-    """Every table of ``schema`` in the session catalog, sorted."""
-    return sorted(t.name for t in spark.catalog.listTables(schema))
+    """Every table of ``schema`` in the session catalog, sorted.
+
+    ``SHOW TABLES``, not ``spark.catalog.listTables``: the latter decodes its rows into
+    ``catalog.Table`` objects, which Spark's expression interpreter (the tests' setting,
+    ``tests/conftest.py``) cannot do (``EXPRESSION_DECODING_FAILED``)."""
+    rows = spark.sql(f"SHOW TABLES IN `{schema}`").where("NOT isTemporary").collect()
+    return sorted(r.tableName for r in rows)
 
 
 def snapshot(spark, schema: str, where: str | None = None) -> dict[str, list]:

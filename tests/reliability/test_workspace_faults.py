@@ -40,6 +40,7 @@ from tests.reliability.helpers import (
     delta_tables,
     kill_group,
     project_env,
+    table_names,
     wait_for,
 )
 
@@ -126,7 +127,7 @@ def _assert_bronze_equals(spark, ws: Workspace, schema: str, reference: str, day
     """Every table the workspace's jobs wrote in ``schema`` holds exactly the reference rows
     of ``days`` (all columns, any order), and no table is missing or extra."""
     written = delta_tables(spark, ws.warehouse, schema)
-    expected = sorted(t.name for t in spark.catalog.listTables(reference))
+    expected = table_names(spark, reference)
     assert sorted(written) == expected
     wanted = F.col("ingest_date").cast("string").isin(list(days))
     for table, frame in written.items():

@@ -1,8 +1,10 @@
 """Benchmark 8's DuckDB reference is the same computation as ``compute_features``.
 
-Eight generated days go through the real ingest and silver jobs; for several feature dates the
-DuckDB query over the silver table's Parquet files must give exactly Spark's rows: the same
-users, every column equal (doubles within a relative 1e-9), the contract's names and types.
+Eight generated days go through the real ingest and silver code in one range, as the history
+load does (``test_pipeline_days.py`` checks that this gives the day-by-day tables); for several
+feature dates the DuckDB query over the silver table's Parquet files must give exactly Spark's
+rows: the same users, every column equal (doubles within a relative 1e-9), the contract's names
+and types.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ def _differences(expected: dict, actual: dict) -> list[str]:
 
 def test_the_duckdb_query_gives_the_rows_of_compute_features(spark, schema_name, tmp_path):
     days = _days(8)
-    _land(spark, tmp_path / "landing", days, 600, schema_name)
+    _land(spark, tmp_path / "landing", days, 600, schema_name, bulk=True)
     table = SILVER_EVENTS.name(CATALOG, schema_name)
     events = spark.table(table)
     files = silver_files(spark, table)
