@@ -16,9 +16,13 @@ run: setup
 	@$(PY) -m tools.run_system $(ARGS)
 
 # PYTEST_WORKERS=N runs the suite on N pytest-xdist workers (each test file whole on one worker,
-# the e2e folder on one; tests/conftest.py). The default, 0, is one process: on a 2-core
-# machine two workers measured no faster (docs/performance.md).
-PYTEST_WORKERS ?= 0
+# the e2e folder on one; tests/conftest.py); PYTEST_WORKERS=0 runs it in one process. The
+# default is two workers (one process on a one-core machine): one process leaves a third of two
+# cores idle while tests wait on the scheduler, a service or a JVM start, and two workers
+# measured 20.3 and 20.0 min against 27.0 min in one process on the same 2-core machine
+# (docs/performance.md).
+NPROC := $(shell nproc 2>/dev/null || echo 2)
+PYTEST_WORKERS ?= $(if $(filter 1,$(NPROC)),0,2)
 XDIST := $(if $(filter-out 0,$(PYTEST_WORKERS)),-n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder)
 
 test: setup
