@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -237,6 +238,24 @@ def put_volume_file(workspace):
         client.files.upload(path, io.BytesIO(data), overwrite=True)
 
     return put
+
+
+@pytest.fixture(scope="session")
+def tracking(tmp_path_factory):
+    """A real MLflow tracking store and registry on SQLite, artifacts in a temporary folder;
+    yields an experiment name. One per session (per xdist worker), shared by every folder: the
+    tracking URI is process-wide, so a second store set up by another folder's fixture would
+    take over the first folder's later tests (their experiment, unknown there, was then created
+    with MLflow's default artifact root, ``./mlruns`` in the working tree)."""
+    import mlflow
+
+    root = tmp_path_factory.mktemp("mlflow")
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
+    experiment = f"/test/propensity-{uuid.uuid4().hex[:6]}"
+    mlflow.create_experiment(experiment, artifact_location=str(root / "artifacts"))
+    yield experiment
+    mlflow.set_tracking_uri(previous)
 
 
 # Seconds a test of each kind (marker or fixture) takes, to order the files when no whole run

@@ -1,6 +1,5 @@
 """Fixtures of the reliability tests: a few generated days of click-stream in a Volume, their
-bronze tables ingested day by day (the reference a fault or a rerun must end at), and an MLflow
-store."""
+bronze tables ingested day by day (the reference a fault or a rerun must end at)."""
 
 from __future__ import annotations
 
@@ -44,17 +43,3 @@ def bronze_sequential(spark, volumes):
 def new_schema():
     """Makes fresh schema names, so tests never see each other's tables."""
     return lambda prefix="r": f"{prefix}_{uuid.uuid4().hex[:8]}"
-
-
-@pytest.fixture(scope="session")
-def tracking(tmp_path_factory):
-    """A real MLflow tracking store and registry on SQLite; yields an experiment name."""
-    import mlflow
-
-    root = tmp_path_factory.mktemp("mlflow-reliability")
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
-    experiment = f"/test/reliability-{uuid.uuid4().hex[:6]}"
-    mlflow.create_experiment(experiment, artifact_location=str(root / "artifacts"))
-    yield experiment
-    mlflow.set_tracking_uri(previous)
