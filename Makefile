@@ -7,7 +7,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 # include/ and plugins/ hold importable Airflow-side packages, as on Astro's PYTHONPATH.
 export PYTHONPATH := $(CURDIR)/include:$(CURDIR)/plugins
 
-.PHONY: setup run test test-fast up down status lint format bench docs payloads lock clean
+.PHONY: setup class-archive run test test-fast up down status lint format bench docs payloads lock clean
 
 setup:
 	@tools/setup.sh
@@ -25,10 +25,16 @@ NPROC := $(shell nproc 2>/dev/null || echo 2)
 PYTEST_WORKERS ?= $(if $(filter 1,$(NPROC)),0,2)
 XDIST := $(if $(filter-out 0,$(PYTEST_WORKERS)),-n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder)
 
-test: setup
+# The tests' Spark JVMs map a class-data-sharing archive of Spark's classes, built here once
+# (about a minute; then under a second) and rebuilt when the JDK or the jars change
+# (local_workspace/class_archive.py).
+class-archive: setup
+	@$(PY) -m local_workspace.class_archive
+
+test: class-archive
 	@$(PY) -m pytest $(XDIST) $(PYTEST_ARGS)
 
-test-fast: setup
+test-fast: class-archive
 	@$(PY) -m pytest $(XDIST) -m "not e2e" $(PYTEST_ARGS)
 
 up: setup

@@ -85,6 +85,17 @@ def _extra_conf(text: str) -> dict[str, str]:
     return extra
 
 
+def _class_archive_options() -> str:
+    """``LOCAL_SPARK_CLASS_ARCHIVE``: a class-data-sharing archive for the driver JVM to map
+    (``local_workspace/class_archive.py``); none when unset."""
+    archive = os.environ.get("LOCAL_SPARK_CLASS_ARCHIVE", "")
+    if not archive:
+        return ""
+    from local_workspace.class_archive import java_options
+
+    return java_options(archive)
+
+
 def spark_conf(layout: LocalLayout) -> dict[str, str]:
     """Spark configuration of the local single-node "cluster"."""
     conf = {
@@ -106,6 +117,7 @@ def spark_conf(layout: LocalLayout) -> dict[str, str]:
         "spark.driver.extraJavaOptions": " ".join(
             [
                 f"-Dderby.system.home={layout.state / 'derby'}",
+                _class_archive_options(),
                 os.environ.get("LOCAL_SPARK_JAVA_OPTIONS", ""),
             ]  # extra JVM options for the local driver
         ).strip(),

@@ -48,7 +48,7 @@ SCENARIO_COLUMNS = {
 
 
 @pytest.fixture(scope="module")
-def year(spark, tracking, tmp_path_factory):
+def year(spark, tracking, spark_codegen, tmp_path_factory):
     """The simulated year through the drift job: one result per month 2..12."""
     workdir = tmp_path_factory.mktemp("drift_year")
     names = {
@@ -58,7 +58,8 @@ def year(spark, tracking, tmp_path_factory):
     }
     mlflow.create_experiment(names["experiment"], artifact_location=str(workdir / "artifacts"))
     started = time.monotonic()
-    results = simulate(spark, CONFIG, workdir, names)
+    with spark_codegen():  # a year of events is not the tests' tiny data
+        results = simulate(spark, CONFIG, workdir, names)
     print(f"\nsimulated year in {time.monotonic() - started:.0f}s")
     return results
 
