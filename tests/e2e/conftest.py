@@ -1,15 +1,23 @@
 """The full local stack of the end-to-end tests: one stack on free ports, shared by every test
 file of this folder (starting it takes a minute or two) and stopped after the folder's last test,
-and one backfill of the daily chain on it, which the files share too (about two minutes)."""
+and one backfill of the daily chain on it, which the files share too (a few minutes)."""
 
 from __future__ import annotations
 
+import io
 import socket
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.helpers import BACKFILL_DAYS, LANDING, backfill_chain
+from tests.e2e.helpers import (
+    BACKFILL_DAYS,
+    BLOCKING_DAY,
+    HEADER,
+    LANDING,
+    WARNING_DAY,
+    backfill_chain,
+)
 from tools.airflow_api import AirflowClient
 from tools.run_system import PIPELINES, run_job, workspace_client
 from tools.stack import StackConfig, down, up
@@ -67,14 +75,28 @@ def airflow(stack):
 
 @pytest.fixture(scope="session")
 def daily_backfill(stack, airflow) -> dict[str, list[dict]]:
-    """Two generated days backfilled on the whole daily chain at once: each DAG's runs.
+    """Four generated days backfilled on the whole daily chain at once: each DAG's runs.
 
-    Each DAG's run of a date waits for its upstream DAG's run of the same date. The browser
-    tests read the runs and reports; the stack test checks them, then clears a task of the
-    first date (its second date is left as the backfill made it)."""
+    ``BACKFILL_DAYS`` are clean. ``WARNING_DAY`` also lands three absurd but well-formed
+    prices (a warning expectation), ``BLOCKING_DAY`` a broken export whose lines cannot be
+    parsed (10% of the day quarantined: a blocking expectation). Each DAG's run of a date waits
+    for its upstream DAG's run of the same date. The browser tests read the runs and reports;
+    the stack tests check them, then clear a task of the first date (the others are left as
+    the backfill made them)."""
+    workspace = workspace_client(stack)
+    days = [*BACKFILL_DAYS, WARNING_DAY, BLOCKING_DAY]
     run_job(
-        workspace_client(stack), "generate", "generate_events.py",
-        ["--start-date", BACKFILL_DAYS[0], "--days", str(len(BACKFILL_DAYS)),
-         "--landing-dir", LANDING, "--events-per-day", "2000"],
+        workspace, "generate", "generate_events.py",
+        ["--start-date", days[0], "--days", str(len(days)), "--landing-dir", LANDING,
+         "--events-per-day", "2000"],
     )  # fmt: skip
-    return backfill_chain(airflow, BACKFILL_DAYS)
+    absurd = "\n".join(
+        f"{WARNING_DAY} 12:00:0{i} UTC,view,1000{i},2053013555631882655,,acme,250000.00,5{i},s-{i}"
+        for i in range(3)
+    )
+    workspace.files.upload(f"{LANDING}/{WARNING_DAY}/absurd_prices.csv",
+                           io.BytesIO(f"{HEADER}\n{absurd}\n".encode()), overwrite=True)  # fmt: skip
+    broken = "\n".join(f"{BLOCKING_DAY} 10:00:00 UTC,view,{i}" for i in range(220))
+    workspace.files.upload(f"{LANDING}/{BLOCKING_DAY}/broken_export.csv",
+                           io.BytesIO(f"{HEADER}\n{broken}\n".encode()), overwrite=True)  # fmt: skip
+    return backfill_chain(airflow, days)

@@ -8,7 +8,14 @@ import functools
 from tools.run_system import PIPELINES, prune_unplanned_runs, run_backfills
 
 LANDING = "/Volumes/ecom/raw/landing/events"
-BACKFILL_DAYS = ["2019-10-01", "2019-10-02"]  # the shared backfill's dates; no other test's
+# The shared backfill's dates (tests/e2e/conftest.py): two clean days, then a day whose bronze
+# only warns at the quality gate and a day the gate blocks (last, so no later date of the chain
+# follows a blocked one). No other test backfills these dates.
+BACKFILL_DAYS = ["2019-10-01", "2019-10-02"]
+WARNING_DAY, BLOCKING_DAY = "2019-10-03", "2019-10-04"
+HEADER = (
+    "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session"
+)
 
 
 def backfill_chain(airflow, days: list[str]) -> dict[str, list[dict]]:
