@@ -26,7 +26,7 @@ PYTEST_WORKERS ?= $(if $(filter 1,$(NPROC)),0,2)
 XDIST := $(if $(filter-out 0,$(PYTEST_WORKERS)),-n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder)
 
 # The tests' Spark JVMs map a class-data-sharing archive of Spark's classes, built here once
-# (about a minute; then under a second) and rebuilt when the JDK or the jars change
+# (about 80 s; then under a second) and rebuilt when the JDK or the jars change
 # (local_workspace/class_archive.py).
 class-archive: setup
 	@$(PY) -m local_workspace.class_archive

@@ -5,13 +5,13 @@ parses and verifies the same twenty-odd thousand classes of Spark, Delta, Hadoop
 Scala before its first query runs. The JDK can dump the classes a JVM loaded into an archive
 (``-XX:ArchiveClassesAtExit``) that later JVMs map from disk (``-XX:SharedArchiveFile``), read-
 only and shared between processes. Measured on a 2-core machine (docs/performance.md): a new
-process's session plus its first Delta writes 17.0 s -> 11.7 s, and
+process's session plus its first Delta writes 17.0 s -> 12.3..14.8 s, and
 ``tests/local_workspace/test_jobs_api.py``, which starts a dozen drivers, 66.7 s -> 48.5 s.
 
 ``python -m local_workspace.class_archive`` (``make test`` runs it) builds the archive in
 ``.local/cds/`` by running one small day of the real pipeline (ingest, silver, features,
 online table, with code generation and with the interpreter the tests use) in a JVM dumping at
-exit, about a minute once; afterwards it only compares the fingerprint of what the archive
+exit, about 80 s once; afterwards it only compares the fingerprint of what the archive
 depends on (the JDK, pyspark's jars, the Delta jars), in well under a second, and rebuilds
 when that changed. :func:`java_options` gives the options that use it; the JVM falls back to
 loading every class itself if the archive does not match (silently: the options switch the
@@ -123,7 +123,7 @@ def build(archive: Path = ARCHIVE, force: bool = False, log=print) -> bool:
         return False
     archive.parent.mkdir(parents=True, exist_ok=True)
     log(f"[class-archive] building {archive.relative_to(PROJECT_ROOT)}: one small pipeline day "
-        "in a JVM that dumps its classes at exit (about a minute, once)")  # fmt: skip
+        "in a JVM that dumps its classes at exit (about 80 s, once)")  # fmt: skip
     started = time.monotonic()
     stamp = archive.with_suffix(".json")
     stamp.unlink(missing_ok=True)

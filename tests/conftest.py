@@ -64,7 +64,7 @@ TEST_SPARK_CONF = (
 )
 os.environ.setdefault("LOCAL_SPARK_CONF", TEST_SPARK_CONF)
 os.environ.setdefault("LOCAL_SPARK_SHUFFLE_PARTITIONS", "1")
-# Every Spark JVM the tests start (about thirty: each worker's session, the workspaces' warm
+# Every Spark JVM the tests start (each worker's session, the workspaces' warm
 # drivers, cold job processes, the e2e stack) maps the class-data-sharing archive `make test`
 # builds, instead of loading and verifying Spark's classes itself: 27% off a file that starts a
 # dozen drivers (local_workspace/class_archive.py, docs/performance.md). Without a current
