@@ -18,8 +18,10 @@ loading every class itself if the archive does not match (silently: the options 
 CDS warnings off), so a stale archive costs speed, never a failure.
 
 The test suite uses it (``tests/conftest.py`` sets ``LOCAL_SPARK_CLASS_ARCHIVE``); the local
-stack does not by default, since benchmark 1 measures the cold start it removes. Set
-``LOCAL_SPARK_CLASS_ARCHIVE=.local/cds/spark.jsa`` to use it for ``make up``/``make run``.
+stack does not by default, since benchmark 1 measures the cold start it removes. The stack's
+processes inherit the environment the tests' workspaces get it from, so setting
+``LOCAL_SPARK_CLASS_ARCHIVE`` to the archive's absolute path before ``make up`` or ``make run``
+would apply it there too (not measured).
 """
 
 from __future__ import annotations
@@ -35,10 +37,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from local_workspace.spark_runtime import CLASS_ARCHIVE_ENV as ARCHIVE_ENV
 from local_workspace.spark_runtime import PROJECT_ROOT, LocalLayout
 
 ARCHIVE = PROJECT_ROOT / ".local" / "cds" / "spark.jsa"
-ARCHIVE_ENV = "LOCAL_SPARK_CLASS_ARCHIVE"
 # The archive's fingerprint, written next to it once the archive is complete.
 STAMP = ARCHIVE.with_suffix(".json")
 # Without these, a JVM that cannot use the archive (another JDK build, changed jars) says so on

@@ -26,6 +26,8 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 VOLUMES_ENV = "LOCAL_VOLUMES_ROOT"
+# A class-data-sharing archive for the driver JVM to map (local_workspace/class_archive.py).
+CLASS_ARCHIVE_ENV = "LOCAL_SPARK_CLASS_ARCHIVE"
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,7 @@ def _extra_conf(text: str) -> dict[str, str]:
 def _class_archive_options() -> str:
     """``LOCAL_SPARK_CLASS_ARCHIVE``: a class-data-sharing archive for the driver JVM to map
     (``local_workspace/class_archive.py``); none when unset."""
-    archive = os.environ.get("LOCAL_SPARK_CLASS_ARCHIVE", "")
+    archive = os.environ.get(CLASS_ARCHIVE_ENV, "")
     if not archive:
         return ""
     from local_workspace.class_archive import java_options

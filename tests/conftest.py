@@ -69,11 +69,10 @@ os.environ.setdefault("LOCAL_SPARK_SHUFFLE_PARTITIONS", "1")
 # builds, instead of loading and verifying Spark's classes itself: 27% off a file that starts a
 # dozen drivers (local_workspace/class_archive.py, docs/performance.md). Without a current
 # archive (pytest run directly on a fresh checkout) the JVMs start as usual.
-if "LOCAL_SPARK_CLASS_ARCHIVE" not in os.environ:
-    from local_workspace.class_archive import ARCHIVE, current
+from local_workspace.class_archive import ARCHIVE, ARCHIVE_ENV, current  # noqa: E402
 
-    if current(ARCHIVE):
-        os.environ["LOCAL_SPARK_CLASS_ARCHIVE"] = str(ARCHIVE)
+if ARCHIVE_ENV not in os.environ and current(ARCHIVE):
+    os.environ[ARCHIVE_ENV] = str(ARCHIVE)
 
 
 @pytest.fixture(scope="session")
@@ -307,7 +306,7 @@ def _group(nodeid: str) -> str:
 
 
 def pytest_report_header(config):
-    archive = os.environ.get("LOCAL_SPARK_CLASS_ARCHIVE")
+    archive = os.environ.get(ARCHIVE_ENV)
     return f"spark class archive: {archive or 'none (make test builds it)'}"
 
 
