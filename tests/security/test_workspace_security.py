@@ -153,8 +153,7 @@ def test_a_token_given_through_the_environment_stays_out_of_the_job_processes(se
         )  # fmt: skip
     try:
         deadline = time.monotonic() + 60
-        checked = _environments_without(token, process.pid, deadline)
-        assert any("local_workspace.driver" in line for line in checked), "no warm driver started"
+        _assert_environments_without(token, process.pid, deadline)
         while time.monotonic() < deadline:
             try:
                 answer = requests.get(
@@ -170,14 +169,14 @@ def test_a_token_given_through_the_environment_stays_out_of_the_job_processes(se
         stop_workspace(process)
 
 
-def _environments_without(token: str, server_pid: int, deadline: float) -> list[str]:
+def _assert_environments_without(token: str, server_pid: int, deadline: float) -> None:
     """Reads the environment of every process the server started, until the warm driver and
-    its JVM are both among them, asserting the token is in none; returns their command lines.
+    its JVM are both among them, asserting the token is in none.
 
     The JVM forks short-lived helpers (Hadoop's ``readlink``/``chmod``): one that exits
     between the listing and the read is skipped, it inherited the same environment."""
     checked: dict[int, str] = {}
-    while time.monotonic() < deadline:
+    while True:
         for child in psutil.Process(server_pid).children(recursive=True):
             try:
                 environ, cmdline = child.environ(), " ".join(child.cmdline())
@@ -185,13 +184,12 @@ def _environments_without(token: str, server_pid: int, deadline: float) -> list[
                 continue
             assert token not in "\n".join(environ.values()), cmdline[:200]
             checked[child.pid] = cmdline
-        lines = checked.values()
-        if any("local_workspace.driver" in line for line in lines) and any(
-            "java" in line.split(" ", 1)[0] for line in lines
-        ):
-            break
+        driver = any("local_workspace.driver" in line for line in checked.values())
+        jvm = any(line.split(" ", 1)[0].endswith("java") for line in checked.values())
+        if driver and jvm:
+            return
+        assert time.monotonic() < deadline, f"no warm driver and JVM started: {checked}"
         time.sleep(0.2)
-    return list(checked.values())
 
 
 # --- paths ----------------------------------------------------------------------------------
