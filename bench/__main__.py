@@ -31,9 +31,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", choices=BENCHMARKS, action="append")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument(
-        "--run-tests", action="store_true",
+        "--run-tests",
+        action="store_true",
         help="test_suite: run `make test` first instead of reading the last session's timing",
-    )  # fmt: skip
+    )
     args = parser.parse_args(argv)
     # The driver-side scoring baseline collects millions of rows: give the benchmark's driver
     # room for it (a JVM's heap is fixed when the first session of the process starts).

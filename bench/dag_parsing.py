@@ -45,8 +45,13 @@ def _sample(files: list[Path]) -> dict:
     probe = f"HEAVY = {HEAVY!r}\n{_PROBE}"
     out = subprocess.run(
         [sys.executable, "-c", probe, *map(str, files)],
-        cwd=ROOT, env=env, capture_output=True, text=True, check=True, timeout=300,
-    )  # fmt: skip
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

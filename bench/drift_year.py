@@ -232,14 +232,34 @@ def detect(config: YearConfig, month: Month, names: dict[str, str], reports: Pat
     from detect_drift import main as detect_drift
 
     output = reports / f"{month.feature_end.isoformat()}" / "feature_drift"
-    argv = ["--start-ds", month.feature_start.isoformat(),
-            "--end-ds", month.feature_end.isoformat(),
-            "--catalog", CATALOG, "--model-name", names["model"],
-            "--experiment", names["experiment"], "--output", str(output),
-            "--silver-schema", names["schema"], "--gold-schema", names["schema"],
-            "--monitoring-schema", names["schema"], "--drift-share", str(config.threshold),
-            "--min-rows", str(config.min_rows), "--max-rows", str(config.max_rows),
-            "--airflow-run-id", f"drift_year__{month.feature_end}"]  # fmt: skip
+    argv = [
+        "--start-ds",
+        month.feature_start.isoformat(),
+        "--end-ds",
+        month.feature_end.isoformat(),
+        "--catalog",
+        CATALOG,
+        "--model-name",
+        names["model"],
+        "--experiment",
+        names["experiment"],
+        "--output",
+        str(output),
+        "--silver-schema",
+        names["schema"],
+        "--gold-schema",
+        names["schema"],
+        "--monitoring-schema",
+        names["schema"],
+        "--drift-share",
+        str(config.threshold),
+        "--min-rows",
+        str(config.min_rows),
+        "--max-rows",
+        str(config.max_rows),
+        "--airflow-run-id",
+        f"drift_year__{month.feature_end}",
+    ]
     if detect_drift(argv) != 0:
         raise RuntimeError(f"the drift job failed for month {month.number}")
     return json.loads(output.with_suffix(".json").read_text())

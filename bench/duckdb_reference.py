@@ -81,13 +81,20 @@ def _window_columns(w: int) -> list[str]:
         return f"{name}_{w}d"
 
     return [
-        c("views"), c("carts"), c("removals"), c("purchases"), c("spend"),
-        c("distinct_products"), c("distinct_categories"), c("distinct_brands"), c("sessions"),
+        c("views"),
+        c("carts"),
+        c("removals"),
+        c("purchases"),
+        c("spend"),
+        c("distinct_products"),
+        c("distinct_categories"),
+        c("distinct_brands"),
+        c("sessions"),
         f"{_ratio(c('carts'), c('views'))} AS {c('view_to_cart')}",
         f"{_ratio(c('purchases'), c('carts'))} AS {c('cart_to_purchase')}",
         f"{_ratio(c('_price_viewed'), c('views'))} AS {c('avg_price_viewed')}",
         f"{_ratio(c('spend'), c('purchases'))} AS {c('avg_price_bought')}",
-    ]  # fmt: skip
+    ]
 
 
 def _sql_string(value: str) -> str:
@@ -224,8 +231,11 @@ def side_by_side(spark, root: Path, factor: int, repeats: int) -> tuple[Figure, 
         for i in range(repeats):
             spark_figure.samples.append(_timed(ours))
             duck_figure.samples.append(_timed(reference))
-            print(f"  {factor}x repeat {i + 1}: spark {spark_figure.samples[-1]:.2f} s, "
-                  f"duckdb {duck_figure.samples[-1]:.2f} s", flush=True)  # fmt: skip
+            print(
+                f"  {factor}x repeat {i + 1}: spark {spark_figure.samples[-1]:.2f} s, "
+                f"duckdb {duck_figure.samples[-1]:.2f} s",
+                flush=True,
+            )
         rows = con.sql(f"SELECT count(*) FROM read_parquet({_sql_string(str(out))})").fetchall()
     finally:
         con.close()

@@ -45,16 +45,34 @@ def write_features_from_events(spark, schema: str, start: str, end: str) -> None
     from clickstream.features import _range_predicate, compute_features
 
     events = spark.table(f"{CATALOG}.{schema}.events")
-    write_partition(spark, compute_features(events, start, end), USER_FEATURES, CATALOG,
-                    _range_predicate(start, end), schema)  # fmt: skip
+    write_partition(
+        spark,
+        compute_features(events, start, end),
+        USER_FEATURES,
+        CATALOG,
+        _range_predicate(start, end),
+        schema,
+    )
 
 
 def _generate(landing: Path, days: list[str], events_per_day: int) -> None:
     from generate_events import main as generate
 
     users = str(events_per_day // 6)
-    generate(["--start-date", days[0], "--days", str(len(days)), "--landing-dir", str(landing),
-              "--events-per-day", str(events_per_day), "--users", users])  # fmt: skip
+    generate(
+        [
+            "--start-date",
+            days[0],
+            "--days",
+            str(len(days)),
+            "--landing-dir",
+            str(landing),
+            "--events-per-day",
+            str(events_per_day),
+            "--users",
+            users,
+        ]
+    )
 
 
 def _load(spark, landing: Path, days: list[str], schema: str, bulk: bool = False) -> None:
@@ -66,10 +84,22 @@ def _load(spark, landing: Path, days: list[str], schema: str, bulk: bool = False
     from clickstream.silver import build_silver_events
 
     if bulk:
-        ingest_range(spark, start=days[0], end=days[-1], catalog=CATALOG,
-                     landing_dir=str(landing), schema=f"{schema}_bronze")  # fmt: skip
-        silver_range(spark, start=days[0], end=days[-1], catalog=CATALOG,
-                     bronze_schema=f"{schema}_bronze", silver_schema=schema)  # fmt: skip
+        ingest_range(
+            spark,
+            start=days[0],
+            end=days[-1],
+            catalog=CATALOG,
+            landing_dir=str(landing),
+            schema=f"{schema}_bronze",
+        )
+        silver_range(
+            spark,
+            start=days[0],
+            end=days[-1],
+            catalog=CATALOG,
+            bronze_schema=f"{schema}_bronze",
+            silver_schema=schema,
+        )
         return
     for ds in days:
         ingest(spark, ds=ds, catalog=CATALOG, landing_dir=str(landing), schema=f"{schema}_bronze")
@@ -97,9 +127,13 @@ def _quiet(_message: str) -> None:
 
 
 def _daily_runs(
-    spark, root: Path, repeats: int, events_per_day: int, histories: tuple[int, ...],
+    spark,
+    root: Path,
+    repeats: int,
+    events_per_day: int,
+    histories: tuple[int, ...],
     with_naive: bool,
-) -> tuple[dict[str, Figure], list[Figure]]:  # fmt: skip
+) -> tuple[dict[str, Figure], list[Figure]]:
     """Histories of the same generated days (``histories`` days each), each loaded in bulk and
     given its first feature run; then, ``repeats`` times, each history receives its next day
     (ingest and silver MERGE, not timed) and that day's feature job is timed: the daily job as
@@ -115,8 +149,9 @@ def _daily_runs(
     _generate(landing, days, events_per_day)
 
     def ours(schema: str, ds: str) -> None:
-        build_features(spark, start=ds, end=ds, catalog=CATALOG, silver_schema=schema,
-                       progress=_quiet)  # fmt: skip
+        build_features(
+            spark, start=ds, end=ds, catalog=CATALOG, silver_schema=schema, progress=_quiet
+        )
 
     def before(schema: str, ds: str) -> None:
         """The daily job before the kept activity: ``[ds, ds]`` reduced from the events."""
@@ -209,13 +244,20 @@ def scaling(spark, root: Path, repeats: int, events_per_day: int) -> tuple[list,
         landing = root / f"landing{factor}"
         _generate(landing, days, volume)
         _load(spark, landing, days[:7], schema, bulk=True)
-        build_features(spark, start=days[6], end=days[6], catalog=CATALOG, silver_schema=schema,
-                       progress=_quiet)  # fmt: skip
+        build_features(
+            spark,
+            start=days[6],
+            end=days[6],
+            catalog=CATALOG,
+            silver_schema=schema,
+            progress=_quiet,
+        )
 
         def pipeline(ds: str, landing=landing, schema=schema) -> None:
             _load(spark, landing, [ds], schema)
-            build_features(spark, start=ds, end=ds, catalog=CATALOG, silver_schema=schema,
-                           progress=_quiet)  # fmt: skip
+            build_features(
+                spark, start=ds, end=ds, catalog=CATALOG, silver_schema=schema, progress=_quiet
+            )
 
         figure = Figure(f"one day of the pipeline at {factor}x ({volume} events/day)", "s")
         for ds in days[7:]:

@@ -51,8 +51,11 @@ def run(repeats: int = 5) -> tuple[list[Comparison], list[Figure]]:
         for i in range(repeats):
             warm.samples.append(_timed_run(warm_client))
             cold.samples.append(_timed_run(cold_client))
-            print(f"  run {i + 1}/{repeats}: warm {warm.samples[-1]:.2f}s, "
-                  f"cold {cold.samples[-1]:.2f}s", flush=True)  # fmt: skip
+            print(
+                f"  run {i + 1}/{repeats}: warm {warm.samples[-1]:.2f}s, "
+                f"cold {cold.samples[-1]:.2f}s",
+                flush=True,
+            )
     comparison = Comparison(
         benchmark="1. run overhead",
         description="cold process per run / warm cluster, trivial Spark job",

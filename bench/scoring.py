@@ -162,9 +162,12 @@ def run(repeats: int = 1, sizes: tuple[int, ...] = SIZES) -> tuple[list, list]:
                         on_driver.samples.append(n / (time.perf_counter() - started))
                         del frame
                     memory["driver"] = max(memory["driver"], peak.peak)
-                print(f"  {n:,} users: distributed {distributed.cell()}, peak +"
-                      f"{memory['distributed']:.0f} MB; driver {on_driver.cell()}, peak +"
-                      f"{memory['driver']:.0f} MB", flush=True)  # fmt: skip
+                print(
+                    f"  {n:,} users: distributed {distributed.cell()}, peak +"
+                    f"{memory['distributed']:.0f} MB; driver {on_driver.cell()}, peak +"
+                    f"{memory['driver']:.0f} MB",
+                    flush=True,
+                )
                 peaks.append(memory["distributed"])
                 largest = n == max(sizes)
                 comparison = Comparison(

@@ -46,24 +46,36 @@ def _one_run(state: Path) -> dict:
     try:
         with open(log_path, "w") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "tools.run_system"], cwd=ROOT, env=env,
-                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            )  # fmt: skip
+                [sys.executable, "-m", "tools.run_system"],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
             for line in process.stdout:
                 log.write(line)
                 if "stage '" in line or "error" in line:
                     print(f"  {line.rstrip()}", flush=True)
             code = process.wait()
     finally:
-        subprocess.run([sys.executable, "-m", "tools.stack", "down"], cwd=ROOT, env=env,
-                       capture_output=True, timeout=600)  # fmt: skip
+        subprocess.run(
+            [sys.executable, "-m", "tools.stack", "down"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            timeout=600,
+        )
     if code != 0:
         raise RuntimeError(f"make run failed (exit {code}); its output is in {log_path}")
     return json.loads((state / "run_stages.json").read_text())
 
 
-UNITS = {"lift_capture": "of the oracle's lift", "als_precision_at_10": "precision@10",
-         "popularity_precision_at_10": "precision@10"}  # fmt: skip
+UNITS = {
+    "lift_capture": "of the oracle's lift",
+    "als_precision_at_10": "precision@10",
+    "popularity_precision_at_10": "precision@10",
+}
 
 
 def run(repeats: int = 1) -> tuple[list, list[Figure], list[Target]]:

@@ -102,8 +102,22 @@ def _workload(folder: Path) -> None:
     spark = build_session(LocalLayout(state=folder / "state"))
     landing = str(folder / "landing")
     days = ["2019-10-01", "2019-10-02"]
-    generate_main(["--start-date", days[0], "--days", "2", "--landing-dir", landing,
-                   "--users", "40", "--events-per-day", "200", "--seed", "1"])  # fmt: skip
+    generate_main(
+        [
+            "--start-date",
+            days[0],
+            "--days",
+            "2",
+            "--landing-dir",
+            landing,
+            "--users",
+            "40",
+            "--events-per-day",
+            "200",
+            "--seed",
+            "1",
+        ]
+    )
     for ds, interpreted in zip(days, (False, True), strict=True):
         if interpreted:
             spark.conf.set("spark.sql.codegen.wholeStage", "false")
@@ -124,8 +138,10 @@ def build(archive: Path = ARCHIVE, force: bool = False, log=print) -> bool:
         log(f"[class-archive] {archive.relative_to(PROJECT_ROOT)}: up to date")
         return False
     archive.parent.mkdir(parents=True, exist_ok=True)
-    log(f"[class-archive] building {archive.relative_to(PROJECT_ROOT)}: one small pipeline day "
-        "in a JVM that dumps its classes at exit (about 80 s, once)")  # fmt: skip
+    log(
+        f"[class-archive] building {archive.relative_to(PROJECT_ROOT)}: one small pipeline day "
+        "in a JVM that dumps its classes at exit (about 80 s, once)"
+    )
     started = time.monotonic()
     stamp = archive.with_suffix(".json")
     stamp.unlink(missing_ok=True)
@@ -142,8 +158,12 @@ def build(archive: Path = ARCHIVE, force: bool = False, log=print) -> bool:
             env.pop(name, None)  # the product's settings; the workload switches itself
         result = subprocess.run(
             [sys.executable, "-m", "local_workspace.class_archive", "--workload", tmp],
-            cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=1800,
-        )  # fmt: skip
+            cwd=PROJECT_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=1800,
+        )
         if result.returncode != 0 or not dump.exists():
             raise RuntimeError(
                 f"the class archive was not written (exit code {result.returncode}):\n"
@@ -171,8 +191,10 @@ def main(argv: list[str] | None = None) -> int:
         build(force=args.force)
     except (RuntimeError, subprocess.SubprocessError, OSError) as error:
         # An optimisation only: the JVMs load their classes themselves without it.
-        print(f"[class-archive] warning: not built, Spark JVMs start without it: {error}",
-              file=sys.stderr)  # fmt: skip
+        print(
+            f"[class-archive] warning: not built, Spark JVMs start without it: {error}",
+            file=sys.stderr,
+        )
     return 0
 
 

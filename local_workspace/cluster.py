@@ -145,9 +145,12 @@ class Cluster:
         with self._lock:
             if run["life_cycle_state"] == "QUEUED":
                 self.store.update(
-                    run["run_id"], life_cycle_state="TERMINATED", result_state="CANCELED",
-                    state_message="Run cancelled while queued", end_time=now_ms(),
-                )  # fmt: skip
+                    run["run_id"],
+                    life_cycle_state="TERMINATED",
+                    result_state="CANCELED",
+                    state_message="Run cancelled while queued",
+                    end_time=now_ms(),
+                )
             elif run["life_cycle_state"] in ("PENDING", "RUNNING"):
                 self._cancelled.add(run["run_id"])
 
@@ -163,18 +166,24 @@ class Cluster:
                 run = self.store.next_queued()
                 slot = self._free_slots.pop(0)
                 self.store.update(
-                    run["run_id"], life_cycle_state="PENDING", start_time=now_ms(),
+                    run["run_id"],
+                    life_cycle_state="PENDING",
+                    start_time=now_ms(),
                     state_message="Starting the job on the local cluster",
-                )  # fmt: skip
+                )
             threading.Thread(
                 target=self._execute, args=(run, slot), daemon=True, name=f"run-{run['run_id']}"
             ).start()
 
     def _finish(self, run_id: int, result_state: str, message: str, **extra) -> None:
         self.store.update(
-            run_id, life_cycle_state="TERMINATED", result_state=result_state,
-            state_message=message, end_time=now_ms(), **extra,
-        )  # fmt: skip
+            run_id,
+            life_cycle_state="TERMINATED",
+            result_state=result_state,
+            state_message=message,
+            end_time=now_ms(),
+            **extra,
+        )
         log.info("run %s finished: %s %s", run_id, result_state, message)
 
     def _execute(self, run: dict, slot: int) -> None:
@@ -213,22 +222,31 @@ class Cluster:
                 self._finish(run_id, "SUCCESS", "")
             else:
                 self._finish(
-                    run_id, "FAILED", "Task failed with error: " + result["error"].splitlines()[0],
-                    error=result["error"], error_trace=result["error_trace"],
-                )  # fmt: skip
+                    run_id,
+                    "FAILED",
+                    "Task failed with error: " + result["error"].splitlines()[0],
+                    error=result["error"],
+                    error_trace=result["error_trace"],
+                )
         except DriverDied as died:
             self.store.update(
-                run_id, life_cycle_state="INTERNAL_ERROR", result_state="FAILED",
+                run_id,
+                life_cycle_state="INTERNAL_ERROR",
+                result_state="FAILED",
                 state_message=f"The local cluster's driver died during the run ({died})",
-                end_time=now_ms(), error=f"DriverDied: {died}",
-            )  # fmt: skip
+                end_time=now_ms(),
+                error=f"DriverDied: {died}",
+            )
         except Exception as error:  # the server must survive anything a run does
             log.exception("run %s failed inside the workspace", run_id)
             self.store.update(
-                run_id, life_cycle_state="INTERNAL_ERROR", result_state="FAILED",
-                state_message=f"Local workspace error: {error}", end_time=now_ms(),
+                run_id,
+                life_cycle_state="INTERNAL_ERROR",
+                result_state="FAILED",
+                state_message=f"Local workspace error: {error}",
+                end_time=now_ms(),
                 error=f"{type(error).__name__}: {error}",
-            )  # fmt: skip
+            )
         finally:
             with self._lock:
                 self._cancelled.discard(run_id)
@@ -260,11 +278,22 @@ class Cluster:
         env = _process_environment(self.layout)
         with open(run_dir / "process.log", "ab") as process_log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "local_workspace.launcher", str(result_path),
-                 str(log_path), str(script), *args],
-                env=env, cwd=self.layout.root, stdout=process_log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True,
-            )  # fmt: skip
+                [
+                    sys.executable,
+                    "-m",
+                    "local_workspace.launcher",
+                    str(result_path),
+                    str(log_path),
+                    str(script),
+                    *args,
+                ],
+                env=env,
+                cwd=self.layout.root,
+                stdout=process_log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         self._processes[run_id] = process
         try:
             self.store.update(run_id, life_cycle_state="RUNNING", state_message="")

@@ -78,9 +78,10 @@ def validate_python_file(layout: LocalLayout, python_file: object) -> str:
     relative = Path(python_file)
     if relative.is_absolute() or ".." in relative.parts or relative.suffix != ".py":
         raise ApiError(
-            400, "INVALID_PARAMETER_VALUE",
+            400,
+            "INVALID_PARAMETER_VALUE",
             f"python_file {python_file!r} must be a relative path to a .py file in spark_jobs/",
-        )  # fmt: skip
+        )
     resolved = _resolve(layout.root, python_file, "python_file")
     if not resolved.is_relative_to(layout.spark_jobs_dir.resolve()):
         raise ApiError(

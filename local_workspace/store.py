@@ -74,9 +74,17 @@ class RunStore:
                 "INSERT INTO runs (run_name, task_key, payload, python_file, parameters, "
                 "idempotency_token, timeout_seconds, life_cycle_state, state_message, submit_time)"
                 " VALUES (?,?,?,?,?,?,?,'QUEUED','Waiting for the local cluster',?)",
-                (run_name, task_key, json.dumps(payload), python_file, json.dumps(parameters),
-                 token, timeout, now_ms()),
-            )  # fmt: skip
+                (
+                    run_name,
+                    task_key,
+                    json.dumps(payload),
+                    python_file,
+                    json.dumps(parameters),
+                    token,
+                    timeout,
+                    now_ms(),
+                ),
+            )
             return cursor.lastrowid, True
 
     def update(self, run_id: int, **fields) -> None:

@@ -42,11 +42,28 @@ def start_workspace(state_dir: Path, *, mode="warm", port=0, token=None, max_con
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
     log = open(state_dir / "workspace-server.log", "ab")
     process = subprocess.Popen(
-        [sys.executable, "-m", "local_workspace", "serve", "--port", str(port), "--mode", mode,
-         "--state-dir", str(state_dir), "--token", token,
-         "--max-concurrent-runs", str(max_concurrent_runs)],
-        env=env, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "local_workspace",
+            "serve",
+            "--port",
+            str(port),
+            "--mode",
+            mode,
+            "--state-dir",
+            str(state_dir),
+            "--token",
+            token,
+            "--max-concurrent-runs",
+            str(max_concurrent_runs),
+        ],
+        env=env,
+        cwd=PROJECT_ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:

@@ -43,19 +43,31 @@ def main(argv: list[str] | None = None) -> int:
     with expected_failures("load_history"):
         days = date_range(args.start_ds, args.end_ds)
         counts = ingest_range(
-            spark, start=days[0], end=days[-1], catalog=args.catalog,
-            landing_dir=args.landing_dir, schema=args.bronze_schema,
-        )  # fmt: skip
+            spark,
+            start=days[0],
+            end=days[-1],
+            catalog=args.catalog,
+            landing_dir=args.landing_dir,
+            schema=args.bronze_schema,
+        )
         for ds, c in counts.items():
-            print(f"{ds}: {c['rows_in']} rows in, {c['bronze']} bronze, "
-                  f"{c['quarantined']} quarantined")  # fmt: skip
+            print(
+                f"{ds}: {c['rows_in']} rows in, {c['bronze']} bronze, "
+                f"{c['quarantined']} quarantined"
+            )
         print(f"bronze of {len(days)} day(s) landed ({time.monotonic() - started:.0f} s)")
         events = silver_range(
-            spark, start=days[0], end=days[-1], catalog=args.catalog,
-            bronze_schema=args.bronze_schema, silver_schema=args.silver_schema,
-        )  # fmt: skip
-        print(f"{sum(events.values())} events merged into silver over {len(events)} event "
-              f"date(s) ({time.monotonic() - started:.0f} s)")  # fmt: skip
+            spark,
+            start=days[0],
+            end=days[-1],
+            catalog=args.catalog,
+            bronze_schema=args.bronze_schema,
+            silver_schema=args.silver_schema,
+        )
+        print(
+            f"{sum(events.values())} events merged into silver over {len(events)} event "
+            f"date(s) ({time.monotonic() - started:.0f} s)"
+        )
         build_feature_range(
             spark,
             start=days[0],

@@ -46,9 +46,13 @@ def summarise(spark: SparkSession, catalog: str) -> dict:
                 F.sum(F.xxhash64(*table.columns).cast("decimal(38,0)")).alias("checksum"),
             ).first()
             tables.append(
-                {"name": f"{schema}.{row.tableName}", "rows": int(stats["rows"]),
-                 "checksum": str(stats["checksum"] or 0), "version": int(version)}
-            )  # fmt: skip
+                {
+                    "name": f"{schema}.{row.tableName}",
+                    "rows": int(stats["rows"]),
+                    "checksum": str(stats["checksum"] or 0),
+                    "version": int(version),
+                }
+            )
     reasons: dict[str, int] = {}
     quarantine = table_name(catalog, *QUARANTINE)
     if spark.catalog.tableExists(quarantine):

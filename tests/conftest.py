@@ -131,8 +131,11 @@ def airflow_db():
     """Create the session's Airflow metadata database (SQLite in the session folder)."""
     subprocess.run(
         [os.path.join(os.path.dirname(sys.executable), "airflow"), "db", "migrate"],
-        check=True, capture_output=True, env=os.environ, timeout=300,
-    )  # fmt: skip
+        check=True,
+        capture_output=True,
+        env=os.environ,
+        timeout=300,
+    )
     from airflow import settings
 
     settings.configure_orm()
@@ -200,11 +203,23 @@ def azurite(session_dir):
     port = free_port()
     with open(location / "azurite.log", "ab") as log:
         process = subprocess.Popen(
-            [str(AZURITE_BIN), "--blobHost", "127.0.0.1", "--blobPort", str(port),
-             "--location", str(location), "--skipApiVersionCheck", "--loose", "--silent"],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            [
+                str(AZURITE_BIN),
+                "--blobHost",
+                "127.0.0.1",
+                "--blobPort",
+                str(port),
+                "--location",
+                str(location),
+                "--skipApiVersionCheck",
+                "--loose",
+                "--silent",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             start_new_session=True,
-        )  # fmt: skip
+        )
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -294,8 +309,14 @@ def tracking(tmp_path_factory):
 
 # Seconds a test of each kind (marker or fixture) takes, to order the files when no whole run
 # has been recorded yet.
-_ESTIMATED_SECONDS = {"e2e": 120.0, "stack": 120.0, "spark": 20.0, "workspace": 20.0,
-                      "airflow": 10.0, "airflow_db": 10.0}  # fmt: skip
+_ESTIMATED_SECONDS = {
+    "e2e": 120.0,
+    "stack": 120.0,
+    "spark": 20.0,
+    "workspace": 20.0,
+    "airflow": 10.0,
+    "airflow_db": 10.0,
+}
 _FILE_TIMES = ROOT / ".local" / "test-timings" / "files.json"  # written by tests/timing.py
 
 

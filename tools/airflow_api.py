@@ -116,14 +116,19 @@ class AirflowClient:
                     raise
             running = self.running_backfills(dag_id)
             same = [
-                b for b in running
+                b
+                for b in running
                 if (b["from_date"], b["to_date"]) == (body["from_date"], body["to_date"])
-            ]  # fmt: skip
+            ]
             if same:
                 return same[0]
             if time.monotonic() > deadline:
-                other = ", ".join(f"{b['id']} ({b['from_date'][:10]}..{b['to_date'][:10]})"
-                                  for b in running) or "none listed"  # fmt: skip
+                other = (
+                    ", ".join(
+                        f"{b['id']} ({b['from_date'][:10]}..{b['to_date'][:10]})" for b in running
+                    )
+                    or "none listed"
+                )
                 raise AirflowAPIError(
                     f"backfill of {dag_id} for {from_date}..{to_date} refused (409): another "
                     f"backfill is still running after {wait_for_other:.0f}s: {other}"
@@ -177,8 +182,9 @@ class AirflowClient:
         """Mark a run failed (its running tasks are stopped) and say why in the run's note."""
         path = f"/dags/{dag_id}/dagRuns/{run_id}"
         self.request("PATCH", path, retry_busy=60, json={"state": "failed"})
-        self.request("PATCH", path, retry_busy=60, params={"update_mask": "note"},
-                     json={"note": note})  # fmt: skip
+        self.request(
+            "PATCH", path, retry_busy=60, params={"update_mask": "note"}, json={"note": note}
+        )
 
     def xcom(self, dag_id: str, run_id: str, task_id: str, key: str) -> Any:
         """The value of one XCom (deserialised), or None when the task pushed none."""

@@ -136,8 +136,10 @@ def run_backfills(
         backfill = airflow.create_backfill(dag_id, days[0], days[-1])
         covered = (backfill["from_date"][:10], backfill["to_date"][:10])
         if covered != (days[0], days[-1]):
-            raise RuntimeError(f"{dag_id}: backfill {backfill['id']} covers {covered[0]}.."
-                               f"{covered[1]}, not {days[0]}..{days[-1]}")  # fmt: skip
+            raise RuntimeError(
+                f"{dag_id}: backfill {backfill['id']} covers {covered[0]}.."
+                f"{covered[1]}, not {days[0]}..{days[-1]}"
+            )
         log(f"{dag_id}: backfill {backfill['id']} for {days[0]}..{days[-1]} created")
     for dag_id in dag_ids:
         airflow.unpause(dag_id)
@@ -190,8 +192,14 @@ def print_model_summary(summary: dict[str, Any]) -> None:
         print("\nno model training found in MLflow")
         return
     tags, metrics = summary["tags"], summary["metrics"]
-    columns = ("roc_auc", "pr_auc", "log_loss", "brier_score", "calibration_error",
-               "lift_top_decile")  # fmt: skip
+    columns = (
+        "roc_auc",
+        "pr_auc",
+        "log_loss",
+        "brier_score",
+        "calibration_error",
+        "lift_top_decile",
+    )
     print(
         f"\npropensity model, as of {tags.get('as_of')} (train {tags.get('train_window_start')}.."
         f"{tags.get('train_window_end')}, validation {tags.get('validation_window_start')}.."
@@ -248,9 +256,11 @@ def print_trainings(trainings: list[dict[str, Any]]) -> None:
             f"{metrics[key]:16.4f}" if key in metrics else f"{'-':>16s}"
             for key, _ in TRAINING_COLUMNS
         )
-        print(f"  {tags.get('as_of', '?'):10s} {tags.get('reason', '?'):9s}{cells}  "
-              f"{tags.get('decision')} (v{tags.get('challenger_version')}; champion "
-              f"v{tags.get('champion_after')})")  # fmt: skip
+        print(
+            f"  {tags.get('as_of', '?'):10s} {tags.get('reason', '?'):9s}{cells}  "
+            f"{tags.get('decision')} (v{tags.get('challenger_version')}; champion "
+            f"v{tags.get('champion_after')})"
+        )
 
 
 def quality_bars(summary: dict[str, Any]) -> dict[str, float]:
@@ -398,15 +408,21 @@ def print_quality_summary(tables: dict[str, Any]) -> None:
         print("\nno data quality results found")
         return
     print(f"\ndata quality (Great Expectations), {quality['dates']} dates:")
-    print(f"  {'suite':18s} {'evaluated':>10s} {'passed':>8s} {'blocking failed':>16s} "
-          f"{'warnings':>9s}")  # fmt: skip
+    print(
+        f"  {'suite':18s} {'evaluated':>10s} {'passed':>8s} {'blocking failed':>16s} "
+        f"{'warnings':>9s}"
+    )
     for suite, c in sorted(quality["by_suite"].items()):
-        print(f"  {suite:18s} {c['evaluated']:10d} {c['passed']:8d} {c['blocking_failed']:16d} "
-              f"{c['warning_failed']:9d}")  # fmt: skip
+        print(
+            f"  {suite:18s} {c['evaluated']:10d} {c['passed']:8d} {c['blocking_failed']:16d} "
+            f"{c['warning_failed']:9d}"
+        )
     for failure in quality.get("failures", []):
         column = failure["column"] or "-"
-        print(f"  {failure['ds']} {failure['severity']:8s} {failure['suite']}: "
-              f"{failure['expectation']} ({column}): {failure['observed']}")  # fmt: skip
+        print(
+            f"  {failure['ds']} {failure['severity']:8s} {failure['suite']}: "
+            f"{failure['expectation']} ({column}): {failure['observed']}"
+        )
 
 
 def print_drift_summary(drift: dict[str, Any], decision: dict[str, Any]) -> None:
@@ -491,9 +507,13 @@ class Story:
                 "days: raise --warmup-days or lower --airflow-days"
             )
         return cls(
-            start, end, days, start + timedelta(days=drift_day - 1), seed_as_of,
+            start,
+            end,
+            days,
+            start + timedelta(days=drift_day - 1),
+            seed_as_of,
             days[-airflow_days:],
-        )  # fmt: skip
+        )
 
 
 def prune_unplanned_runs(airflow: AirflowClient, dag_ids: tuple[str, ...], planned: set[str]):
@@ -540,9 +560,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--events-per-day", type=int, default=20000)
     parser.add_argument(
-        "--airflow-days", type=int, default=2,
+        "--airflow-days",
+        type=int,
+        default=2,
         help="the month's last days run by the daily DAGs (the rest is loaded in one job)",
-    )  # fmt: skip
+    )
     parser.add_argument("--timeout-minutes", type=int, default=90)
     args = parser.parse_args(argv)
     if args.warmup_days < 0:
@@ -581,15 +603,22 @@ def main(argv: list[str] | None = None) -> int:
             "generate_events",
             "generate_events.py",
             [
-                "--start-date", days[0],
-                "--days", str(len(days)),
-                "--landing-dir", LOCAL.landing_dir,
-                "--seed", str(args.seed),
-                "--events-per-day", str(args.events_per_day),
-                "--drift-scenario", args.drift_scenario,
-                "--drift-start", story.drift_start.isoformat(),
+                "--start-date",
+                days[0],
+                "--days",
+                str(len(days)),
+                "--landing-dir",
+                LOCAL.landing_dir,
+                "--seed",
+                str(args.seed),
+                "--events-per-day",
+                str(args.events_per_day),
+                "--drift-scenario",
+                args.drift_scenario,
+                "--drift-start",
+                story.drift_start.isoformat(),
             ],
-        )  # fmt: skip
+        )
         mark = stage("generate events", mark)
         history = story.history
         run_job(
@@ -597,13 +626,18 @@ def main(argv: list[str] | None = None) -> int:
             "load_history",
             "load_history.py",
             [
-                "--start-ds", history[0],
-                "--end-ds", history[-1],
-                "--catalog", LOCAL.catalog,
-                "--landing-dir", LOCAL.landing_dir,
-                "--label-horizon-days", str(LOCAL.label_horizon_days),
+                "--start-ds",
+                history[0],
+                "--end-ds",
+                history[-1],
+                "--catalog",
+                LOCAL.catalog,
+                "--landing-dir",
+                LOCAL.landing_dir,
+                "--label-horizon-days",
+                str(LOCAL.label_horizon_days),
             ],
-        )  # fmt: skip
+        )
         mark = stage(f"history load ({len(history)} days, one job)", mark)
         env = config.client_env()
         airflow = AirflowClient(
@@ -630,12 +664,17 @@ def main(argv: list[str] | None = None) -> int:
         mark = stage(f"daily chain ({len(story.airflow_days)} days) + serving", mark)
         month = story.month_start.isoformat()
         all_runs |= run_backfills(
-            airflow, (DRIFT_PIPELINE,), [month], args.timeout_minutes,
+            airflow,
+            (DRIFT_PIPELINE,),
+            [month],
+            args.timeout_minutes,
             functools.partial(prune_unplanned_runs, airflow, (DRIFT_PIPELINE,), {month}),
-        )  # fmt: skip
+        )
         [drift_run] = all_runs[DRIFT_PIPELINE]
-        decision = airflow.xcom(DRIFT_PIPELINE, drift_run["dag_run_id"], "check_drift",
-                                "drift_decision") or {}  # fmt: skip
+        decision = (
+            airflow.xcom(DRIFT_PIPELINE, drift_run["dag_run_id"], "check_drift", "drift_decision")
+            or {}
+        )
         log(f"drift decision: {decision.get('decision')} ({decision.get('detail')})")
         if decision.get("decision") == "trigger_retraining":
             retraining = wait_for_run(
@@ -652,9 +691,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         tables = json.loads(workspace.files.download(summary_path).contents.read())
         drift = json.loads(
-            workspace.files.download(f"{LOCAL.reports_dir}/drift_detection/{month}/"
-                                     "feature_drift.json").contents.read()
-        )  # fmt: skip
+            workspace.files.download(
+                f"{LOCAL.reports_dir}/drift_detection/{month}/feature_drift.json"
+            ).contents.read()
+        )
         stage("summary", mark)
     except RuntimeError as error:
         print(f"[run] error: {error}", file=sys.stderr)
@@ -683,8 +723,11 @@ def main(argv: list[str] | None = None) -> int:
     if failed:
         print(f"\n{failed} DAG run(s) did not succeed (see the table above)", file=sys.stderr)
     if not told:
-        print("\nthe run did not tell its whole story: a step marked MISSED above did not "
-              "happen (see the drift and model sections)", file=sys.stderr)  # fmt: skip
+        print(
+            "\nthe run did not tell its whole story: a step marked MISSED above did not "
+            "happen (see the drift and model sections)",
+            file=sys.stderr,
+        )
     return 1 if failed or not told else 0
 
 

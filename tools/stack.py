@@ -202,12 +202,20 @@ def services(config: StackConfig) -> list[Service]:
         Service(
             name="workspace",
             command=[
-                python, "-m", "local_workspace", "serve",
-                "--host", "127.0.0.1",
-                "--port", str(config.workspace_port),
-                "--mode", config.workspace_mode,
-                "--state-dir", str(config.state),
-                "--token", config.secrets["workspace_token"],
+                python,
+                "-m",
+                "local_workspace",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(config.workspace_port),
+                "--mode",
+                config.workspace_mode,
+                "--state-dir",
+                str(config.state),
+                "--token",
+                config.secrets["workspace_token"],
             ],
             env={**base, "PYTHONPATH": str(ROOT)},
             ready_url=f"{config.workspace_url}/health",
@@ -215,13 +223,19 @@ def services(config: StackConfig) -> list[Service]:
         Service(
             name="mlflow",
             command=[
-                str(VENV_BIN / "mlflow"), "server",
-                "--backend-store-uri", f"sqlite:///{mlflow_dir / 'mlflow.db'}",
-                "--artifacts-destination", str(mlflow_dir / "artifacts"),
+                str(VENV_BIN / "mlflow"),
+                "server",
+                "--backend-store-uri",
+                f"sqlite:///{mlflow_dir / 'mlflow.db'}",
+                "--artifacts-destination",
+                str(mlflow_dir / "artifacts"),
                 "--serve-artifacts",
-                "--host", "127.0.0.1",
-                "--port", str(config.mlflow_port),
-                "--workers", "1",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(config.mlflow_port),
+                "--workers",
+                "1",
             ],
             env=base,
             ready_url=f"{config.mlflow_url}/health",
@@ -230,9 +244,12 @@ def services(config: StackConfig) -> list[Service]:
             name="azurite",
             command=[
                 str(ROOT / ".local" / "node" / "node_modules" / ".bin" / "azurite-blob"),
-                "--blobHost", "127.0.0.1",
-                "--blobPort", str(config.azurite_port),
-                "--location", str(config.state / "azurite"),
+                "--blobHost",
+                "127.0.0.1",
+                "--blobPort",
+                str(config.azurite_port),
+                "--location",
+                str(config.state / "azurite"),
                 "--skipApiVersionCheck",
                 "--silent",
             ],
@@ -245,8 +262,14 @@ def services(config: StackConfig) -> list[Service]:
         *(
             Service(
                 name=f"airflow-{component}",
-                command=[python, "-m", "tools.supervise", "--", str(VENV_BIN / "airflow"),
-                         component],
+                command=[
+                    python,
+                    "-m",
+                    "tools.supervise",
+                    "--",
+                    str(VENV_BIN / "airflow"),
+                    component,
+                ],
                 env=airflow_env,
                 ready_url=f"{config.airflow_url}/api/v2/monitor/health"
                 if component == "api-server"
@@ -255,7 +278,7 @@ def services(config: StackConfig) -> list[Service]:
             )
             for component in AIRFLOW_COMPONENTS
         ),
-    ]  # fmt: skip
+    ]
 
 
 def _pid_alive(pid: int) -> bool:
@@ -400,8 +423,12 @@ def _migrate_airflow_db(config: StackConfig, env: dict[str, str]) -> None:
     with open(config.logs / "airflow-db-migrate.log", "ab") as log_file:
         result = subprocess.run(
             [str(VENV_BIN / "airflow"), "db", "migrate"],
-            env=env, cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT, timeout=600,
-        )  # fmt: skip
+            env=env,
+            cwd=ROOT,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            timeout=600,
+        )
     if result.returncode != 0:
         raise RuntimeError(
             "airflow db migrate failed; last lines of "
@@ -415,10 +442,20 @@ def _create_pool(config: StackConfig, env: dict[str, str]) -> None:
     pool, slots = LOCAL.databricks_pool, LOCAL.databricks_pool_slots
     log(f"airflow: pool {pool} with {slots} slots")
     result = subprocess.run(
-        [str(VENV_BIN / "airflow"), "pools", "set", pool, str(slots),
-         "Databricks runs in flight (one slot per job task)"],
-        env=env, cwd=ROOT, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            str(VENV_BIN / "airflow"),
+            "pools",
+            "set",
+            pool,
+            str(slots),
+            "Databricks runs in flight (one slot per job task)",
+        ],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     if result.returncode != 0:
         raise RuntimeError(f"airflow pools set {pool} failed:\n{result.stderr[-2000:]}")
 

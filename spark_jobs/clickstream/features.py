@@ -317,15 +317,19 @@ def _record(spark: SparkSession, activity: str, progress) -> _Record | None:
         if commit["userMetadata"] is None:
             if commit["operation"] in _ROWS_UNCHANGED:
                 continue
-            progress(f"{activity} was changed by {commit['operation']} (version "
-                     f"{commit['version']}) after its last refresh: it is rebuilt")  # fmt: skip
+            progress(
+                f"{activity} was changed by {commit['operation']} (version "
+                f"{commit['version']}) after its last refresh: it is rebuilt"
+            )
             return None
         try:
             metadata = json.loads(commit["userMetadata"])
             mark = _Mark(int(metadata["silver_version"]), int(metadata["silver_commit_millis"]))
         except (ValueError, KeyError, TypeError):
-            progress(f"{activity} version {commit['version']}: unreadable refresh record "
-                     f"{commit['userMetadata']!r}: it is rebuilt")  # fmt: skip
+            progress(
+                f"{activity} version {commit['version']}: unreadable refresh record "
+                f"{commit['userMetadata']!r}: it is rebuilt"
+            )
             return None
         return _Record(mark, int(commit["version"]))
     return None
@@ -407,8 +411,11 @@ def _refresh_once(spark: SparkSession, events: str, table: str, progress) -> Act
         checked = check_frame(daily_activity(rows.where(predicate)), USER_DAILY_ACTIVITY)
         writer = checked.write.mode("overwrite").option("replaceWhere", predicate)
     writer.format("delta").option("userMetadata", metadata).saveAsTable(table)
-    (written,) = [c["version"] for c in _history(spark, table)
-                  if c["userMetadata"] and token in c["userMetadata"]]  # fmt: skip
+    (written,) = [
+        c["version"]
+        for c in _history(spark, table)
+        if c["userMetadata"] and token in c["userMetadata"]
+    ]
     return ActivityRefresh(table, current, dates, int(written))
 
 
@@ -452,9 +459,13 @@ def build_labels(
     events, or a day without users).
     """
     labelled = build_label_range(
-        spark, start=ds, end=ds, catalog=catalog, horizon_days=horizon_days,
+        spark,
+        start=ds,
+        end=ds,
+        catalog=catalog,
+        horizon_days=horizon_days,
         silver_schema=silver_schema,
-    )  # fmt: skip
+    )
     return next(iter(labelled), None)
 
 
@@ -528,14 +539,22 @@ def build_feature_range(
     """
     days = date_range(start, end)
     table = build_features(
-        spark, start=start, end=end, catalog=catalog, silver_schema=silver_schema,
+        spark,
+        start=start,
+        end=end,
+        catalog=catalog,
+        silver_schema=silver_schema,
         progress=progress,
-    )  # fmt: skip
+    )
     progress(f"features of {start}..{end} ({len(days)} day(s)) written to {table}")
     labelled = build_label_range(
-        spark, start=start, end=end, catalog=catalog, horizon_days=horizon_days,
+        spark,
+        start=start,
+        end=end,
+        catalog=catalog,
+        horizon_days=horizon_days,
         silver_schema=silver_schema,
-    )  # fmt: skip
+    )
     for feature_date, rows in labelled.items():
         progress(f"labels of feature date {feature_date} closed ({rows} rows)")
     return table

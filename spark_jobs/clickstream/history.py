@@ -34,9 +34,14 @@ def _counts_by_date(df: DataFrame, column: str = "ingest_date") -> dict[str, int
 
 
 def silver_range(
-    spark: SparkSession, *, start: str, end: str, catalog: str,
-    bronze_schema: str = "bronze", silver_schema: str = "silver",
-) -> dict[str, int]:  # fmt: skip
+    spark: SparkSession,
+    *,
+    start: str,
+    end: str,
+    catalog: str,
+    bronze_schema: str = "bronze",
+    silver_schema: str = "silver",
+) -> dict[str, int]:
     """MERGE the bronze rows ingested on [start, end] into silver; events per event date."""
     days = date_range(start, end)
     table = ensure_table(spark, SILVER_EVENTS, catalog, silver_schema)

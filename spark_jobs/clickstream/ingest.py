@@ -79,9 +79,14 @@ from clickstream.schema import EVENT_TYPES, HEADER, RAW_COLUMNS, date_range, par
 from clickstream.volumes import local_path
 
 __all__ = [
-    "BRONZE_INGEST_LOG", "HEADER", "REASONS", "IngestCounts", "IngestError", "ingest",
+    "BRONZE_INGEST_LOG",
+    "HEADER",
+    "REASONS",
+    "IngestCounts",
+    "IngestError",
+    "ingest",
     "ingest_range",
-]  # fmt: skip
+]
 
 REASONS = (
     "non_utf8",
@@ -459,9 +464,15 @@ def ingest(
     """
     ds = parse_ds(ds)
     return ingest_range(
-        spark, start=ds, end=ds, catalog=catalog, landing_dir=landing_dir, schema=schema,
-        ingested_at=ingested_at, log=log,
-    )[ds]  # fmt: skip
+        spark,
+        start=ds,
+        end=ds,
+        catalog=catalog,
+        landing_dir=landing_dir,
+        schema=schema,
+        ingested_at=ingested_at,
+        log=log,
+    )[ds]
 
 
 def _range_predicate(days: list[str]) -> str:

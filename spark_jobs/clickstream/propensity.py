@@ -153,9 +153,12 @@ def train_propensity(spark, config: TrainingConfig, catalog: str, schema: str) -
                 p_val = pipeline.predict_proba(x_val)[:, 1]
                 candidate_metrics = training.metrics(y_val, p_val)
                 mlflow.log_params(
-                    {f"model.{k}": v for k, v in pipeline.named_steps["model"].get_params().items()
-                     if isinstance(v, (int, float, str, bool)) or v is None}
-                )  # fmt: skip
+                    {
+                        f"model.{k}": v
+                        for k, v in pipeline.named_steps["model"].get_params().items()
+                        if isinstance(v, (int, float, str, bool)) or v is None
+                    }
+                )
                 mlflow.log_metrics(candidate_metrics)
                 _plots(pipeline, x_train, y_val, p_val)
                 example = x_val.head(5)

@@ -92,8 +92,9 @@ def _log(spark: SparkSession, recommender: recommend.AlsRecommender) -> str:
     return info.model_uri
 
 
-def train_recommender(spark: SparkSession, config: RecommenderConfig, catalog: str,
-                      silver_schema: str = "silver") -> dict:  # fmt: skip
+def train_recommender(
+    spark: SparkSession, config: RecommenderConfig, catalog: str, silver_schema: str = "silver"
+) -> dict:
     events_name = SILVER_EVENTS.name(catalog, silver_schema)
     events_version = table_version(spark, events_name)
     # Read the version recorded, so the lineage tag names exactly what was trained on.
@@ -149,8 +150,14 @@ def train_recommender(spark: SparkSession, config: RecommenderConfig, catalog: s
         mlflow.set_experiment(config.experiment)
         with mlflow.start_run(run_name=f"recommender {config.as_of}", tags=tags) as run:
             model = fitted.model
-            mlflow.log_params({"rank": model.rank, "k": K, "exclude_days": config.exclude_days,
-                               "event_weights": str(recommend.EVENT_WEIGHTS)})  # fmt: skip
+            mlflow.log_params(
+                {
+                    "rank": model.rank,
+                    "k": K,
+                    "exclude_days": config.exclude_days,
+                    "event_weights": str(recommend.EVENT_WEIGHTS),
+                }
+            )
             metrics = {
                 "precision_at_10": als["precision_at_k"],
                 "recall_at_10": als["recall_at_k"],
@@ -166,9 +173,12 @@ def train_recommender(spark: SparkSession, config: RecommenderConfig, catalog: s
                 client, config.model_name, uri, run.info.run_id, {"as_of": config.as_of}
             )
             registry.record_decision(
-                client, config.model_name, version, promote=decision.promote,
+                client,
+                config.model_name,
+                version,
+                promote=decision.promote,
                 reason=decision.reason,
-            )  # fmt: skip
+            )
             mlflow.set_tags(
                 {
                     "decision": "promoted" if decision.promote else "kept",
@@ -206,9 +216,12 @@ def recommend_for_date(
 
     def with_lineage(frame: DataFrame, alias: str) -> DataFrame:
         return frame.join(active, on="user_id", how="inner").select(
-            "user_id", "product_id", "rank", "score",
+            "user_id",
+            "product_id",
+            "rank",
+            "score",
             *serving.lineage(ref, ds, airflow_run_id, alias=alias),
-        )  # fmt: skip
+        )
 
     rows = with_lineage(known, registry.CHAMPION).unionByName(
         with_lineage(fallback, FALLBACK_ALIAS)

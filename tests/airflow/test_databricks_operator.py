@@ -102,18 +102,25 @@ def test_sync_success_pushes_the_run_page_url(airflow_db, workspace, databricks_
 
 def test_sync_failure_carries_the_job_error_into_the_airflow_exception(workspace, databricks_conn):
     op = _operator(
-        _name("sync-fail"), FAIL, ["--message", "bad input for 2019-10-01"],
-        durable=False, do_xcom_push=False,
-    )  # fmt: skip
+        _name("sync-fail"),
+        FAIL,
+        ["--message", "bad input for 2019-10-01"],
+        durable=False,
+        do_xcom_push=False,
+    )
     with pytest.raises(AirflowException, match="ValueError: bad input for 2019-10-01"):
         op.execute({})
 
 
 def test_run_timeout_ends_as_timedout(workspace, databricks_conn):
     op = _operator(
-        _name("timeout"), SLEEP, ["--seconds", "60"],
-        timeout_seconds=3, durable=False, do_xcom_push=False,
-    )  # fmt: skip
+        _name("timeout"),
+        SLEEP,
+        ["--seconds", "60"],
+        timeout_seconds=3,
+        durable=False,
+        do_xcom_push=False,
+    )
     with pytest.raises(AirflowException, match="TIMEDOUT"):
         op.execute({})
 
@@ -121,9 +128,13 @@ def test_run_timeout_ends_as_timedout(workspace, databricks_conn):
 def test_on_kill_cancels_the_run(workspace, databricks_conn):
     run_name = _name("cancel")
     op = _operator(
-        run_name, SLEEP, ["--seconds", "60"],
-        wait_for_termination=False, durable=False, do_xcom_push=False,
-    )  # fmt: skip
+        run_name,
+        SLEEP,
+        ["--seconds", "60"],
+        wait_for_termination=False,
+        durable=False,
+        do_xcom_push=False,
+    )
     op.execute({})
     op.on_kill()
     hook = DatabricksHook(databricks_conn_id=databricks_conn)
@@ -150,9 +161,12 @@ def test_idempotency_token_returns_the_existing_run(workspace, databricks_conn):
 def test_deferrable_success_and_failure(airflow_db, workspace, databricks_conn):
     run_name = _name("deferred-ok")
     dag = _one_task_dag(
-        _name("deferred_ok"), run_name=run_name, python_file=SLEEP,
-        parameters=["--seconds", "1"], deferrable=True,
-    )  # fmt: skip
+        _name("deferred_ok"),
+        run_name=run_name,
+        python_file=SLEEP,
+        parameters=["--seconds", "1"],
+        deferrable=True,
+    )
     assert dag.test(logical_date=LOGICAL_DATE).state == "success"
     assert [r.state.result_state.value for r in _runs_named(workspace, run_name)] == ["SUCCESS"]
 
@@ -183,10 +197,14 @@ def test_deferrable_success_and_failure(airflow_db, workspace, databricks_conn):
 def test_retry_after_a_failed_run_submits_a_new_run(airflow_db, workspace, databricks_conn):
     run_name = _name("retry-failed")
     dag = _one_task_dag(
-        _name("retry_failed"), run_name=run_name, python_file=FAIL,
-        parameters=["--message", "always fails"], retries=1, retry_delay=timedelta(seconds=1),
+        _name("retry_failed"),
+        run_name=run_name,
+        python_file=FAIL,
+        parameters=["--message", "always fails"],
+        retries=1,
+        retry_delay=timedelta(seconds=1),
         idempotency_token="{{ ti.id }}",
-    )  # fmt: skip
+    )
     assert dag.test(logical_date=LOGICAL_DATE).state == "failed"
     runs = _runs_named(workspace, run_name)
     assert [r.state.result_state.value for r in runs] == ["FAILED", "FAILED"]
@@ -200,9 +218,12 @@ def test_clearing_a_successful_task_reruns_the_job(
     monkeypatch.setenv("AIRFLOW__STATE_STORE__CLEAR_ON_SUCCESS", "True")
     run_name = _name("clear")
     dag = _one_task_dag(
-        _name("clear"), run_name=run_name, python_file=SLEEP, parameters=["--seconds", "0"],
+        _name("clear"),
+        run_name=run_name,
+        python_file=SLEEP,
+        parameters=["--seconds", "0"],
         idempotency_token="{{ ti.id }}",
-    )  # fmt: skip
+    )
     assert dag.test(logical_date=LOGICAL_DATE).state == "success"
     # dag.test() clears the task instances of the logical date before running again.
     assert dag.test(logical_date=LOGICAL_DATE).state == "success"

@@ -106,16 +106,21 @@ def test_script_must_be_a_python_file_in_spark_jobs(script):
 
 def test_parameters_are_long_options_in_order():
     assert job_parameters({"--ds": "2019-10-01", "--catalog": "c"}) == [
-        "--ds", "2019-10-01", "--catalog", "c",
-    ]  # fmt: skip
+        "--ds",
+        "2019-10-01",
+        "--catalog",
+        "c",
+    ]
     with pytest.raises(ValueError, match="long option"):
         job_parameters({"ds": "x"})
 
 
 def test_a_true_parameter_is_a_bare_flag_and_false_leaves_it_out():
     assert job_parameters({"--check-skew": True, "--dry-run": False, "--ds": "d"}) == [
-        "--check-skew", "--ds", "d",
-    ]  # fmt: skip
+        "--check-skew",
+        "--ds",
+        "d",
+    ]
 
 
 def test_operator_timeout_is_passed_on_to_databricks():

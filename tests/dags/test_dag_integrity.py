@@ -77,8 +77,12 @@ def test_dag_file_does_not_import_heavy_libraries(dag_file, tmp_path):
     }
     result = subprocess.run(
         [sys.executable, "-c", probe, str(dag_file)],
-        capture_output=True, text=True, env=env, check=True, timeout=120,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+        timeout=120,
+    )
     assert json.loads(result.stdout.strip().splitlines()[-1]) == []
 
 
@@ -148,8 +152,12 @@ def test_online_store_sync_is_a_configuration_switch(tmp_path):
     }
     result = subprocess.run(
         [sys.executable, "-c", probe, str(ROOT / "dags" / "online_feature_table.py")],
-        capture_output=True, text=True, env=env, check=True, timeout=120,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+        timeout=120,
+    )
     upstream, task = json.loads(result.stdout.strip().splitlines()[-1])
     assert upstream == ["check_online_skew"]
     assert task == {"pipeline_id": "pipeline-123"}
@@ -175,8 +183,10 @@ def test_quality_report_is_uploaded_before_the_gate_decides(dagbag, dag_id, firs
     """A failing validation still publishes its report: the gate is the last task."""
     dag = dagbag.dags[dag_id]
     assert _downstream_chain(dag, first)[-3:] == [
-        f"validate_{report}", f"upload_{report}_report", f"check_{report}_gate",
-    ]  # fmt: skip
+        f"validate_{report}",
+        f"upload_{report}_report",
+        f"check_{report}_gate",
+    ]
     validate = dag.get_task(f"validate_{report}")
     params = validate.json["spark_python_task"]["parameters"]
     output = params[params.index("--output") + 1]
@@ -194,9 +204,12 @@ def test_quality_dag_waits_for_the_landing_files_first(dagbag):
     assert isinstance(wait, LandingFilesSensor)
     assert dag.roots == [wait]
     assert _downstream_chain(dag, wait.task_id) == [
-        "wait_for_landing_files", "ingest_events", "validate_bronze_events",
-        "upload_bronze_events_report", "check_bronze_events_gate",
-    ]  # fmt: skip
+        "wait_for_landing_files",
+        "ingest_events",
+        "validate_bronze_events",
+        "upload_bronze_events_report",
+        "check_bronze_events_gate",
+    ]
     # The folder the ingest job reads, through the jobs' connection.
     params = dag.get_task("ingest_events").json["spark_python_task"]["parameters"]
     assert wait.folder == params[params.index("--landing-dir") + 1] + "/{{ ds }}"

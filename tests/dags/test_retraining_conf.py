@@ -131,5 +131,9 @@ def test_the_job_reads_the_rendered_conf_into_its_training_config():
         rendered = _render(task, _training_run(dag, conf), task.json)
         args = train_models.arguments(rendered["spark_python_task"]["parameters"])
         config = train_models.training_config(args)
-        assert (config.reason, config.drift_summary, config.windows.as_of.isoformat(),
-                config.logical_date) == expected  # fmt: skip
+        assert (
+            config.reason,
+            config.drift_summary,
+            config.windows.as_of.isoformat(),
+            config.logical_date,
+        ) == expected

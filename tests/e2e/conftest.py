@@ -86,17 +86,33 @@ def daily_backfill(stack, airflow) -> dict[str, list[dict]]:
     workspace = workspace_client(stack)
     days = [*BACKFILL_DAYS, WARNING_DAY, BLOCKING_DAY]
     run_job(
-        workspace, "generate", "generate_events.py",
-        ["--start-date", days[0], "--days", str(len(days)), "--landing-dir", LANDING,
-         "--events-per-day", "2000"],
-    )  # fmt: skip
+        workspace,
+        "generate",
+        "generate_events.py",
+        [
+            "--start-date",
+            days[0],
+            "--days",
+            str(len(days)),
+            "--landing-dir",
+            LANDING,
+            "--events-per-day",
+            "2000",
+        ],
+    )
     absurd = "\n".join(
         f"{WARNING_DAY} 12:00:0{i} UTC,view,1000{i},2053013555631882655,,acme,250000.00,5{i},s-{i}"
         for i in range(3)
     )
-    workspace.files.upload(f"{LANDING}/{WARNING_DAY}/absurd_prices.csv",
-                           io.BytesIO(f"{HEADER}\n{absurd}\n".encode()), overwrite=True)  # fmt: skip
+    workspace.files.upload(
+        f"{LANDING}/{WARNING_DAY}/absurd_prices.csv",
+        io.BytesIO(f"{HEADER}\n{absurd}\n".encode()),
+        overwrite=True,
+    )
     broken = "\n".join(f"{BLOCKING_DAY} 10:00:00 UTC,view,{i}" for i in range(220))
-    workspace.files.upload(f"{LANDING}/{BLOCKING_DAY}/broken_export.csv",
-                           io.BytesIO(f"{HEADER}\n{broken}\n".encode()), overwrite=True)  # fmt: skip
+    workspace.files.upload(
+        f"{LANDING}/{BLOCKING_DAY}/broken_export.csv",
+        io.BytesIO(f"{HEADER}\n{broken}\n".encode()),
+        overwrite=True,
+    )
     return backfill_chain(airflow, days)

@@ -30,14 +30,24 @@ CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver"
 # Without these, Chromium waits on network services (updates, sync, QUIC probes) that a
 # closed network never answers.
 CHROMIUM_FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
     "--window-size=1400,1000",
-)  # fmt: skip
+)
 ALL_DAGS = (
-    "data_quality_validation", "drift_detection", "model_serving", "model_training",
-    "offline_feature_table", "online_feature_table",
-)  # fmt: skip
+    "data_quality_validation",
+    "drift_detection",
+    "model_serving",
+    "model_training",
+    "offline_feature_table",
+    "online_feature_table",
+)
 DAG_ID = "data_quality_validation"
 REPORT_TASK = "upload_bronze_events_report"
 DAY = BACKFILL_DAYS[-1]  # the shared backfill's last date: no test clears or reruns it
@@ -49,9 +59,10 @@ def report_run(daily_backfill) -> dict:
     """The shared backfill's ``data_quality_validation`` run of DAY (the report of that day is
     in Azurite once ``upload_bronze_events_report`` has succeeded)."""
     [run] = [
-        r for r in daily_backfill[DAG_ID]
+        r
+        for r in daily_backfill[DAG_ID]
         if r["run_type"] == "backfill" and r["logical_date"].startswith(DAY)
-    ]  # fmt: skip
+    ]
     assert run["state"] == "success", run
     return run
 
@@ -64,8 +75,9 @@ def browser(request):
 
     missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
     if missing:
-        pytest.fail(f"{', '.join(missing)} missing: `make setup` installs chromium and "
-                    "chromium-driver")  # fmt: skip
+        pytest.fail(
+            f"{', '.join(missing)} missing: `make setup` installs chromium and chromium-driver"
+        )
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     for old in ARTIFACTS.glob("*.*"):  # the previous run's
         old.unlink()
@@ -134,8 +146,10 @@ def _wait(driver, timeout: float = WAIT):
     from selenium.webdriver.support.ui import WebDriverWait
 
     ignored = (
-        NoSuchElementException, StaleElementReferenceException, ElementClickInterceptedException,
-    )  # fmt: skip
+        NoSuchElementException,
+        StaleElementReferenceException,
+        ElementClickInterceptedException,
+    )
     return WebDriverWait(driver, timeout, ignored_exceptions=ignored)
 
 

@@ -29,19 +29,20 @@ def _bronze_summary(workspace) -> dict:
 
 
 def _ingest_runs(workspace, ds: str) -> list:
-    return [
-        r for r in workspace.jobs.list_runs()
-        if r.run_name == f"{DAG_ID}.ingest_events [{ds}]"
-    ]  # fmt: skip
+    return [r for r in workspace.jobs.list_runs() if r.run_name == f"{DAG_ID}.ingest_events [{ds}]"]
 
 
 def test_stack_env_names_what_the_clients_read(stack):
     text = (stack.state / "stack.env").read_text()
     for name in (
-        "DATABRICKS_HOST", "DATABRICKS_TOKEN", "MLFLOW_TRACKING_URI",
-        "AZURE_STORAGE_CONNECTION_STRING", "AIRFLOW_API_URL", "AIRFLOW_USERNAME",
+        "DATABRICKS_HOST",
+        "DATABRICKS_TOKEN",
+        "MLFLOW_TRACKING_URI",
+        "AZURE_STORAGE_CONNECTION_STRING",
+        "AIRFLOW_API_URL",
+        "AIRFLOW_USERNAME",
         "AIRFLOW_PASSWORD",
-    ):  # fmt: skip
+    ):
         assert f"export {name}=" in text
 
 
@@ -72,17 +73,19 @@ def test_backfill_lands_the_days_and_clear_reruns_the_job(stack, airflow, daily_
     deadline = time.monotonic() + 600
     while True:
         [ti] = [
-            t for t in airflow.task_instances(DAG_ID, target["dag_run_id"])
+            t
+            for t in airflow.task_instances(DAG_ID, target["dag_run_id"])
             if t["task_id"] == "ingest_events"
-        ]  # fmt: skip
+        ]
         if ti["state"] == "success" and ti["try_number"] > 1:
             break
         assert ti["state"] != "failed", "cleared task failed"
         assert time.monotonic() < deadline, f"cleared task still {ti['state']}"
         time.sleep(3)
     assert [r.state.result_state.value for r in _ingest_runs(workspace, DAYS[0])] == [
-        "SUCCESS", "SUCCESS",
-    ]  # fmt: skip
+        "SUCCESS",
+        "SUCCESS",
+    ]
     after = _bronze_summary(workspace)
     for table in ("bronze.events", "bronze.events_quarantine"):
         assert after[table]["checksum"] == before[table]["checksum"], table
@@ -119,10 +122,13 @@ def test_a_blocking_expectation_stops_the_date_downstream_and_a_warning_does_not
     assert tis["upload_bronze_events_report"]["state"] == "success"
     assert tis["check_bronze_events_gate"]["state"] == "failed"
     assert tis["check_bronze_events_gate"]["try_number"] == 1  # data does not heal by retrying
-    offline = next(r for r in runs["offline_feature_table"]
-                   if r["logical_date"].startswith(BLOCKING_DAY))  # fmt: skip
-    offline_tis = {t["task_id"]: t["state"]
-                   for t in airflow.task_instances("offline_feature_table", offline["dag_run_id"])}  # fmt: skip
+    offline = next(
+        r for r in runs["offline_feature_table"] if r["logical_date"].startswith(BLOCKING_DAY)
+    )
+    offline_tis = {
+        t["task_id"]: t["state"]
+        for t in airflow.task_instances("offline_feature_table", offline["dag_run_id"])
+    }
     assert offline_tis["wait_for_data_quality_validation"] == "failed"
     assert offline_tis["build_silver_events"] == "upstream_failed"
 

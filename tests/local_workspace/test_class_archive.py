@@ -72,9 +72,13 @@ def test_a_driver_started_with_the_archive_loads_spark_and_delta_from_it(tmp_pat
         "LOCAL_SPARK_JAVA_OPTIONS": f"-Xlog:class+load=info:file={load_log}",
     }
     result = subprocess.run(
-        [sys.executable, "-c", script], cwd=PROJECT_ROOT, env=env,
-        capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        [sys.executable, "-c", script],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     lines = load_log.read_text().splitlines()
 

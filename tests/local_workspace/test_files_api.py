@@ -57,9 +57,11 @@ def _raw_request(ws, method: str, path: str) -> tuple[int, dict, bytes]:
     connection = http.client.HTTPConnection(ws.host, ws.port, timeout=10)
     try:
         connection.request(
-            method, path, body=b"planted" if method == "PUT" else None,
+            method,
+            path,
+            body=b"planted" if method == "PUT" else None,
             headers={"Authorization": f"Bearer {ws.token}"},
-        )  # fmt: skip
+        )
         response = connection.getresponse()
         raw = response.read()
         is_json = response.getheader("content-type", "").startswith("application/json")

@@ -17,10 +17,16 @@ pytestmark = pytest.mark.spark
 def _submit(client, python_file, parameters=(), **kwargs):
     return client.jobs.submit(
         run_name=kwargs.pop("run_name", "test"),
-        tasks=[SubmitTask(task_key="main", spark_python_task=SparkPythonTask(
-            python_file=python_file, parameters=list(parameters)))],
+        tasks=[
+            SubmitTask(
+                task_key="main",
+                spark_python_task=SparkPythonTask(
+                    python_file=python_file, parameters=list(parameters)
+                ),
+            )
+        ],
         **kwargs,
-    ).run_id  # fmt: skip
+    ).run_id
 
 
 def _wait(client, run_id, minutes=5):
@@ -31,9 +37,11 @@ def _wait(client, run_id, minutes=5):
 
 def _state(ws, run_id):
     response = requests.get(
-        f"{ws.url}/api/2.2/jobs/runs/get", params={"run_id": run_id},
-        headers={"Authorization": f"Bearer {ws.token}"}, timeout=10,
-    )  # fmt: skip
+        f"{ws.url}/api/2.2/jobs/runs/get",
+        params={"run_id": run_id},
+        headers={"Authorization": f"Bearer {ws.token}"},
+        timeout=10,
+    )
     return response.json()["state"]
 
 
@@ -56,8 +64,10 @@ def test_failure_reports_error_and_trace(client):
 
 
 def test_timeout_ends_as_timedout(client):
-    run = _wait(client, _submit(client, "spark_jobs/examples/sleep_job.py", ["--seconds", "60"],
-                                timeout_seconds=3))  # fmt: skip
+    run = _wait(
+        client,
+        _submit(client, "spark_jobs/examples/sleep_job.py", ["--seconds", "60"], timeout_seconds=3),
+    )
     assert run.state.result_state.value == "TIMEDOUT"
     # The driver killed by the timeout is replaced: the next run still works.
     nxt = _wait(client, _submit(client, "spark_jobs/examples/sleep_job.py", ["--seconds", "0"]))
@@ -80,10 +90,12 @@ def test_queueing_and_cancel_of_running_and_queued_runs(ws, client):
 
 def test_idempotency_token_returns_the_same_run(client):
     token = "tok-" + str(time.time_ns())
-    a = _submit(client, "spark_jobs/examples/sleep_job.py", ["--seconds", "0"],
-                idempotency_token=token)  # fmt: skip
-    b = _submit(client, "spark_jobs/examples/sleep_job.py", ["--seconds", "0"],
-                idempotency_token=token)  # fmt: skip
+    a = _submit(
+        client, "spark_jobs/examples/sleep_job.py", ["--seconds", "0"], idempotency_token=token
+    )
+    b = _submit(
+        client, "spark_jobs/examples/sleep_job.py", ["--seconds", "0"], idempotency_token=token
+    )
     assert a == b
     assert len([r for r in client.jobs.list_runs() if r.run_id == a]) == 1
 
@@ -91,31 +103,53 @@ def test_idempotency_token_returns_the_same_run(client):
 @pytest.mark.parametrize(
     ("body", "status", "code"),
     [
-        ({"spark_python_task": {"python_file": "../etc/passwd.py"}}, 400, "INVALID_PARAMETER_VALUE"),
+        (
+            {"spark_python_task": {"python_file": "../etc/passwd.py"}},
+            400,
+            "INVALID_PARAMETER_VALUE",
+        ),
         ({"spark_python_task": {"python_file": "/etc/x.py"}}, 400, "INVALID_PARAMETER_VALUE"),
-        ({"spark_python_task": {"python_file": "local_workspace/driver.py"}}, 400,
-         "INVALID_PARAMETER_VALUE"),
-        ({"spark_python_task": {"python_file": "spark_jobs/nope.py"}}, 400,
-         "INVALID_PARAMETER_VALUE"),
+        (
+            {"spark_python_task": {"python_file": "local_workspace/driver.py"}},
+            400,
+            "INVALID_PARAMETER_VALUE",
+        ),
+        (
+            {"spark_python_task": {"python_file": "spark_jobs/nope.py"}},
+            400,
+            "INVALID_PARAMETER_VALUE",
+        ),
         ({"run_name": "no task"}, 400, "INVALID_PARAMETER_VALUE"),
-        ({"spark_python_task": {"python_file": "spark_jobs/examples/fail_job.py"},
-          "timeout_seconds": "soon"}, 400, "INVALID_PARAMETER_VALUE"),
+        (
+            {
+                "spark_python_task": {"python_file": "spark_jobs/examples/fail_job.py"},
+                "timeout_seconds": "soon",
+            },
+            400,
+            "INVALID_PARAMETER_VALUE",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_submissions_get_databricks_errors(ws, body, status, code):
-    response = requests.post(f"{ws.url}/api/2.2/jobs/runs/submit", json=body,
-                             headers={"Authorization": f"Bearer {ws.token}"}, timeout=10)  # fmt: skip
+    response = requests.post(
+        f"{ws.url}/api/2.2/jobs/runs/submit",
+        json=body,
+        headers={"Authorization": f"Bearer {ws.token}"},
+        timeout=10,
+    )
     assert response.status_code == status
     assert response.json()["error_code"] == code
 
 
 def test_malformed_json_and_unknown_run(ws):
     headers = {"Authorization": f"Bearer {ws.token}"}
-    bad = requests.post(f"{ws.url}/api/2.2/jobs/runs/submit", data="{nope", headers=headers,
-                        timeout=10)  # fmt: skip
+    bad = requests.post(
+        f"{ws.url}/api/2.2/jobs/runs/submit", data="{nope", headers=headers, timeout=10
+    )
     assert (bad.status_code, bad.json()["error_code"]) == (400, "MALFORMED_REQUEST")
-    missing = requests.get(f"{ws.url}/api/2.2/jobs/runs/get", params={"run_id": 999999},
-                           headers=headers, timeout=10)  # fmt: skip
+    missing = requests.get(
+        f"{ws.url}/api/2.2/jobs/runs/get", params={"run_id": 999999}, headers=headers, timeout=10
+    )
     assert (missing.status_code, missing.json()["error_code"]) == (404, "RESOURCE_DOES_NOT_EXIST")
 
 
@@ -140,8 +174,9 @@ def test_restart_marks_in_flight_runs_internal_error_and_cold_mode_runs_delta(se
         from databricks.sdk import WorkspaceClient
 
         client = WorkspaceClient(host=ws.url, token=ws.token)
-        ok = _wait(client, _submit(client, "spark_jobs/examples/hello_delta.py",
-                                   ["--table", "cold.t"]))  # fmt: skip
+        ok = _wait(
+            client, _submit(client, "spark_jobs/examples/hello_delta.py", ["--table", "cold.t"])
+        )
         assert ok.state.result_state.value == "SUCCESS"
         in_flight = _submit(client, "spark_jobs/examples/sleep_job.py", ["--seconds", "120"])
         while _state(ws, in_flight)["life_cycle_state"] == "QUEUED":

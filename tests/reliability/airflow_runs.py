@@ -39,12 +39,16 @@ def ingest_dag(dag_id: str, schema: str, **operator_kwargs):
         databricks_job(
             task_id=TASK_ID,
             script="ingest_events.py",
-            parameters={"--ds": "{{ ds }}", "--catalog": LOCAL.catalog,
-                        "--landing-dir": LANDING, "--bronze-schema": schema},
+            parameters={
+                "--ds": "{{ ds }}",
+                "--catalog": LOCAL.catalog,
+                "--landing-dir": LANDING,
+                "--bronze-schema": schema,
+            },
             env=dataclasses.replace(LOCAL, polling_period_seconds=1),
             pool="default_pool",
             **operator_kwargs,
-        )  # fmt: skip
+        )
     serialize(dag)
     return dag
 

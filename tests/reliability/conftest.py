@@ -17,10 +17,21 @@ def volumes(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("reliability") / "volumes"
     generate_main(
-        ["--start-date", DAYS[0], "--days", str(len(DAYS)), "--users", "60",
-         "--events-per-day", "250", "--seed", "5",
-         "--landing-dir", str(root / LANDING.removeprefix("/Volumes/"))]
-    )  # fmt: skip
+        [
+            "--start-date",
+            DAYS[0],
+            "--days",
+            str(len(DAYS)),
+            "--users",
+            "60",
+            "--events-per-day",
+            "250",
+            "--seed",
+            "5",
+            "--landing-dir",
+            str(root / LANDING.removeprefix("/Volumes/")),
+        ]
+    )
     return root
 
 

@@ -107,8 +107,18 @@ def ingest(volumes: Path, schema: str, ds: str) -> None:
     from ingest_events import main as ingest_main
 
     with volumes_root(volumes):
-        ingest_main(["--ds", ds, "--catalog", "spark_catalog", "--landing-dir", LANDING,
-                     "--bronze-schema", schema])  # fmt: skip
+        ingest_main(
+            [
+                "--ds",
+                ds,
+                "--catalog",
+                "spark_catalog",
+                "--landing-dir",
+                LANDING,
+                "--bronze-schema",
+                schema,
+            ]
+        )
 
 
 def delta_tables(spark, warehouse: Path, schema: str) -> dict:

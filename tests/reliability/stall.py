@@ -128,8 +128,13 @@ def main(argv: list[str]) -> int:
 
     layout = LocalLayout(state=args.state.resolve())
     spark = build_session(layout)
-    install(spark, marker=args.marker, table=args.table, merge=args.merge,
-            before_table=args.before_table)  # fmt: skip
+    install(
+        spark,
+        marker=args.marker,
+        table=args.table,
+        merge=args.merge,
+        before_table=args.before_table,
+    )
     log = Path(args.marker).with_suffix(".log")
     result = run_script(args.script.resolve(), args.args, log, layout.spark_jobs_dir)
     print(result, flush=True)  # reached only when nothing paused: the test fails on it

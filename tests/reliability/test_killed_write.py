@@ -41,8 +41,9 @@ CATALOG = "spark_catalog"
 
 
 def _silver(bronze: str, silver: str, ds: str) -> None:
-    silver_main(["--ds", ds, "--catalog", CATALOG, "--bronze-schema", bronze,
-                 "--silver-schema", silver])  # fmt: skip
+    silver_main(
+        ["--ds", ds, "--catalog", CATALOG, "--bronze-schema", bronze, "--silver-schema", silver]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -72,9 +73,14 @@ def kill_volumes(spark, volumes, bronze_sequential, tmp_path_factory):
 
 
 def _kill_while_writing(
-    local_layout, volumes_dir, tmp_path, table_dir, target: list[str], job: list[str],
+    local_layout,
+    volumes_dir,
+    tmp_path,
+    table_dir,
+    target: list[str],
+    job: list[str],
     files: bool = True,
-):  # fmt: skip
+):
     """Run ``job`` paused in the write of ``table_dir``; SIGKILL it once data files of the
     write are on disk (``files``; else once it paused). Returns those files (written, never
     committed)."""
@@ -82,12 +88,24 @@ def _kill_while_writing(
     marker = tmp_path / "paused"
     with open(tmp_path / "stall.log", "wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "tests.reliability.stall", "--state", str(local_layout.state),
-             "--marker", str(marker), *target, *job],
-            cwd=ROOT, env=project_env(LOCAL_VOLUMES_ROOT=str(volumes_dir)),
-            stdout=log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "tests.reliability.stall",
+                "--state",
+                str(local_layout.state),
+                "--marker",
+                str(marker),
+                *target,
+                *job,
+            ],
+            cwd=ROOT,
+            env=project_env(LOCAL_VOLUMES_ROOT=str(volumes_dir)),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     try:
         wait_for(marker.exists, 600, "the job pausing in its write", 0.2, process)
         written = files and wait_for(
@@ -106,13 +124,26 @@ def test_ingest_killed_mid_write_shows_the_previous_version_and_its_rerun_heals(
     before = snapshot(spark, "kw_bronze")
     version = delta_version(spark, "kw_bronze.events")
     table_dir = local_layout.warehouse_dir / "kw_bronze.db" / "events"
-    job = ["spark_jobs/ingest_events.py", "--ds", D2, "--catalog", CATALOG,
-           "--landing-dir", LANDING, "--bronze-schema", "kw_bronze"]  # fmt: skip
+    job = [
+        "spark_jobs/ingest_events.py",
+        "--ds",
+        D2,
+        "--catalog",
+        CATALOG,
+        "--landing-dir",
+        LANDING,
+        "--bronze-schema",
+        "kw_bronze",
+    ]
 
     written = _kill_while_writing(
-        local_layout, kill_volumes, tmp_path, table_dir,
-        ["--table", f"{CATALOG}.kw_bronze.events"], job,
-    )  # fmt: skip
+        local_layout,
+        kill_volumes,
+        tmp_path,
+        table_dir,
+        ["--table", f"{CATALOG}.kw_bronze.events"],
+        job,
+    )
 
     # The killed write's files are on disk, none of them is part of the table.
     assert written and not written & committed_files(spark, table_dir)
@@ -143,14 +174,28 @@ def test_ingest_killed_between_its_table_commits_leaves_the_log_unchanged_and_it
     (folder / "events.csv").write_text(complete)
     before = snapshot(spark, "kw_bronze")
     table_dir = local_layout.warehouse_dir / "kw_bronze.db" / "events_quarantine"
-    job = ["spark_jobs/ingest_events.py", "--ds", D2, "--catalog", CATALOG,
-           "--landing-dir", LANDING, "--bronze-schema", "kw_bronze"]  # fmt: skip
+    job = [
+        "spark_jobs/ingest_events.py",
+        "--ds",
+        D2,
+        "--catalog",
+        CATALOG,
+        "--landing-dir",
+        LANDING,
+        "--bronze-schema",
+        "kw_bronze",
+    ]
     quarantine_files = data_files(table_dir)
 
     _kill_while_writing(
-        local_layout, kill_volumes, tmp_path, table_dir,
-        ["--before-table", f"{CATALOG}.kw_bronze.events_quarantine"], job, files=False,
-    )  # fmt: skip
+        local_layout,
+        kill_volumes,
+        tmp_path,
+        table_dir,
+        ["--before-table", f"{CATALOG}.kw_bronze.events_quarantine"],
+        job,
+        files=False,
+    )
 
     assert data_files(table_dir) == quarantine_files
     clean = snapshot(spark, bronze_sequential, where=f"ingest_date IN ('{D1}', '{D2}')")
@@ -171,8 +216,17 @@ def test_silver_merge_killed_mid_write_shows_nothing_of_the_date_and_its_rerun_h
     before = snapshot(spark, "kw_silver")
     version = delta_version(spark, "kw_silver.events")
     table_dir = local_layout.warehouse_dir / "kw_silver.db" / "events"
-    job = ["spark_jobs/build_silver_events.py", "--ds", D2, "--catalog", CATALOG,
-           "--bronze-schema", bronze_sequential, "--silver-schema", "kw_silver"]  # fmt: skip
+    job = [
+        "spark_jobs/build_silver_events.py",
+        "--ds",
+        D2,
+        "--catalog",
+        CATALOG,
+        "--bronze-schema",
+        bronze_sequential,
+        "--silver-schema",
+        "kw_silver",
+    ]
 
     written = _kill_while_writing(local_layout, kill_volumes, tmp_path, table_dir, ["--merge"], job)
 

@@ -53,9 +53,22 @@ def test_ingest_backfill_in_shuffled_order_equals_the_days_in_order(
 
 def test_load_history_rerun_leaves_every_table_identical(spark, volumes, new_schema):
     bronze, silver_schema = new_schema("rel_hist_bronze"), new_schema("rel_hist_silver")
-    argv = ["--start-ds", DAYS[0], "--end-ds", DAYS[-1], "--catalog", "spark_catalog",
-            "--landing-dir", LANDING, "--label-horizon-days", "2",
-            "--bronze-schema", bronze, "--silver-schema", silver_schema]  # fmt: skip
+    argv = [
+        "--start-ds",
+        DAYS[0],
+        "--end-ds",
+        DAYS[-1],
+        "--catalog",
+        "spark_catalog",
+        "--landing-dir",
+        LANDING,
+        "--label-horizon-days",
+        "2",
+        "--bronze-schema",
+        bronze,
+        "--silver-schema",
+        silver_schema,
+    ]
     with volumes_root(volumes):
         history_main(argv)
         first = {schema: snapshot(spark, schema) for schema in (bronze, silver_schema)}
@@ -73,9 +86,26 @@ def test_a_retraining_on_the_same_data_adds_a_version_and_keeps_the_champion(
     schema = new_schema("rel_train")
     _feature_tables(spark, schema, TRAINING_AS_OF)
     name = new_schema("rel_propensity")
-    argv = ["--ds", TRAINING_AS_OF, "--catalog", "spark_catalog", "--silver-schema", schema,
-            "--model-name", name, "--experiment", tracking, "--train-days", "10",
-            "--validation-days", "5", "--max-train-rows", "1500", "--git-commit", "abc123"]  # fmt: skip
+    argv = [
+        "--ds",
+        TRAINING_AS_OF,
+        "--catalog",
+        "spark_catalog",
+        "--silver-schema",
+        schema,
+        "--model-name",
+        name,
+        "--experiment",
+        tracking,
+        "--train-days",
+        "10",
+        "--validation-days",
+        "5",
+        "--max-train-rows",
+        "1500",
+        "--git-commit",
+        "abc123",
+    ]
     client = MlflowClient()
     train_main(argv)
     first = registry.champion(client, name).version
@@ -91,13 +121,27 @@ def test_a_retraining_on_the_same_data_adds_a_version_and_keeps_the_champion(
 def test_recommend_products_rerun_leaves_the_table_identical(spark, tracking, silver):  # noqa: F811
     name = f"rel_recommender_{random.Random().randrange(16**8):08x}"
     config = RecommenderConfig(
-        model_name=name, experiment=tracking, as_of=RECOMMENDER_AS_OF.isoformat(),
-        train_days=9, eval_days=5,
-    )  # fmt: skip
+        model_name=name,
+        experiment=tracking,
+        as_of=RECOMMENDER_AS_OF.isoformat(),
+        train_days=9,
+        eval_days=5,
+    )
     train_recommender_model(spark, config, "spark_catalog", silver)
-    argv = ["--ds", RECOMMENDER_AS_OF.isoformat(), "--catalog", "spark_catalog",
-            "--model-name", name, "--airflow-run-id", "scheduled__x",
-            "--silver-schema", silver, "--gold-schema", silver]  # fmt: skip
+    argv = [
+        "--ds",
+        RECOMMENDER_AS_OF.isoformat(),
+        "--catalog",
+        "spark_catalog",
+        "--model-name",
+        name,
+        "--airflow-run-id",
+        "scheduled__x",
+        "--silver-schema",
+        silver,
+        "--gold-schema",
+        silver,
+    ]
     recommend_main(argv)
     first = spark.table(f"{silver}.recommendations").collect()
     assert first

@@ -95,9 +95,14 @@ def ws(session_dir, volumes):
     workspace.start()
     previous = os.environ.get("AIRFLOW_CONN_DATABRICKS_DEFAULT")
     os.environ["AIRFLOW_CONN_DATABRICKS_DEFAULT"] = json.dumps(
-        {"conn_type": "databricks", "host": "127.0.0.1", "port": workspace.port,
-         "schema": "http", "password": workspace.token}
-    )  # fmt: skip
+        {
+            "conn_type": "databricks",
+            "host": "127.0.0.1",
+            "port": workspace.port,
+            "schema": "http",
+            "password": workspace.token,
+        }
+    )
     try:
         yield workspace
     finally:
@@ -112,9 +117,13 @@ def ws(session_dir, volumes):
 def _submit(client: WorkspaceClient, python_file: str, parameters: list[str], name: str) -> int:
     return client.jobs.submit(
         run_name=name,
-        tasks=[SubmitTask(task_key="main", spark_python_task=SparkPythonTask(
-            python_file=python_file, parameters=parameters))],
-    ).run_id  # fmt: skip
+        tasks=[
+            SubmitTask(
+                task_key="main",
+                spark_python_task=SparkPythonTask(python_file=python_file, parameters=parameters),
+            )
+        ],
+    ).run_id
 
 
 def _wait(client: WorkspaceClient, run_id: int):
@@ -216,9 +225,13 @@ def test_worker_killed_while_polling_the_retry_reattaches_to_the_same_run(
     with open(tmp_path / "worker.log", "wb") as log:
         worker = subprocess.Popen(
             [sys.executable, "-m", "tests.reliability.airflow_runs", dag_id, schema, ds],
-            cwd=ROOT, env=project_env(), stdout=log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
-        )  # fmt: skip
+            cwd=ROOT,
+            env=project_env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     session = airflow_db.Session()
     try:
 
@@ -304,9 +317,10 @@ def test_workspace_restarted_mid_run_the_retry_resubmits_and_the_tables_end_righ
     # The operator's HTTP retries span the restart (the DAGs' defaults give up after ~3 s and
     # leave the rest to the Airflow retry, a minute later): the try then sees the run's end.
     dag = airflow_runs.ingest_dag(
-        dag_id, schema,
+        dag_id,
+        schema,
         databricks_retry_args={"stop": stop_after_delay(180), "wait": wait_fixed(1)},
-    )  # fmt: skip
+    )
     orphans: list[psutil.Process] = []
     failures: list[BaseException] = []
 

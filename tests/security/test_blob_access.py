@@ -42,9 +42,12 @@ def published(airflow_db, databricks_conn, azurite, put_volume_file):
     put_volume_file(source, REPORT)
     with DAG(dag_id=f"blob_access_{suffix}", schedule=None, start_date=DAY) as dag:
         HtmlReportToBlobOperator(
-            task_id="publish", report_path=source, pipeline=pipeline, report_name="r",
+            task_id="publish",
+            report_path=source,
+            pipeline=pipeline,
+            report_name="r",
             sas_expiry=LIFETIME,
-        )  # fmt: skip
+        )
     serialize(dag)
     before = datetime.now(UTC)
     run = dag.test(logical_date=DAY)
@@ -54,10 +57,15 @@ def published(airflow_db, databricks_conn, azurite, put_volume_file):
         link = XComModel.deserialize_value(row)
     url = f"{azurite.blob_url}/reports/{pipeline}/2019-10-01/r.html"
     return SimpleNamespace(
-        run=run, link=link, url=url, before=before, after=after, azurite=azurite,
+        run=run,
+        link=link,
+        url=url,
+        before=before,
+        after=after,
+        azurite=azurite,
         query=dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(link).query)),
         index=f"{azurite.blob_url}/reports/{pipeline}/index.html",
-    )  # fmt: skip
+    )
 
 
 def test_the_link_is_a_read_only_sas_of_that_blob(published):
@@ -108,15 +116,21 @@ def test_anonymous_requests_are_refused_where_signed_ones_succeed(published, wha
     new_name = index_name.replace("index.html", f"anonymous_{uuid.uuid4().hex[:6]}.html")
     method, url, params, sas, expected = {
         "container listing": (
-            "GET", f"{azurite.blob_url}/reports", {"restype": "container", "comp": "list"},
-            _signed(azurite, None, read=True, list=True), 200,
+            "GET",
+            f"{azurite.blob_url}/reports",
+            {"restype": "container", "comp": "list"},
+            _signed(azurite, None, read=True, list=True),
+            200,
         ),
         "index read": ("GET", published.index, {}, _signed(azurite, index_name, read=True), 200),
         "new blob upload": (
-            "PUT", f"{azurite.blob_url}/reports/{new_name}", {},
-            _signed(azurite, new_name, create=True, write=True), 201,
+            "PUT",
+            f"{azurite.blob_url}/reports/{new_name}",
+            {},
+            _signed(azurite, new_name, create=True, write=True),
+            201,
         ),
-    }[what]  # fmt: skip
+    }[what]
     headers = {"x-ms-blob-type": "BlockBlob"} if method == "PUT" else {}
     anonymous = requests.request(method, url, params=params, headers=headers, data=b"x", timeout=10)
     assert anonymous.status_code in (401, 403, 404), anonymous.status_code
@@ -148,10 +162,14 @@ def test_an_expired_link_is_refused(published):
     now = datetime.now(UTC)
     blob_name = published.url.split("/reports/", 1)[1]
     sas = generate_blob_sas(
-        account_name=published.azurite.account, container_name="reports", blob_name=blob_name,
-        account_key=published.azurite.key, permission=BlobSasPermissions(read=True),
-        start=now - timedelta(hours=2), expiry=now - timedelta(minutes=1),
-    )  # fmt: skip
+        account_name=published.azurite.account,
+        container_name="reports",
+        blob_name=blob_name,
+        account_key=published.azurite.key,
+        permission=BlobSasPermissions(read=True),
+        start=now - timedelta(hours=2),
+        expiry=now - timedelta(minutes=1),
+    )
     assert requests.get(f"{published.url}?{sas}", timeout=10).status_code == 403
 
 
@@ -159,6 +177,9 @@ def test_an_expired_link_is_refused(published):
 def test_a_longer_or_empty_lifetime_is_refused(lifetime):
     with pytest.raises(ValueError, match="sas_expiry must be between 0 and 7 days"):
         HtmlReportToBlobOperator(
-            task_id="t", report_path="/Volumes/a/b/c/r.html", pipeline="p", report_name="r",
+            task_id="t",
+            report_path="/Volumes/a/b/c/r.html",
+            pipeline="p",
+            report_name="r",
             sas_expiry=lifetime,
-        )  # fmt: skip
+        )

@@ -45,9 +45,10 @@ def _auth(ws) -> dict[str, str]:
 
 def test_it_listens_on_loopback_only_by_default(ws):
     listening = [
-        c for c in psutil.Process(ws.process.pid).net_connections(kind="inet")
+        c
+        for c in psutil.Process(ws.process.pid).net_connections(kind="inet")
         if c.status == psutil.CONN_LISTEN
-    ]  # fmt: skip
+    ]
     assert (("127.0.0.1", ws.port)) in {(c.laddr.ip, c.laddr.port) for c in listening}
     assert all(ipaddress.ip_address(c.laddr.ip).is_loopback for c in listening), listening
 
@@ -148,10 +149,24 @@ def test_a_token_given_through_the_environment_stays_out_of_the_job_processes(se
     env = {**os.environ, "PYTHONPATH": str(ROOT), "DATABRICKS_TOKEN": token}
     with open(state / "server.log", "ab") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "local_workspace", "serve", "--port", str(port),
-             "--state-dir", str(state), "--mode", "warm"],
-            env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "local_workspace",
+                "serve",
+                "--port",
+                str(port),
+                "--state-dir",
+                str(state),
+                "--mode",
+                "warm",
+            ],
+            env=env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         deadline = time.monotonic() + 60
         _assert_children_environments_without(token, process.pid, timeout=60)
@@ -217,8 +232,10 @@ TRAVERSALS = [
 @pytest.mark.parametrize("python_file", TRAVERSALS)
 def test_python_file_outside_spark_jobs_is_refused(ws, python_file):
     listed = requests.get(f"{ws.url}/api/2.1/jobs/runs/list", headers=_auth(ws), timeout=10)
-    body = {"run_name": "traversal", "tasks": [{"task_key": "t", "spark_python_task": {
-        "python_file": python_file}}]}  # fmt: skip
+    body = {
+        "run_name": "traversal",
+        "tasks": [{"task_key": "t", "spark_python_task": {"python_file": python_file}}],
+    }
     response = requests.post(
         f"{ws.url}/api/2.1/jobs/runs/submit", json=body, headers=_auth(ws), timeout=10
     )
@@ -313,8 +330,11 @@ def test_a_malformed_volumes_path_is_a_client_error(ws, volume_escape, method, p
 def test_run_ids_are_integers_never_paths(ws, endpoint):
     method = "POST" if endpoint == "runs/cancel" else "GET"
     response = requests.request(
-        method, f"{ws.url}/api/2.1/jobs/{endpoint}", headers=_auth(ws),
-        params={"run_id": "../../etc/passwd"}, timeout=10,
-    )  # fmt: skip
+        method,
+        f"{ws.url}/api/2.1/jobs/{endpoint}",
+        headers=_auth(ws),
+        params={"run_id": "../../etc/passwd"},
+        timeout=10,
+    )
     assert response.status_code == 400
     assert re.search(r"run_id must be an integer", response.json()["message"])

@@ -118,8 +118,15 @@ def lines_in(files: dict[str, bytes]) -> int:
     return count
 
 
-def _line(ds: str, *, kind: str = "view", product: str = "7", price: str = "9.99",
-          user: str = "541312140", time: str = "12:00:00") -> str:  # fmt: skip
+def _line(
+    ds: str,
+    *,
+    kind: str = "view",
+    product: str = "7",
+    price: str = "9.99",
+    user: str = "541312140",
+    time: str = "12:00:00",
+) -> str:
     return f"{ds} {time} UTC,{kind},{product},2053013552326770905,,acme,{price},{user},s-1"
 
 
@@ -150,125 +157,271 @@ def _cases() -> list[Case]:
     no_brand = HEADER.replace(",brand,", ",")
     d4 = "2019-11-04"
     renamed = HEADER.replace(",price,", ",price_usd,")
-    reordered = HEADER.replace("product_id", "X").replace("user_id", "product_id").replace("X", "user_id")  # fmt: skip
+    reordered = (
+        HEADER.replace("product_id", "X").replace("user_id", "product_id").replace("X", "user_id")
+    )
     gz_ok = gzip.compress(content(*REAL, BAD["bad_user_id"]))
     spike, prices = "2019-10-04", "2019-10-07"
     unknown, far, dupes = "2019-10-08", "2019-10-09", "2019-10-10"
     day_of_40 = content(*_lines(dupes))
     return [
-        Case("malformed_csv_lines", "2019-11-01", {"events.csv": content(
-            *REAL,
-            "2019-11-01 00:00:02 UTC,view,1,2053013552326770905,,x,1.00,541312140",  # 8 fields
-            '2019-11-01 00:00:02 UTC,view,1,2053013552326770905,"a,b",x,1.00,5,s',  # quoted comma
-            "2019-11-01 00:00:02 UTC,view,1,2053013552326770905,,x,1.00,5,s,",  # trailing comma
-            "}{ not a csv line",
-            "",
-            "   ",
-        )}, bronze=3, reasons={"wrong_field_count": 4, "empty_line": 2}),
-        Case("wrong_types", "2019-11-02", {"events.csv": content(
-            *REAL,
-            BAD["bad_event_time"],
-            "2019-11-02T00:00:02Z,view,1,2053013552326770905,,x,1.00,541312140,s",
-            BAD["bad_product_id"],
-            NOT_SILENTLY_FIXED["bad_product_id"],  # " 7": not trimmed into 7
-            "2019-11-02 00:00:02 UTC,view,1,1.5,,x,1.00,541312140,s",
-            NOT_SILENTLY_FIXED["bad_price"],  # 1.005: not rounded
-            "2019-11-02 00:00:02 UTC,view,1,2053013552326770905,,x,N/A,541312140,s",
-            BAD["missing_user_session"],
-        )}, bronze=3, reasons={"bad_event_time": 2, "bad_product_id": 2, "bad_category_id": 1,
-                               "bad_price": 2, "missing_user_session": 1}),
-        Case("missing_columns", d, {**good, "export.csv": content(
-            f"{d} 00:00:01 UTC,view,7,2053013552326770905,,9.99,541312140,s-1",
-            f"{d} 00:00:02 UTC,cart,7,2053013552326770905,,9.99,541312140,s-1",
-            header=no_brand,
-        )}, bronze=3, reasons={"header_mismatch": 3},
-            notes=("export.csv: the header is not the REES46 header (missing brand)",)),
-        Case("extra_columns", d4, {"good.csv": content(*REAL, _line(d4) + ",DE"),
-                                   "export.csv": content(_line(d4) + ",DE", _line(d4) + ",FR",
-                                                         header=HEADER + ",country")},
-             bronze=3, reasons={"header_mismatch": 3, "wrong_field_count": 1},
-             notes=("export.csv: the header is not the REES46 header (unexpected country)",)),
-        Case("header_only_file", "2019-10-05", {"events.csv": content()},
-             blocking={ROWS: "0 rows (the 1 file(s) of the date hold no rows: empty or header only)",
-                       "volume_ratio": "volume ratio 0 (0 rows / median 40 of "}),
-        Case("empty_file_0_bytes", "2019-10-06", {"events.csv": b""},
-             blocking={ROWS: "0 rows (the 1 file(s) of the date hold no rows: empty or header only)",
-                       "volume_ratio": "volume ratio 0 (0 rows / median 40 of "}),
-        Case("no_folder_for_the_date", "2019-11-05", {},
-             error="ingest_events failed: no landing folder for 2019-11-05: expected {folder}/ "
-                   "holding *.csv or *.csv.gz"),
-        Case("no_csv_file_for_the_date", "2019-11-06",
-             {"events.txt": content(*REAL), ".events.csv": content(*REAL),
-              "_events.csv.gz": gz_ok},
-             error="ingest_events failed: no *.csv or *.csv.gz file for 2019-11-06 in {folder}/"),
-        Case("gzip_input", "2019-11-07", {"events.csv.gz": gz_ok, "late.csv": content(REAL[0])},
-             bronze=4, reasons={"bad_user_id": 1}),
-        Case("truncated_gzip", "2019-11-08",
-             {**good, "events.csv.gz": gzip.compress(content(*_lines("2019-11-08")))[:-40]},
-             error="ingest_events failed: {folder}/events.csv.gz is not a readable gzip file "
-                   "(EOFError: Compressed file ended before the end-of-stream marker was "
-                   "reached); deliver it again and rerun the date"),
-        Case("not_gzip_named_gz", "2019-11-09", {"events.csv.gz": content(*REAL)},
-             error="ingest_events failed: {folder}/events.csv.gz is not a readable gzip file "
-                   "(BadGzipFile: Not a gzipped file (b'ev')); deliver it again and rerun the "
-                   "date"),
-        Case("non_utf8_bytes", "2019-11-10", {"events.csv": BOM.encode() + content(
-            *REAL,
-            "2019-11-10 00:00:03 UTC,view,1,2,,br\xe9nd,1.00,5,s".encode("latin-1"),
-            b"2019-11-10 00:00:04 UTC,view,1,2,,\xff\xfe,1.00,5,s",
-        )}, bronze=3, reasons={"non_utf8": 2}),
-        Case("negative_or_absurd_prices", prices, {"events.csv": content(
-            _lines(prices, 1, price="250000.00")[0],
-            *_lines(prices)[1:],
-            _line(prices, price="-5.00"),
-            _line(prices, price="12345678901.00"),
-        )}, bronze=ROWS_PER_DAY, reasons={"bad_price": 2}, blocking={},
-            warnings={"price": "1 of 40 rows out of range (2.50%), e.g. 250000.00",
-                      "quarantine_share": "quarantine share 0.04762 (2 of 42 lines)"}),
-        Case("unknown_event_types", unknown, {"events.csv": content(
-            *_lines(unknown), *(_line(unknown, kind=k) for k in ("click", "View", "", "buy"))
-        )}, bronze=ROWS_PER_DAY, reasons={"bad_event_type": 4},
+        Case(
+            "malformed_csv_lines",
+            "2019-11-01",
+            {
+                "events.csv": content(
+                    *REAL,
+                    "2019-11-01 00:00:02 UTC,view,1,2053013552326770905,,x,1.00,541312140",  # 8 fields
+                    '2019-11-01 00:00:02 UTC,view,1,2053013552326770905,"a,b",x,1.00,5,s',  # quoted comma
+                    "2019-11-01 00:00:02 UTC,view,1,2053013552326770905,,x,1.00,5,s,",  # trailing comma
+                    "}{ not a csv line",
+                    "",
+                    "   ",
+                )
+            },
+            bronze=3,
+            reasons={"wrong_field_count": 4, "empty_line": 2},
+        ),
+        Case(
+            "wrong_types",
+            "2019-11-02",
+            {
+                "events.csv": content(
+                    *REAL,
+                    BAD["bad_event_time"],
+                    "2019-11-02T00:00:02Z,view,1,2053013552326770905,,x,1.00,541312140,s",
+                    BAD["bad_product_id"],
+                    NOT_SILENTLY_FIXED["bad_product_id"],  # " 7": not trimmed into 7
+                    "2019-11-02 00:00:02 UTC,view,1,1.5,,x,1.00,541312140,s",
+                    NOT_SILENTLY_FIXED["bad_price"],  # 1.005: not rounded
+                    "2019-11-02 00:00:02 UTC,view,1,2053013552326770905,,x,N/A,541312140,s",
+                    BAD["missing_user_session"],
+                )
+            },
+            bronze=3,
+            reasons={
+                "bad_event_time": 2,
+                "bad_product_id": 2,
+                "bad_category_id": 1,
+                "bad_price": 2,
+                "missing_user_session": 1,
+            },
+        ),
+        Case(
+            "missing_columns",
+            d,
+            {
+                **good,
+                "export.csv": content(
+                    f"{d} 00:00:01 UTC,view,7,2053013552326770905,,9.99,541312140,s-1",
+                    f"{d} 00:00:02 UTC,cart,7,2053013552326770905,,9.99,541312140,s-1",
+                    header=no_brand,
+                ),
+            },
+            bronze=3,
+            reasons={"header_mismatch": 3},
+            notes=("export.csv: the header is not the REES46 header (missing brand)",),
+        ),
+        Case(
+            "extra_columns",
+            d4,
+            {
+                "good.csv": content(*REAL, _line(d4) + ",DE"),
+                "export.csv": content(
+                    _line(d4) + ",DE", _line(d4) + ",FR", header=HEADER + ",country"
+                ),
+            },
+            bronze=3,
+            reasons={"header_mismatch": 3, "wrong_field_count": 1},
+            notes=("export.csv: the header is not the REES46 header (unexpected country)",),
+        ),
+        Case(
+            "header_only_file",
+            "2019-10-05",
+            {"events.csv": content()},
+            blocking={
+                ROWS: "0 rows (the 1 file(s) of the date hold no rows: empty or header only)",
+                "volume_ratio": "volume ratio 0 (0 rows / median 40 of ",
+            },
+        ),
+        Case(
+            "empty_file_0_bytes",
+            "2019-10-06",
+            {"events.csv": b""},
+            blocking={
+                ROWS: "0 rows (the 1 file(s) of the date hold no rows: empty or header only)",
+                "volume_ratio": "volume ratio 0 (0 rows / median 40 of ",
+            },
+        ),
+        Case(
+            "no_folder_for_the_date",
+            "2019-11-05",
+            {},
+            error="ingest_events failed: no landing folder for 2019-11-05: expected {folder}/ "
+            "holding *.csv or *.csv.gz",
+        ),
+        Case(
+            "no_csv_file_for_the_date",
+            "2019-11-06",
+            {"events.txt": content(*REAL), ".events.csv": content(*REAL), "_events.csv.gz": gz_ok},
+            error="ingest_events failed: no *.csv or *.csv.gz file for 2019-11-06 in {folder}/",
+        ),
+        Case(
+            "gzip_input",
+            "2019-11-07",
+            {"events.csv.gz": gz_ok, "late.csv": content(REAL[0])},
+            bronze=4,
+            reasons={"bad_user_id": 1},
+        ),
+        Case(
+            "truncated_gzip",
+            "2019-11-08",
+            {**good, "events.csv.gz": gzip.compress(content(*_lines("2019-11-08")))[:-40]},
+            error="ingest_events failed: {folder}/events.csv.gz is not a readable gzip file "
+            "(EOFError: Compressed file ended before the end-of-stream marker was "
+            "reached); deliver it again and rerun the date",
+        ),
+        Case(
+            "not_gzip_named_gz",
+            "2019-11-09",
+            {"events.csv.gz": content(*REAL)},
+            error="ingest_events failed: {folder}/events.csv.gz is not a readable gzip file "
+            "(BadGzipFile: Not a gzipped file (b'ev')); deliver it again and rerun the "
+            "date",
+        ),
+        Case(
+            "non_utf8_bytes",
+            "2019-11-10",
+            {
+                "events.csv": BOM.encode()
+                + content(
+                    *REAL,
+                    "2019-11-10 00:00:03 UTC,view,1,2,,br\xe9nd,1.00,5,s".encode("latin-1"),
+                    b"2019-11-10 00:00:04 UTC,view,1,2,,\xff\xfe,1.00,5,s",
+                )
+            },
+            bronze=3,
+            reasons={"non_utf8": 2},
+        ),
+        Case(
+            "negative_or_absurd_prices",
+            prices,
+            {
+                "events.csv": content(
+                    _lines(prices, 1, price="250000.00")[0],
+                    *_lines(prices)[1:],
+                    _line(prices, price="-5.00"),
+                    _line(prices, price="12345678901.00"),
+                )
+            },
+            bronze=ROWS_PER_DAY,
+            reasons={"bad_price": 2},
+            blocking={},
+            warnings={
+                "price": "1 of 40 rows out of range (2.50%), e.g. 250000.00",
+                "quarantine_share": "quarantine share 0.04762 (2 of 42 lines)",
+            },
+        ),
+        Case(
+            "unknown_event_types",
+            unknown,
+            {
+                "events.csv": content(
+                    *_lines(unknown),
+                    *(_line(unknown, kind=k) for k in ("click", "View", "", "buy")),
+                )
+            },
+            bronze=ROWS_PER_DAY,
+            reasons={"bad_event_type": 4},
             blocking={"quarantine_share": "quarantine share 0.09091 (4 of 44 lines)"},
-            warnings={"quarantine_share": "quarantine share 0.09091 (4 of 44 lines)"}),
-        Case("events_far_in_future_or_past", far, {"events.csv": content(
-            *_lines(far),
-            _line("2099-01-01"),
-            _line("1970-01-01"),
-        )}, bronze=ROWS_PER_DAY + 2, blocking={},
-            warnings={"event_time": "2 of 42 rows out of range (4.76%)"}),
-        Case("duplicated_events", dupes, {"events.csv": day_of_40, "events-again.csv": day_of_40},
-             bronze=2 * ROWS_PER_DAY, blocking={},
-             warnings={"event_time,event_type,product_id,category_id,category_code,brand,price,"
-                       "user_id,user_session": "80 of 80 rows duplicated (100.00%)"}),
-        Case("volume_spike_10x", spike, {"events.csv": content(*_lines(spike, 10 * ROWS_PER_DAY))},
-             bronze=10 * ROWS_PER_DAY,
-             blocking={"volume_ratio": "volume ratio 10 (400 rows / median 40 of 3 days)"}),
-        Case("user_id_not_a_number", "2019-11-11", {"events.csv": content(
-            *REAL,
-            *(_line("2019-11-11", user=u) for u in ("user42", "", "5.0", "-7", "1e9", "0")),
-            NOT_SILENTLY_FIXED["bad_user_id"],  # 99999999999999999999: beyond a bigint
-        )}, bronze=3, reasons={"bad_user_id": 7}),
-        Case("schema_change_renamed_column", "2019-11-12", {
-            "export.csv": content(_line("2019-11-12"), _line("2019-11-12", kind="cart"),
-                                  header=renamed),
-            # A concatenated export: the renamed header inside a good file.
-            "good.csv": content(REAL[0], renamed, REAL[1]),
-        }, bronze=2, reasons={"header_mismatch": 4},
-            notes=("export.csv: the header is not the REES46 header "
-                   "(missing price; unexpected price_usd)",)),
+            warnings={"quarantine_share": "quarantine share 0.09091 (4 of 44 lines)"},
+        ),
+        Case(
+            "events_far_in_future_or_past",
+            far,
+            {
+                "events.csv": content(
+                    *_lines(far),
+                    _line("2099-01-01"),
+                    _line("1970-01-01"),
+                )
+            },
+            bronze=ROWS_PER_DAY + 2,
+            blocking={},
+            warnings={"event_time": "2 of 42 rows out of range (4.76%)"},
+        ),
+        Case(
+            "duplicated_events",
+            dupes,
+            {"events.csv": day_of_40, "events-again.csv": day_of_40},
+            bronze=2 * ROWS_PER_DAY,
+            blocking={},
+            warnings={
+                "event_time,event_type,product_id,category_id,category_code,brand,price,"
+                "user_id,user_session": "80 of 80 rows duplicated (100.00%)"
+            },
+        ),
+        Case(
+            "volume_spike_10x",
+            spike,
+            {"events.csv": content(*_lines(spike, 10 * ROWS_PER_DAY))},
+            bronze=10 * ROWS_PER_DAY,
+            blocking={"volume_ratio": "volume ratio 10 (400 rows / median 40 of 3 days)"},
+        ),
+        Case(
+            "user_id_not_a_number",
+            "2019-11-11",
+            {
+                "events.csv": content(
+                    *REAL,
+                    *(_line("2019-11-11", user=u) for u in ("user42", "", "5.0", "-7", "1e9", "0")),
+                    NOT_SILENTLY_FIXED["bad_user_id"],  # 99999999999999999999: beyond a bigint
+                )
+            },
+            bronze=3,
+            reasons={"bad_user_id": 7},
+        ),
+        Case(
+            "schema_change_renamed_column",
+            "2019-11-12",
+            {
+                "export.csv": content(
+                    _line("2019-11-12"), _line("2019-11-12", kind="cart"), header=renamed
+                ),
+                # A concatenated export: the renamed header inside a good file.
+                "good.csv": content(REAL[0], renamed, REAL[1]),
+            },
+            bronze=2,
+            reasons={"header_mismatch": 4},
+            notes=(
+                "export.csv: the header is not the REES46 header "
+                "(missing price; unexpected price_usd)",
+            ),
+        ),
         # No other date in the 7 days before: the volume ratio is skipped.
-        Case("schema_change_reordered_columns", "2019-12-20", {"export.csv": content(
-            # product_id and user_id swapped: both integers, they would land swapped.
-            "2019-12-20 00:00:01 UTC,view,541312140,2053013552326770905,,acme,9.99,7,s-1",
-            "2019-12-20 00:00:02 UTC,cart,541312140,2053013552326770905,,acme,9.99,7,s-1",
-            header=reordered,
-        )}, reasons={"header_mismatch": 3},
-            notes=(f"export.csv: the header is not the REES46 header (columns in another "
-                   f"order: {reordered})",),
-            blocking={ROWS: "0 rows (every one of the 3 lines of the date was quarantined)",
-                      "quarantine_share": "quarantine share 1 (3 of 3 lines)"},
-            warnings={"quarantine_share": "quarantine share 1 (3 of 3 lines)"}),
-    ]  # fmt: skip
+        Case(
+            "schema_change_reordered_columns",
+            "2019-12-20",
+            {
+                "export.csv": content(
+                    # product_id and user_id swapped: both integers, they would land swapped.
+                    "2019-12-20 00:00:01 UTC,view,541312140,2053013552326770905,,acme,9.99,7,s-1",
+                    "2019-12-20 00:00:02 UTC,cart,541312140,2053013552326770905,,acme,9.99,7,s-1",
+                    header=reordered,
+                )
+            },
+            reasons={"header_mismatch": 3},
+            notes=(
+                f"export.csv: the header is not the REES46 header (columns in another "
+                f"order: {reordered})",
+            ),
+            blocking={
+                ROWS: "0 rows (every one of the 3 lines of the date was quarantined)",
+                "quarantine_share": "quarantine share 1 (3 of 3 lines)",
+            },
+            warnings={"quarantine_share": "quarantine share 1 (3 of 3 lines)"},
+        ),
+    ]
 
 
 CASES = _cases()
@@ -296,8 +449,16 @@ def _write(env, ds: str, files: dict[str, bytes]) -> str:
 
 
 def _ingest_args(env, ds: str) -> list[str]:
-    return ["--ds", ds, "--catalog", CATALOG, "--landing-dir", env["landing"],
-            "--bronze-schema", env["bronze"]]  # fmt: skip
+    return [
+        "--ds",
+        ds,
+        "--catalog",
+        CATALOG,
+        "--landing-dir",
+        env["landing"],
+        "--bronze-schema",
+        env["bronze"],
+    ]
 
 
 def _rows_of(spark, env, table: str, ds: str):
@@ -309,9 +470,22 @@ def _rows_of(spark, env, table: str, ds: str):
 
 def _validate(env, ds: str, suites=("bronze_events",)) -> tuple[dict, str]:
     output = str(env["root"] / "reports" / ds / "_".join(suites))
-    args = ["--ds", ds, "--catalog", CATALOG, "--output", output,
-            "--bronze-schema", env["bronze"], "--silver-schema", env["silver"],
-            "--monitoring-schema", env["monitoring"], "--airflow-run-id", f"test__{ds}"]  # fmt: skip
+    args = [
+        "--ds",
+        ds,
+        "--catalog",
+        CATALOG,
+        "--output",
+        output,
+        "--bronze-schema",
+        env["bronze"],
+        "--silver-schema",
+        env["silver"],
+        "--monitoring-schema",
+        env["monitoring"],
+        "--airflow-run-id",
+        f"test__{ds}",
+    ]
     for suite in suites:
         args += ["--suite", suite]
     assert validate_main(args) == 0  # failed expectations never fail the job
@@ -349,21 +523,30 @@ def test_bad_input_has_a_clear_outcome(spark, env, case, capsys):
     bronze = _rows_of(spark, env, "events", case.ds).count()
     reasons = {
         r["reason"]: r["count"]
-        for r in _rows_of(spark, env, "events_quarantine", case.ds).groupBy("reason").count().collect()
-    }  # fmt: skip
+        for r in _rows_of(spark, env, "events_quarantine", case.ds)
+        .groupBy("reason")
+        .count()
+        .collect()
+    }
     assert (bronze, reasons) == (case.bronze, case.reasons)
     assert rows_in == bronze + sum(reasons.values()), "rows in != bronze + quarantined"
     [record] = _rows_of(spark, env, BRONZE_INGEST_LOG.table, case.ds).collect()
     assert (record["rows_in"], record["bronze"], record["quarantined"]) == (
-        rows_in, bronze, sum(reasons.values()),
-    )  # fmt: skip
+        rows_in,
+        bronze,
+        sum(reasons.values()),
+    )
     assert json.loads(record["reasons"]) == case.reasons
     assert f"{case.ds}: rows in      {rows_in}\n" in out
     for note in case.notes:
         assert f"{folder}/{note}" in out
     if case.id == "non_utf8_bytes":  # the exact bytes are kept, the text stays readable
-        raw = {bytes(r["raw_bytes"]) for r in _rows_of(spark, env, "events_quarantine", case.ds)
-               .select("raw_bytes").collect()}  # fmt: skip
+        raw = {
+            bytes(r["raw_bytes"])
+            for r in _rows_of(spark, env, "events_quarantine", case.ds)
+            .select("raw_bytes")
+            .collect()
+        }
         assert b"br\xe9nd" in b"".join(raw) and b"\xff\xfe" in b"".join(raw)
 
     if case.blocking is None:
@@ -381,8 +564,10 @@ def test_bad_input_has_a_clear_outcome(spark, env, case, capsys):
     )
     counts = summary["counts"]
     assert results.count() == counts["evaluated"] + counts["skipped"]
-    failed = {(r["column"] or r["expectation"], r["severity"]): r["observed_value"]
-              for r in results.where("status = 'failed'").collect()}  # fmt: skip
+    failed = {
+        (r["column"] or r["expectation"], r["severity"]): r["observed_value"]
+        for r in results.where("status = 'failed'").collect()
+    }
     assert failed == {
         **{(k, "blocking"): v for k, v in _failures(summary["blocking_failures"]).items()},
         **{(k, "warning"): v for k, v in _failures(summary["warnings"]).items()},
@@ -417,16 +602,18 @@ def test_an_empty_day_is_reported_by_every_suite_and_reruns_identically(spark, e
     _validate(env, ds)
     assertDataFrameEqual(spark.table(table).where(F.col("ds") == F.lit(ds).cast("date")), first)
 
-    build_silver_events(spark, ds=ds, catalog=CATALOG, bronze_schema=env["bronze"],
-                        silver_schema=env["silver"])  # fmt: skip
+    build_silver_events(
+        spark, ds=ds, catalog=CATALOG, bronze_schema=env["bronze"], silver_schema=env["silver"]
+    )
     build_features(spark, start=ds, end=ds, catalog=CATALOG, silver_schema=env["silver"])
     summary, _ = _validate(env, ds, ("silver_events", "user_features"))
-    why = f"0 rows (an empty day: ingest_events landed 0 rows in bronze for {ds} (2 file(s), 0 lines in))"  # fmt: skip
+    why = f"0 rows (an empty day: ingest_events landed 0 rows in bronze for {ds} (2 file(s), 0 lines in))"
     assert summary["blocking_failures"] == [
-        {"suite": suite, "expectation": ROWS, "column": None, "observed": why,
-         "expected": expected}
-        for suite, expected in (("silver_events", ">= 1 event in the event date"),
-                                ("user_features", ">= 1 user in the feature date"))
-    ]  # fmt: skip
+        {"suite": suite, "expectation": ROWS, "column": None, "observed": why, "expected": expected}
+        for suite, expected in (
+            ("silver_events", ">= 1 event in the event date"),
+            ("user_features", ">= 1 user in the feature date"),
+        )
+    ]
     assert summary["warnings"] == []
     assert summary["counts"]["evaluated"] == 4  # columns and row count of each suite

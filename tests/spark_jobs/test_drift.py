@@ -40,9 +40,23 @@ SAME = (date(2019, 10, 1), date(2019, 10, 7))  # same distribution as the traini
 SHIFTED = (date(2019, 11, 1), date(2019, 11, 7))  # 1d and 7d window features doubled
 SMALL = (date(2019, 12, 1), date(2019, 12, 1))  # 100 rows: below --min-rows
 SHIFTED_COLUMNS = [c for c in FEATURE_COLUMNS if c.endswith(("_1d", "_7d"))]  # 26 of 43
-JSON_KEYS = {"period_start", "period_end", "status", "drift_share", "threshold", "sufficient",
-             "min_rows", "drifted_columns", "columns", "reference", "current", "scores",
-             "last_drift_retraining", "report", "table"}  # fmt: skip
+JSON_KEYS = {
+    "period_start",
+    "period_end",
+    "status",
+    "drift_share",
+    "threshold",
+    "sufficient",
+    "min_rows",
+    "drifted_columns",
+    "columns",
+    "reference",
+    "current",
+    "scores",
+    "last_drift_retraining",
+    "report",
+    "table",
+}
 
 
 def _window(spark, window, seed: int, *, shift: bool = False, users: int = USERS):
@@ -53,9 +67,10 @@ def _window(spark, window, seed: int, *, shift: bool = False, users: int = USERS
     days = (window[1] - window[0]).days + 1
     rows = spark.range(0, days * users, 1, 1).select(
         (F.col("id") % users + 1).alias("user_id"),
-        F.date_add(F.lit(window[0].isoformat()).cast("date"), (F.col("id") / users).cast("int"))
-        .alias("feature_date"),
-    )  # fmt: skip
+        F.date_add(
+            F.lit(window[0].isoformat()).cast("date"), (F.col("id") / users).cast("int")
+        ).alias("feature_date"),
+    )
     nullable = {c.name for c in USER_FEATURES.columns if c.nullable}
     values = []
     for i, column in enumerate(USER_FEATURES.columns[2:]):
@@ -71,8 +86,13 @@ def _window(spark, window, seed: int, *, shift: bool = False, users: int = USERS
 def _register_champion(experiment: str, name: str) -> tuple[str, str]:
     """A tiny model registered as ``train_models`` does: parent and candidate runs with the
     window tags, the candidate's model registered, then promoted to champion."""
-    tags = {"train_window_start": TRAIN[0].isoformat(), "train_window_end": TRAIN[1].isoformat(),
-            "logical_date": "2019-09-30", "reason": "schedule", "model_name": name}  # fmt: skip
+    tags = {
+        "train_window_start": TRAIN[0].isoformat(),
+        "train_window_end": TRAIN[1].isoformat(),
+        "logical_date": "2019-09-30",
+        "reason": "schedule",
+        "model_name": name,
+    }
     mlflow.set_experiment(experiment)
     with mlflow.start_run(run_name="propensity 2019-09-30", tags=tags):
         with mlflow.start_run(run_name="dummy", nested=True, tags=tags) as child:
@@ -106,8 +126,12 @@ def world(spark, tracking, tmp_path_factory):
     client.set_terminated(drift_run.info.run_id)
 
     # The champion scored its own training window (a backfill); the periods were scored too.
-    windows = [_window(spark, TRAIN, 1), _window(spark, SAME, 2),
-               _window(spark, SHIFTED, 3, shift=True), _window(spark, SMALL, 4, users=100)]  # fmt: skip
+    windows = [
+        _window(spark, TRAIN, 1),
+        _window(spark, SAME, 2),
+        _window(spark, SHIFTED, 3, shift=True),
+        _window(spark, SMALL, 4, users=100),
+    ]
     rows = windows[0].unionByName(windows[1]).unionByName(windows[2]).unionByName(windows[3])
     rows.select(*USER_FEATURES.names).write.format("delta").saveAsTable(f"{schema}.user_features")
     rows.where(F.col("feature_date") < F.lit(SMALL[0].isoformat()).cast("date")).select(
@@ -121,18 +145,42 @@ def world(spark, tracking, tmp_path_factory):
         F.lit("scheduled__x").alias("airflow_run_id"),
         F.col("feature_date").alias("score_date"),
     ).write.format("delta").saveAsTable(f"{schema}.propensity_scores")
-    return {"schema": schema, "experiment": experiment, "name": name, "version": version,
-            "run_id": run_id}  # fmt: skip
+    return {
+        "schema": schema,
+        "experiment": experiment,
+        "name": name,
+        "version": version,
+        "run_id": run_id,
+    }
 
 
 def _argv(world, window, output, monitoring: str, *extra: str) -> list[str]:
     # --drift-share as the DAG passes it: the environment's configured threshold.
-    return ["--start-ds", window[0].isoformat(), "--end-ds", window[1].isoformat(),
-            "--catalog", "spark_catalog", "--model-name", world["name"],
-            "--experiment", world["experiment"], "--output", str(output),
-            "--silver-schema", world["schema"], "--gold-schema", world["schema"],
-            "--monitoring-schema", monitoring, "--airflow-run-id", "scheduled__drift",
-            "--drift-share", str(LOCAL.drift_share), *extra]  # fmt: skip
+    return [
+        "--start-ds",
+        window[0].isoformat(),
+        "--end-ds",
+        window[1].isoformat(),
+        "--catalog",
+        "spark_catalog",
+        "--model-name",
+        world["name"],
+        "--experiment",
+        world["experiment"],
+        "--output",
+        str(output),
+        "--silver-schema",
+        world["schema"],
+        "--gold-schema",
+        world["schema"],
+        "--monitoring-schema",
+        monitoring,
+        "--airflow-run-id",
+        "scheduled__drift",
+        "--drift-share",
+        str(LOCAL.drift_share),
+        *extra,
+    ]
 
 
 def _config(world, window, output, monitoring: str, **options) -> DriftConfig:
@@ -187,10 +235,14 @@ def test_same_distribution_is_no_drift_and_a_rerun_replaces_the_period(
     assert summary["drifted_columns"] == [] and set(summary["columns"]) == set(FEATURE_COLUMNS)
     assert {c["stattest"] for c in summary["columns"].values()} == {"wasserstein"}
     assert summary["reference"] == {
-        "start": "2019-09-01", "end": "2019-09-07", "rows": 2100, "sampled_rows": 2100,
-        "model_name": world["name"], "model_version": world["version"],
+        "start": "2019-09-01",
+        "end": "2019-09-07",
+        "rows": 2100,
+        "sampled_rows": 2100,
+        "model_name": world["name"],
+        "model_version": world["version"],
         "run_id": world["run_id"],
-    }  # fmt: skip
+    }
     assert summary["current"] == {"rows": 2100, "sampled_rows": 2100}
     assert summary["scores"]["compared"] is True and summary["scores"]["drifted"] is False
     assert summary["last_drift_retraining"]["logical_date"] == "2019-08-15"
@@ -273,8 +325,11 @@ def test_without_a_champion_the_job_fails_naming_the_model(spark, world, schema_
 def test_scores_are_compared_only_with_the_champions_own_scores(spark, world, tmp_path):
     config = _config(world, SAME, tmp_path / "x", "unused")
     reference = champion_reference(MlflowClient(), world["name"])
-    assert (reference.start, reference.end, reference.run_id) == ("2019-09-01", "2019-09-07",
-                                                                  world["run_id"])  # fmt: skip
+    assert (reference.start, reference.end, reference.run_id) == (
+        "2019-09-01",
+        "2019-09-07",
+        world["run_id"],
+    )
     ref, cur, note = score_rows(spark, config, reference)
     assert ref.count() == cur.count() == 2100 and f"version(s) {world['version']}" in note
     other = replace(reference, version="99")  # a champion that never scored its window
@@ -298,9 +353,10 @@ def test_bad_arguments_are_refused():
 
 def test_the_driver_sample_is_bounded_and_the_same_on_every_run(spark):
     df = spark.range(5000).select(
-        F.col("id").alias("user_id"), F.lit(date(2019, 10, 1)).alias("feature_date"),
+        F.col("id").alias("user_id"),
+        F.lit(date(2019, 10, 1)).alias("feature_date"),
         (F.col("id") % 7).cast("double").alias("views_1d"),
-    )  # fmt: skip
+    )
     sample = bounded_sample(df, 400, seed=0)
     assert len(sample) == 400 and sample["user_id"].is_unique
     assert sample.equals(bounded_sample(df.repartition(3), 400, seed=0))

@@ -42,9 +42,17 @@ CONFIG = YearConfig(threshold=Environment.drift_share)  # the configured thresho
 SCENARIO_COLUMNS = {
     "price_shift": {"avg_price_viewed_1d", "avg_price_viewed_7d", "avg_price_viewed_30d"},
     "category_mix": {"avg_price_viewed_1d", "avg_price_viewed_7d", "avg_price_viewed_30d"},
-    "behaviour_change": {"carts_7d", "purchases_7d", "view_to_cart_7d", "cart_to_purchase_7d",
-                         "carts_30d", "purchases_30d", "view_to_cart_30d", "cart_to_purchase_30d"},
-}  # fmt: skip
+    "behaviour_change": {
+        "carts_7d",
+        "purchases_7d",
+        "view_to_cart_7d",
+        "cart_to_purchase_7d",
+        "carts_30d",
+        "purchases_30d",
+        "view_to_cart_30d",
+        "cart_to_purchase_30d",
+    },
+}
 
 
 @pytest.fixture(scope="module")

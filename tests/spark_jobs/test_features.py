@@ -52,31 +52,60 @@ def test_windows_count_events_by_their_age(silver_events):
         event(1, days_before(20), "view", product=3, price="30.00", session="c", category=200),
     ]
     expected = _zero_row(
-        views_1d=1, views_7d=2, views_30d=3,
-        carts_1d=1, carts_7d=1, carts_30d=1,
-        purchases_7d=1, purchases_30d=1,
-        spend_7d=Decimal("20.00"), spend_30d=Decimal("20.00"),
-        distinct_products_1d=1, distinct_products_7d=2, distinct_products_30d=3,
-        distinct_categories_1d=1, distinct_categories_7d=1, distinct_categories_30d=2,
-        distinct_brands_1d=1, distinct_brands_7d=1, distinct_brands_30d=1,
-        sessions_1d=1, sessions_7d=2, sessions_30d=3,
-        view_to_cart_1d=1.0, view_to_cart_7d=0.5, view_to_cart_30d=1 / 3,
-        cart_to_purchase_1d=0.0, cart_to_purchase_7d=1.0, cart_to_purchase_30d=1.0,
-        avg_price_viewed_1d=10.0, avg_price_viewed_7d=15.0, avg_price_viewed_30d=20.0,
-        avg_price_bought_7d=20.0, avg_price_bought_30d=20.0,
-        days_since_last_view=0, days_since_last_cart=0, days_since_last_purchase=3,
+        views_1d=1,
+        views_7d=2,
+        views_30d=3,
+        carts_1d=1,
+        carts_7d=1,
+        carts_30d=1,
+        purchases_7d=1,
+        purchases_30d=1,
+        spend_7d=Decimal("20.00"),
+        spend_30d=Decimal("20.00"),
+        distinct_products_1d=1,
+        distinct_products_7d=2,
+        distinct_products_30d=3,
+        distinct_categories_1d=1,
+        distinct_categories_7d=1,
+        distinct_categories_30d=2,
+        distinct_brands_1d=1,
+        distinct_brands_7d=1,
+        distinct_brands_30d=1,
+        sessions_1d=1,
+        sessions_7d=2,
+        sessions_30d=3,
+        view_to_cart_1d=1.0,
+        view_to_cart_7d=0.5,
+        view_to_cart_30d=1 / 3,
+        cart_to_purchase_1d=0.0,
+        cart_to_purchase_7d=1.0,
+        cart_to_purchase_30d=1.0,
+        avg_price_viewed_1d=10.0,
+        avg_price_viewed_7d=15.0,
+        avg_price_viewed_30d=20.0,
+        avg_price_bought_7d=20.0,
+        avg_price_bought_30d=20.0,
+        days_since_last_view=0,
+        days_since_last_cart=0,
+        days_since_last_purchase=3,
         tenure_days=20,
-    )  # fmt: skip
+    )
     assert _features(silver_events, rows) == {1: expected}
 
 
 def test_a_user_with_a_single_event_gets_a_row(silver_events):
     rows = [event(7, days_before(10), "view", price="5.50")]
     expected = _zero_row(
-        views_30d=1, distinct_products_30d=1, distinct_categories_30d=1, distinct_brands_30d=1,
-        sessions_30d=1, view_to_cart_30d=0.0, avg_price_viewed_30d=5.5,
-        days_since_last_view=10, tenure_days=10,
-    )  # fmt: skip
+        views_30d=1,
+        distinct_products_30d=1,
+        distinct_categories_30d=1,
+        distinct_brands_30d=1,
+        sessions_30d=1,
+        view_to_cart_30d=0.0,
+        avg_price_viewed_30d=5.5,
+        days_since_last_view=10,
+        tenure_days=10,
+    )
     assert _features(silver_events, rows) == {7: expected}
 
 
@@ -125,14 +154,26 @@ def test_an_empty_day_has_no_rows_and_the_contract_schema(silver_events):
 
 def test_a_range_equals_the_days_computed_one_by_one(silver_events):
     rows = [
-        event(u, days_before(d), kind, product=p, price=f"{5 + p}.00", session=f"s{u}{d}",
-              ingest=days_before(max(d - late, 0)))
+        event(
+            u,
+            days_before(d),
+            kind,
+            product=p,
+            price=f"{5 + p}.00",
+            session=f"s{u}{d}",
+            ingest=days_before(max(d - late, 0)),
+        )
         for u, d, kind, p, late in [
-            (1, 0, "view", 1, 0), (1, 3, "cart", 2, 0), (1, 3, "purchase", 2, 1),
-            (2, 5, "view", 3, 0), (2, 12, "view", 4, 2), (3, 1, "remove_from_cart", 5, 0),
-            (3, 35, "view", 6, 0), (4, 8, "purchase", 7, 0),
+            (1, 0, "view", 1, 0),
+            (1, 3, "cart", 2, 0),
+            (1, 3, "purchase", 2, 1),
+            (2, 5, "view", 3, 0),
+            (2, 12, "view", 4, 2),
+            (3, 1, "remove_from_cart", 5, 0),
+            (3, 35, "view", 6, 0),
+            (4, 8, "purchase", 7, 0),
         ]
-    ]  # fmt: skip
+    ]
     events = silver_events(rows)
     start, end = days_before(9), F_DATE
     bulk = compute_features(events, start.isoformat(), end.isoformat())
@@ -199,9 +240,10 @@ def test_labels_of_a_range_follow_the_definition_on_each_date(spark, silver_even
         population = {u for u, _, e, i in plain if day - 29 * d <= e <= day and i <= day}
         for user in sorted(population):
             bought = sum(
-                1 for u, kind, e, i in plain
+                1
+                for u, kind, e, i in plain
                 if u == user and kind == "purchase" and day < e <= day + h * d and i <= day + h * d
-            )  # fmt: skip
+            )
             expected.append((user, day, h, int(bought > 0), bought, day + h * d))
     ranged = compute_label_range(silver_events(rows), days[0].isoformat(), days[-1].isoformat(), h)
     assert sum(1 for row in expected if row[3]) >= 3, "the case has positives on several dates"
@@ -230,18 +272,25 @@ def test_labels_are_written_only_once_their_window_has_closed(spark, silver_even
             silver_schema=schema_name,
         )
     # Run of F+1: its label date F-6 has no features; nothing is labelled.
-    assert build_labels(spark, ds="2019-11-01", catalog=catalog, horizon_days=7,
-                        silver_schema=schema_name) is None  # fmt: skip
+    assert (
+        build_labels(
+            spark, ds="2019-11-01", catalog=catalog, horizon_days=7, silver_schema=schema_name
+        )
+        is None
+    )
     assert not spark.catalog.tableExists(f"{schema_name}.user_labels")
     # Run of F+2 with a 2-day horizon closes F's labels: user 1 bought on F+2.
-    assert build_labels(spark, ds="2019-11-02", catalog=catalog, horizon_days=2,
-                        silver_schema=schema_name) == DS  # fmt: skip
+    assert (
+        build_labels(
+            spark, ds="2019-11-02", catalog=catalog, horizon_days=2, silver_schema=schema_name
+        )
+        == DS
+    )
     labels = spark.table(f"{schema_name}.user_labels").collect()
     assert [(r["user_id"], str(r["feature_date"]), r["purchased"]) for r in labels] == [(1, DS, 1)]
     # Rerunning the features of F keeps the label; rerunning the label run changes nothing.
     build_features(spark, start=DS, end=DS, catalog=catalog, silver_schema=schema_name)
-    build_labels(spark, ds="2019-11-02", catalog=catalog, horizon_days=2,
-                 silver_schema=schema_name)  # fmt: skip
+    build_labels(spark, ds="2019-11-02", catalog=catalog, horizon_days=2, silver_schema=schema_name)
     assertDataFrameEqual(spark.table(f"{schema_name}.user_labels"), labels)
 
 
@@ -288,9 +337,15 @@ def test_kept_activity_refreshes_only_changed_event_dates_and_gives_the_events_f
     d = [days_before(n) for n in (3, 2, 1, 0)]  # d[0] < d[1] < d[2] < d[3] = F
     table = _silver_with_change_feed(spark, schema_name)
     args = {"catalog": "spark_catalog", "silver_schema": schema_name}
-    _deliver(spark, silver_events, table, [
-        event(1, d[0], "view", product=1), event(2, d[0], "cart", product=2, session="b"),
-    ])  # fmt: skip
+    _deliver(
+        spark,
+        silver_events,
+        table,
+        [
+            event(1, d[0], "view", product=1),
+            event(2, d[0], "cart", product=2, session="b"),
+        ],
+    )
     build_features(spark, start=d[0].isoformat(), end=d[0].isoformat(), **args)
     _assert_activity_and_features_follow_silver(spark, schema_name, d[0].isoformat())
 
@@ -337,8 +392,9 @@ def test_kept_activity_is_rebuilt_whole_when_the_change_feed_cannot_tell(
     silver_events([event(2, days_before(1))]).write.format("delta").mode("append").saveAsTable(name)
     assert refresh_daily_activity(spark, **args).event_dates is None
     assert "change data feed" in capsys.readouterr().out
-    assertDataFrameEqual(spark.table(f"{schema_name}.user_daily_activity"),
-                         daily_activity(spark.table(name)))  # fmt: skip
+    assertDataFrameEqual(
+        spark.table(f"{schema_name}.user_daily_activity"), daily_activity(spark.table(name))
+    )
 
     # Rows of the activity changed by hand after the refresh: its record cannot be trusted.
     activity = f"{schema_name}.user_daily_activity"

@@ -61,8 +61,9 @@ def _schema() -> str:
 
 def test_real_rows_are_typed(spark, tmp_path):
     schema = _schema()
-    counts = ingest(spark, ds=DS, catalog="spark_catalog", landing_dir=_landing(tmp_path, REAL),
-                    schema=schema)  # fmt: skip
+    counts = ingest(
+        spark, ds=DS, catalog="spark_catalog", landing_dir=_landing(tmp_path, REAL), schema=schema
+    )
     assert counts == {"files": 1, "rows_in": 3, "bronze": 3, "quarantined": 0, "reasons": {}}
     row = spark.table(f"{schema}.events").where(F.col("product_id") == 44600062).first()
     assert row["event_time"] == datetime(2019, 10, 1, 0, 0, 0)
@@ -144,8 +145,9 @@ def test_gzip_input_ingests_like_plain_csv(spark, tmp_path):
 
 def test_header_only_file_lands_nothing_and_succeeds(spark, tmp_path):
     schema = _schema()
-    counts = ingest(spark, ds=DS, catalog="spark_catalog", landing_dir=_landing(tmp_path, []),
-                    schema=schema)  # fmt: skip
+    counts = ingest(
+        spark, ds=DS, catalog="spark_catalog", landing_dir=_landing(tmp_path, []), schema=schema
+    )
     assert counts == {"files": 1, "rows_in": 0, "bronze": 0, "quarantined": 0, "reasons": {}}
 
 

@@ -28,9 +28,21 @@ TABLES = ("events", "user_daily_activity", "user_features", "user_labels")
 def landing(tmp_path_factory):
     folder = tmp_path_factory.mktemp("raw") / "landing" / "events"
     generate_main(
-        ["--start-date", DAYS[0], "--days", str(len(DAYS)), "--landing-dir", str(folder),
-         "--users", "120", "--events-per-day", "600", "--seed", "3"]
-    )  # fmt: skip
+        [
+            "--start-date",
+            DAYS[0],
+            "--days",
+            str(len(DAYS)),
+            "--landing-dir",
+            str(folder),
+            "--users",
+            "120",
+            "--events-per-day",
+            "600",
+            "--seed",
+            "3",
+        ]
+    )
     return str(folder)
 
 
@@ -44,13 +56,32 @@ def bronze(landing):
 
 
 def _silver(bronze: str, silver: str, ds: str) -> None:
-    silver_main(["--ds", ds, "--catalog", "spark_catalog", "--bronze-schema", bronze,
-                 "--silver-schema", silver])  # fmt: skip
+    silver_main(
+        [
+            "--ds",
+            ds,
+            "--catalog",
+            "spark_catalog",
+            "--bronze-schema",
+            bronze,
+            "--silver-schema",
+            silver,
+        ]
+    )
 
 
 def _features(silver: str, *range_args: str) -> None:
-    features_main([*range_args, "--catalog", "spark_catalog", "--silver-schema", silver,
-                   "--label-horizon-days", HORIZON])  # fmt: skip
+    features_main(
+        [
+            *range_args,
+            "--catalog",
+            "spark_catalog",
+            "--silver-schema",
+            silver,
+            "--label-horizon-days",
+            HORIZON,
+        ]
+    )
 
 
 def _snapshot(spark, schema: str) -> dict:
@@ -119,10 +150,20 @@ def test_the_history_load_gives_the_tables_of_the_daily_jobs(spark, landing, bro
     """One load_history job over the range = ingest + silver + features run date by date."""
     schemas = {"--bronze-schema": "history_bronze", "--silver-schema": "history_silver"}
     history_main(
-        ["--start-ds", DAYS[0], "--end-ds", DAYS[-1], "--catalog", "spark_catalog",
-         "--landing-dir", landing, "--label-horizon-days", HORIZON,
-         *[v for pair in schemas.items() for v in pair]]
-    )  # fmt: skip
+        [
+            "--start-ds",
+            DAYS[0],
+            "--end-ds",
+            DAYS[-1],
+            "--catalog",
+            "spark_catalog",
+            "--landing-dir",
+            landing,
+            "--label-horizon-days",
+            HORIZON,
+            *[v for pair in schemas.items() for v in pair],
+        ]
+    )
     for table in ("events", "events_quarantine", "events_ingest_log"):
         assertDataFrameEqual(
             spark.table(f"history_bronze.{table}"), spark.table(f"{bronze}.{table}")
@@ -141,8 +182,16 @@ def test_online_table_after_the_days_holds_each_users_latest_row(spark, sequenti
     gold = "days_gold"
     for ds in DAYS:
         run_ts = f"{date.fromisoformat(ds) + timedelta(days=1)}T00:00:00+00:00"
-        argv = ["--ds", ds, "--catalog", "spark_catalog", "--silver-schema", sequential,
-                "--gold-schema", gold]  # fmt: skip
+        argv = [
+            "--ds",
+            ds,
+            "--catalog",
+            "spark_catalog",
+            "--silver-schema",
+            sequential,
+            "--gold-schema",
+            gold,
+        ]
         online_main([*argv, "--run-ts", run_ts])
         online_main([*argv, "--check-skew"])
     online = spark.table(f"{gold}.user_features_online")

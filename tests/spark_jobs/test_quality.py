@@ -161,11 +161,22 @@ def test_summary_file_has_the_gate_keys(env, validated):
     prefix = env["root"] / "reports" / CLEAN / "_".join(ALL)
     assert json.loads(prefix.with_suffix(".json").read_text()) == summary
     assert list(summary) == [
-        "ds", "suites", "success", "blocking_failures", "warnings", "counts", "report", "table",
-    ]  # fmt: skip
+        "ds",
+        "suites",
+        "success",
+        "blocking_failures",
+        "warnings",
+        "counts",
+        "report",
+        "table",
+    ]
     assert list(summary["counts"]) == [
-        "evaluated", "passed", "blocking_failed", "warning_failed", "skipped",
-    ]  # fmt: skip
+        "evaluated",
+        "passed",
+        "blocking_failed",
+        "warning_failed",
+        "skipped",
+    ]
     assert summary["ds"] == CLEAN
     assert summary["report"] == f"{prefix}.html"
     assert summary["table"] == f"{CATALOG}.{env['monitoring']}.dq_results"
@@ -295,18 +306,26 @@ def test_report_escapes_values():
         suites=["s"],
         status="FAILED (blocking)",
         counts={"evaluated": 1},
-        rows=[dict.fromkeys(("expectation", "column", "observed", "expected"), "<b>&'")
-              | {"suite": "s", "severity": "blocking", "status": "failed"}],
-    )  # fmt: skip
+        rows=[
+            dict.fromkeys(("expectation", "column", "observed", "expected"), "<b>&'")
+            | {"suite": "s", "severity": "blocking", "status": "failed"}
+        ],
+    )
     assert "<b>" not in page and "&lt;b&gt;&amp;&#x27;" in page
 
 
 def test_missing_partition_or_table_fails_clearly(spark, env):
-    with pytest.raises(QualityError, match=rf"events has no rows for ingest_date {MISSING} "
-                       rf".*run ingest_events for {MISSING} first"):  # fmt: skip
+    with pytest.raises(
+        QualityError,
+        match=rf"events has no rows for ingest_date {MISSING} "
+        rf".*run ingest_events for {MISSING} first",
+    ):
         _run(spark, env, MISSING)
-    with pytest.raises(QualityError, match=rf"user_features has no rows for feature_date "
-                       rf"{PRICEY}: run build_user_features for {PRICEY} first"):  # fmt: skip
+    with pytest.raises(
+        QualityError,
+        match=rf"user_features has no rows for feature_date "
+        rf"{PRICEY}: run build_user_features for {PRICEY} first",
+    ):
         _run(spark, env, PRICEY, ("user_features",))
     without_silver = {**env, "silver": f"nope_{uuid.uuid4().hex[:6]}"}
     with pytest.raises(QualityError, match=r"events does not exist.*run build_silver_events"):
@@ -316,9 +335,22 @@ def test_missing_partition_or_table_fails_clearly(spark, env):
 def test_cli_ten_times_the_volume_blocks_but_exits_zero(spark, env, monkeypatch, capsys):
     monkeypatch.setenv("LOCAL_VOLUMES_ROOT", str(env["root"] / "volumes"))
     output = f"/Volumes/ecom/raw/reports/data_quality_validation/{TEN_X}/bronze_events"
-    args = ["--ds", TEN_X, "--catalog", CATALOG, "--suite", "bronze_events", "--output", output,
-            "--bronze-schema", env["bronze"], "--monitoring-schema", env["monitoring"],
-            "--airflow-run-id", "manual__x"]  # fmt: skip
+    args = [
+        "--ds",
+        TEN_X,
+        "--catalog",
+        CATALOG,
+        "--suite",
+        "bronze_events",
+        "--output",
+        output,
+        "--bronze-schema",
+        env["bronze"],
+        "--monitoring-schema",
+        env["monitoring"],
+        "--airflow-run-id",
+        "manual__x",
+    ]
     assert validate_main(args) == 0
     local = env["root"] / "volumes" / "ecom/raw/reports/data_quality_validation" / TEN_X
     summary = json.loads((local / "bronze_events.json").read_text())

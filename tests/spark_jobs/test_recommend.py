@@ -200,21 +200,28 @@ def test_purchases_to_exclude_and_relevant_items_follow_the_window(spark):
 def test_precision_and_recall_at_k_on_a_hand_made_example(spark):
     recommendations = spark.createDataFrame(
         [
-            (1, 10, 1, 0.9), (1, 11, 2, 0.8), (1, 12, 3, 0.7),
+            (1, 10, 1, 0.9),
+            (1, 11, 2, 0.8),
+            (1, 12, 3, 0.7),
             (1, 13, 4, 0.6),  # relevant but beyond k: not a hit
-            (2, 20, 1, 0.9), (2, 21, 2, 0.8), (2, 22, 3, 0.7),
+            (2, 20, 1, 0.9),
+            (2, 21, 2, 0.8),
+            (2, 22, 3, 0.7),
             (4, 40, 1, 0.9),  # no relevant product: not evaluated
         ],
         RECS,
-    )  # fmt: skip
+    )
     relevant = spark.createDataFrame(
         [
-            (1, 10), (1, 13),  # 1 hit of 2: precision 1/3, recall 1/2
-            (2, 21), (2, 22), (2, 21),  # 2 hits of 2 (a duplicate pair counts once)
+            (1, 10),
+            (1, 13),  # 1 hit of 2: precision 1/3, recall 1/2
+            (2, 21),
+            (2, 22),
+            (2, 21),  # 2 hits of 2 (a duplicate pair counts once)
             (3, 30),  # no recommendation: 0 hits
         ],
         PAIRS,
-    )  # fmt: skip
+    )
     metrics = precision_recall_at_k(recommendations, relevant, k=3)
     assert metrics == {
         "precision_at_k": pytest.approx((1 / 3 + 2 / 3 + 0) / 3),
@@ -242,12 +249,18 @@ def test_popularity_recommends_the_most_popular_products_not_excluded(spark):
     result = popularity_recommend(popular, users, k=3, exclude=exclude)
     expected = spark.createDataFrame(
         [
-            (1, 12, 1, 3.0), (1, 13, 2, 1.0), (1, 14, 3, 0.5),
-            (2, 10, 1, 6.0), (2, 11, 2, 3.0), (2, 13, 3, 1.0),
-            (9, 10, 1, 6.0), (9, 11, 2, 3.0), (9, 12, 3, 3.0),
+            (1, 12, 1, 3.0),
+            (1, 13, 2, 1.0),
+            (1, 14, 3, 0.5),
+            (2, 10, 1, 6.0),
+            (2, 11, 2, 3.0),
+            (2, 13, 3, 1.0),
+            (9, 10, 1, 6.0),
+            (9, 11, 2, 3.0),
+            (9, 12, 3, 3.0),
         ],
         RECS,
-    )  # fmt: skip
+    )
     assertDataFrameEqual(result, expected)
     assert result.schema.simpleString() == expected.schema.simpleString()
 

@@ -106,15 +106,25 @@ def test_recommender_trains_beats_popularity_and_serves_every_active_user(
     assert registry.champion(client, name).version == result["version"]
 
     recommend_for_date(
-        spark, ds=AS_OF.isoformat(), catalog="spark_catalog", model_name=name,
-        airflow_run_id="scheduled__x", silver_schema=silver, gold_schema=silver,
-    )  # fmt: skip
+        spark,
+        ds=AS_OF.isoformat(),
+        catalog="spark_catalog",
+        model_name=name,
+        airflow_run_id="scheduled__x",
+        silver_schema=silver,
+        gold_schema=silver,
+    )
     recs = spark.table(f"{silver}.recommendations")
-    per_user = {r["user_id"]: r["n"] for r in recs.groupBy("user_id").agg(F.count("*").alias("n")).collect()}  # fmt: skip
+    per_user = {
+        r["user_id"]: r["n"] for r in recs.groupBy("user_id").agg(F.count("*").alias("n")).collect()
+    }
     assert set(per_user) == set(range(1, 41)) | {99}
     assert set(per_user.values()) == {10}
     assert recs.where("user_id = 1 AND product_id = 100").count() == 0  # bought: excluded
-    aliases = {r["user_id"]: r["model_alias"] for r in recs.select("user_id", "model_alias").distinct().collect()}  # fmt: skip
+    aliases = {
+        r["user_id"]: r["model_alias"]
+        for r in recs.select("user_id", "model_alias").distinct().collect()
+    }
     assert aliases[99] == FALLBACK_ALIAS
     assert {aliases[u] for u in range(1, 41)} == {"champion"}
     lineage = recs.select(

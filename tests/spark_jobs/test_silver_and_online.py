@@ -85,8 +85,13 @@ def test_silver_holds_each_event_once_in_its_event_date_partition(spark, loaded)
         ("s-d", "purchase", D3, D3),
         ("s-l", "view", D1, D3),  # late: its own event date, delivered on day 3
     ]
-    assert silver.where(F.col("category_code") == "tv.big").select("category_l1").distinct(
-    ).collect()[0][0] == "tv"  # fmt: skip
+    assert (
+        silver.where(F.col("category_code") == "tv.big")
+        .select("category_l1")
+        .distinct()
+        .collect()[0][0]
+        == "tv"
+    )
 
 
 def test_silver_rerun_changes_nothing_and_any_order_gives_the_same_table(
@@ -176,9 +181,7 @@ def test_a_table_gains_only_declared_additive_columns(spark, schema_name):
     ensure_table(spark, v2, CATALOG)
     assert spark.table(name).columns == ["user_id", "score"]
     assert spark.table(name).collect()[0].asDict() == {"user_id": 1, "score": None}
-    undeclared = Contract(
-        schema_name, "t", (*v2.columns, Column("region", "string")), "test"
-    )  # fmt: skip
+    undeclared = Contract(schema_name, "t", (*v2.columns, Column("region", "string")), "test")
     with pytest.raises(SchemaContractError, match="column 'region' is missing from table"):
         ensure_table(spark, undeclared, CATALOG)
     retyped = Contract(schema_name, "t", (Column("user_id", "string"), v2.columns[1]), "test")

@@ -193,22 +193,30 @@ def test_the_rollback_command_is_safe_to_repeat_and_refuses_bad_input(tracking):
         registry.record_decision(client, name, version, promote=True, reason=f"seed {seed}")
         versions.append(version)
     v1, v2 = versions
-    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow.get_tracking_uri(),
-           "PYTHONPATH": str(SPARK_JOBS)}  # fmt: skip
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": mlflow.get_tracking_uri(),
+        "PYTHONPATH": str(SPARK_JOBS),
+    }
 
     def command(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [sys.executable, str(SPARK_JOBS / "rollback_champion.py"), "--model-name", name,
-             *args], env=env, capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
+            [sys.executable, str(SPARK_JOBS / "rollback_champion.py"), "--model-name", name, *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     for _ in range(2):  # the second run is a retry: nothing more moves
         done = command("--from-version", v2)
         assert done.returncode == 0, done.stderr
         assert f"champion is v{v1} (rolled back from v{v2})" in done.stdout
     assert registry.champion(client, name).version == v1
-    for args, message in ((("--to-version", "99"), "has no version 99"),
-                          (("--from-version", "99"), f"is v{v1}, not v99: it moved")):  # fmt: skip
+    for args, message in (
+        (("--to-version", "99"), "has no version 99"),
+        (("--from-version", "99"), f"is v{v1}, not v99: it moved"),
+    ):
         refused = command(*args)
         assert refused.returncode != 0
         assert "rollback_champion failed:" in refused.stderr and message in refused.stderr
@@ -230,9 +238,18 @@ def _feature_tables(spark, schema: str, as_of: str, users: int = 300) -> None:
         x.insert(0, "feature_date", day)
         x.insert(0, "user_id", np.arange(users, dtype="int64") + 1000)
         frames.append(x)
-        labels.append(pd.DataFrame({"user_id": x["user_id"], "feature_date": day,
-                                    "horizon_days": 7, "purchased": y, "purchases": y,
-                                    "labelled_on": day + timedelta(days=7)}))  # fmt: skip
+        labels.append(
+            pd.DataFrame(
+                {
+                    "user_id": x["user_id"],
+                    "feature_date": day,
+                    "horizon_days": 7,
+                    "purchased": y,
+                    "purchases": y,
+                    "labelled_on": day + timedelta(days=7),
+                }
+            )
+        )
     features = pd.concat(frames, ignore_index=True)
     typed = spark.createDataFrame(features).select(
         *(F.col(c.name).cast(c.type) for c in USER_FEATURES.columns)
@@ -268,8 +285,9 @@ def test_training_tracks_registers_promotes_and_serving_scores_with_lineage(
 ):
     _feature_tables(spark, schema_name, AS_OF)
     windows = training.Windows.build(AS_OF, 7, 10, 5)
-    validation = _ground_truth(spark, schema_name, *map(str, windows.validation),
-                               tmp_path / "users.csv")  # fmt: skip
+    validation = _ground_truth(
+        spark, schema_name, *map(str, windows.validation), tmp_path / "users.csv"
+    )
     name = _model_name()
     config = TrainingConfig(
         model_name=name,
@@ -292,9 +310,16 @@ def test_training_tracks_registers_promotes_and_serving_scores_with_lineage(
     assert parent.data.tags["validation_window_end"] == "2019-11-23"
     assert parent.data.tags[f"delta_version.spark_catalog.{schema_name}.user_features"] == "0"
     assert parent.data.tags["airflow_run_id"] == "manual__test"
-    assert {k: parent.data.tags[k] for k in ("git_commit", "logical_date", "as_of", "reason",
-            "drift_summary")} == {"git_commit": "abc123", "logical_date": "2019-12-05",
-            "as_of": AS_OF, "reason": "drift", "drift_summary": config.drift_summary}  # fmt: skip
+    assert {
+        k: parent.data.tags[k]
+        for k in ("git_commit", "logical_date", "as_of", "reason", "drift_summary")
+    } == {
+        "git_commit": "abc123",
+        "logical_date": "2019-12-05",
+        "as_of": AS_OF,
+        "reason": "drift",
+        "drift_summary": config.drift_summary,
+    }
     # The oracle: the true propensity's AUC on the same validation rows (all of them: 5 days x
     # 300 users = max_rows), and the share of its lift the serving model captures.
     metrics = parent.data.metrics
@@ -312,11 +337,19 @@ def test_training_tracks_registers_promotes_and_serving_scores_with_lineage(
     )
     assert sorted(c.info.run_name for c in children) == ["logistic_regression", "random_forest"]
     for child in children:
-        assert {"roc_auc", "pr_auc", "log_loss", "brier_score", "calibration_error",
-                "lift_top_decile"} <= set(child.data.metrics)  # fmt: skip
+        assert {
+            "roc_auc",
+            "pr_auc",
+            "log_loss",
+            "brier_score",
+            "calibration_error",
+            "lift_top_decile",
+        } <= set(child.data.metrics)
         plots = {a.path for a in client.list_artifacts(child.info.run_id, "plots")}
-        assert plots == {f"plots/{p}.png" for p in
-                         ("roc", "precision_recall", "calibration", "feature_importance")}  # fmt: skip
+        assert plots == {
+            f"plots/{p}.png"
+            for p in ("roc", "precision_recall", "calibration", "feature_importance")
+        }
     # The registered model carries its signature (every feature in, one probability out) and
     # an input example that the loaded model scores.
     info = mlflow.models.get_model_info(f"models:/{name}/{result['version']}")
@@ -331,8 +364,19 @@ def test_training_tracks_registers_promotes_and_serving_scores_with_lineage(
     score_users(spark, airflow_run_id="scheduled__x", **args)
     scores = spark.table(f"{schema_name}.propensity_scores")
     assert scores.count() == 300
-    lineage = scores.select("model_name", "model_version", "model_alias", "feature_date",
-                            "logical_date", "airflow_run_id", "score_date").distinct().collect()  # fmt: skip
+    lineage = (
+        scores.select(
+            "model_name",
+            "model_version",
+            "model_alias",
+            "feature_date",
+            "logical_date",
+            "airflow_run_id",
+            "score_date",
+        )
+        .distinct()
+        .collect()
+    )
     assert [tuple(map(str, r)) for r in lineage] == [
         (name, result["version"], "champion", AS_OF, AS_OF, "scheduled__x", AS_OF)
     ]
@@ -350,5 +394,6 @@ def test_training_tracks_registers_promotes_and_serving_scores_with_lineage(
 
 def test_serving_without_a_champion_fails_telling_what_to_run(spark, tracking):
     with pytest.raises(registry.RegistryError, match="run the model_training DAG first"):
-        score_users(spark, ds=AS_OF, catalog="spark_catalog", model_name=_model_name(),
-                    airflow_run_id="x")  # fmt: skip
+        score_users(
+            spark, ds=AS_OF, catalog="spark_catalog", model_name=_model_name(), airflow_run_id="x"
+        )

@@ -46,11 +46,16 @@ DRIFT = {"decision": "trigger_retraining", "detail": "drift share 0.77 >= 0.1"}
 
 def _training(reason: str, decision: str, as_of: str, **metrics: float) -> dict:
     return {
-        "tags": {"reason": reason, "decision": decision, "as_of": as_of,
-                 "decision_reason": f"{decision} by the rule", "challenger_version": "1",
-                 "champion_after": "1"},
+        "tags": {
+            "reason": reason,
+            "decision": decision,
+            "as_of": as_of,
+            "decision_reason": f"{decision} by the rule",
+            "challenger_version": "1",
+            "champion_after": "1",
+        },
         "metrics": {"challenger_roc_auc": 0.8, **metrics},
-    }  # fmt: skip
+    }
 
 
 def _checks(decision: dict, trainings: list[dict]) -> dict[str, tuple[bool, bool]]:
@@ -70,18 +75,30 @@ def test_the_whole_story_passes_every_check():
 @pytest.mark.parametrize(
     ("decision", "trainings", "missed"),
     [
-        ({"decision": "skip_retraining", "detail": "below threshold"},
-         [_training("schedule", "promoted", "2026-10-07")],
-         {"the drift check found the drift and chose retraining",
-          "a retraining with reason=drift ran"}),
-        (DRIFT, [_training("schedule", "promoted", "2026-10-07")],
-         {"a retraining with reason=drift ran"}),
+        (
+            {"decision": "skip_retraining", "detail": "below threshold"},
+            [_training("schedule", "promoted", "2026-10-07")],
+            {
+                "the drift check found the drift and chose retraining",
+                "a retraining with reason=drift ran",
+            },
+        ),
+        (
+            DRIFT,
+            [_training("schedule", "promoted", "2026-10-07")],
+            {"a retraining with reason=drift ran"},
+        ),
         (DRIFT, [], {"a first champion before the drift", "a retraining with reason=drift ran"}),
-        (DRIFT, [_training("schedule", "kept", "2026-10-07"),
-                 _training("drift", "promoted", "2026-10-31")],
-         {"a first champion before the drift"}),
+        (
+            DRIFT,
+            [
+                _training("schedule", "kept", "2026-10-07"),
+                _training("drift", "promoted", "2026-10-31"),
+            ],
+            {"a first champion before the drift"},
+        ),
     ],
-)  # fmt: skip
+)
 def test_a_missing_step_fails_the_run_and_is_named(decision, trainings, missed, capsys):
     checks = story_checks(decision, trainings)
     assert {c.name for c in checks if not c.ok and c.required} == missed
@@ -103,10 +120,12 @@ def test_a_kept_champion_and_a_low_lift_are_reported_not_failed(capsys):
 
 
 def test_every_training_is_a_line_with_its_figures(capsys):
-    print_trainings([
-        _training("schedule", "promoted", "2026-10-07", baseline_roc_auc=0.61),
-        _training("drift", "promoted", "2026-10-31", champion_roc_auc=0.79, lift_capture=1.1),
-    ])  # fmt: skip
+    print_trainings(
+        [
+            _training("schedule", "promoted", "2026-10-07", baseline_roc_auc=0.61),
+            _training("drift", "promoted", "2026-10-31", champion_roc_auc=0.79, lift_capture=1.1),
+        ]
+    )
     lines = capsys.readouterr().out.splitlines()
     first = next(line for line in lines if line.lstrip().startswith("2026-10-07"))
     second = next(line for line in lines if line.lstrip().startswith("2026-10-31"))
@@ -117,12 +136,22 @@ def test_every_training_is_a_line_with_its_figures(capsys):
 @pytest.mark.parametrize(("decision", "expected"), [("promoted", 0.020), ("kept", 0.018)])
 def test_the_quality_bars_are_the_serving_models(decision, expected):
     summary = {
-        "metrics": {"challenger_roc_auc": 0.83, "champion_after_roc_auc": 0.81,
-                    "oracle_roc_auc": 0.79, "baseline_roc_auc": 0.60, "lift_capture": 1.07},
-        "recommender": {"tags": {"decision": decision},
-                        "metrics": {"precision_at_10": 0.020, "champion_precision_at_10": 0.018,
-                                    "popularity_precision_at_10": 0.013}},
-    }  # fmt: skip
+        "metrics": {
+            "challenger_roc_auc": 0.83,
+            "champion_after_roc_auc": 0.81,
+            "oracle_roc_auc": 0.79,
+            "baseline_roc_auc": 0.60,
+            "lift_capture": 1.07,
+        },
+        "recommender": {
+            "tags": {"decision": decision},
+            "metrics": {
+                "precision_at_10": 0.020,
+                "champion_precision_at_10": 0.018,
+                "popularity_precision_at_10": 0.013,
+            },
+        },
+    }
     bars = quality_bars(summary)
     assert bars["champion_roc_auc"] == 0.81  # the model serving after the decision
     assert bars["als_precision_at_10"] == expected
