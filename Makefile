@@ -10,10 +10,10 @@ export PYTHONPATH := $(CURDIR)/include:$(CURDIR)/plugins
 .PHONY: setup class-archive run test test-fast up down status lint format bench docs payloads lock clean
 
 setup:
-	@tools/setup.sh
+	@setup/setup.sh
 
 run: setup
-	@$(PY) -m tools.run_system $(ARGS)
+	@$(PY) -m local.story $(ARGS)
 
 # PYTEST_WORKERS=N runs the suite on N pytest-xdist workers (each test file whole on one worker,
 # the e2e folder on one; tests/conftest.py); PYTEST_WORKERS=0 runs it in one process. The
@@ -27,9 +27,9 @@ XDIST := $(if $(filter-out 0,$(PYTEST_WORKERS)),-n $(PYTEST_WORKERS) --dist load
 
 # The tests' Spark JVMs map a class-data-sharing archive of Spark's classes, built here once
 # (about 80 s; then under a second) and rebuilt when the JDK or the jars change
-# (local_workspace/class_archive.py).
+# (local/spark/class_archive.py).
 class-archive: setup
-	@$(PY) -m local_workspace.class_archive
+	@$(PY) -m local.spark.class_archive
 
 test: class-archive
 	@$(PY) -m pytest $(XDIST) $(PYTEST_ARGS)
@@ -38,13 +38,13 @@ test-fast: class-archive
 	@$(PY) -m pytest $(XDIST) -m "not e2e" $(PYTEST_ARGS)
 
 up: setup
-	@$(PY) -m tools.stack up
+	@$(PY) -m local.stack up
 
 down:
-	@$(PY) -m tools.stack down
+	@$(PY) -m local.stack down
 
 status:
-	@$(PY) -m tools.stack status
+	@$(PY) -m local.stack status
 
 lint: setup
 	@$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
@@ -58,11 +58,11 @@ bench: setup
 # Render every runs/submit body of ENV (dev, prod) into .local/payloads/<env>/ and validate it
 # against the Jobs API: `make payloads ENV=prod ARGS="--git-ref v1.4.0"`.
 payloads: setup
-	@$(PY) -m tools.payloads render $(if $(ENV),--env $(ENV)) $(ARGS)
+	@$(PY) -m deploy.payloads render $(if $(ENV),--env $(ENV)) $(ARGS)
 
 # The architecture diagram: docs/architecture.dot from the code, rendered to SVG by Graphviz.
 docs: setup
-	@$(PY) -m tools.architecture
+	@$(PY) -m local.docs.architecture
 	@command -v dot >/dev/null 2>&1 || { echo "make docs: Graphviz's 'dot' is not installed, so docs/architecture.svg was not rendered; install Graphviz (Debian/Ubuntu: apt-get install graphviz, macOS: brew install graphviz) and run make docs again" >&2; exit 1; }
 	@dot -Tsvg docs/architecture.dot -o docs/architecture.svg && echo "rendered docs/architecture.svg"
 

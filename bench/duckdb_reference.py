@@ -112,9 +112,9 @@ def parquet_source(files: list[str]) -> str:
 
 def feature_sql(source: str, feature_date: str) -> str:
     """The feature rows of ``feature_date`` from the silver events in ``source`` (SQL)."""
-    from clickstream.contracts import RECENCY_FEATURES, WINDOWS
-    from clickstream.features import HORIZON_DAYS
-    from clickstream.schema import parse_ds
+    from clickstream.core.contracts import RECENCY_FEATURES, WINDOWS
+    from clickstream.core.schema import parse_ds
+    from clickstream.pipeline.features import HORIZON_DAYS
 
     f = date.fromisoformat(parse_ds(feature_date))
     first = f - timedelta(days=HORIZON_DAYS - 1)
@@ -201,7 +201,7 @@ def side_by_side(spark, root: Path, factor: int, repeats: int) -> tuple[Figure, 
     import duckdb
 
     from bench.feature_pipeline import START, _days, _land, write_features_from_events
-    from clickstream.contracts import SILVER_EVENTS
+    from clickstream.core.contracts import SILVER_EVENTS
 
     volume = EVENTS_PER_DAY * factor
     schema = f"duck{factor}"

@@ -29,7 +29,7 @@ START = date(2019, 10, 1)
 
 
 def _session(state: Path):
-    from local_workspace.spark_runtime import LocalLayout, build_session
+    from local.spark.runtime import LocalLayout, build_session
 
     return build_session(LocalLayout(state=state))
 
@@ -41,8 +41,8 @@ def _days(n: int, start: date = START) -> list[str]:
 def write_features_from_events(spark, schema: str, start: str, end: str) -> None:
     """The feature rows of [start, end] computed from silver's events, without the kept daily
     activity (the feature job before it), written as ``build_features`` writes them."""
-    from clickstream.contracts import USER_FEATURES, write_partition
-    from clickstream.features import _range_predicate, compute_features
+    from clickstream.core.contracts import USER_FEATURES, write_partition
+    from clickstream.pipeline.features import _range_predicate, compute_features
 
     events = spark.table(f"{CATALOG}.{schema}.events")
     write_partition(
@@ -79,9 +79,9 @@ def _load(spark, landing: Path, days: list[str], schema: str, bulk: bool = False
     """Ingest and merge the landed ``days`` into ``<schema>_bronze`` / ``<schema>``: day by
     day, as the daily runs leave the tables, or with ``bulk`` in one range as the first load of
     history (``load_history.py``) does, which a test checks gives the same tables."""
-    from clickstream.history import silver_range
-    from clickstream.ingest import ingest, ingest_range
-    from clickstream.silver import build_silver_events
+    from clickstream.pipeline.history import silver_range
+    from clickstream.pipeline.ingest import ingest, ingest_range
+    from clickstream.pipeline.silver import build_silver_events
 
     if bulk:
         ingest_range(
@@ -140,7 +140,7 @@ def _daily_runs(
     it runs after the day's data arrived, refresh of the kept activity included. The job as it
     was before the kept activity (from the events) is timed on the same day, the two taking
     turns; ``with_naive`` adds a full recompute of every feature date from all the events."""
-    from clickstream.features import build_features
+    from clickstream.pipeline.features import build_features
 
     repeats += repeats % 2  # an even number of turns for the before/after pair
     days = _days(max(histories) + repeats)
@@ -233,7 +233,7 @@ def incremental(spark, root: Path, repeats: int, events_per_day: int) -> tuple[l
 def scaling(spark, root: Path, repeats: int, events_per_day: int) -> tuple[list, list]:
     """One day of the pipeline (ingest, silver MERGE, daily features) after a week of history,
     at 1x, 4x and 16x events per day; each repeat is the next new day."""
-    from clickstream.features import build_features
+    from clickstream.pipeline.features import build_features
 
     figures = {}
     for factor in (1, 4, 16):

@@ -13,9 +13,9 @@ from datetime import timedelta
 from pathlib import Path
 
 from bench.common import Comparison, Figure
-from local_workspace.testing import running_workspace
+from local.workspace.process import running_workspace
 
-JOB = "spark_jobs/examples/trivial_spark.py"
+JOB = "local/jobs/trivial_spark.py"
 
 
 def _timed_run(client) -> float:

@@ -77,8 +77,8 @@ def _model_uri(root: Path) -> str:
     import numpy as np
     import pandas as pd
 
-    from clickstream import training
-    from clickstream.contracts import FEATURE_COLUMNS
+    from clickstream.core.contracts import FEATURE_COLUMNS
+    from clickstream.models.propensity import model as training
 
     mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
     mlflow.create_experiment("bench", artifact_location=str(root / "artifacts"))
@@ -101,7 +101,7 @@ def _spark_udf_score(spark, users, model_uri: str):
     import mlflow.pyfunc
     from pyspark.sql import functions as F
 
-    from clickstream.contracts import FEATURE_COLUMNS
+    from clickstream.core.contracts import FEATURE_COLUMNS
 
     predict = mlflow.pyfunc.spark_udf(
         spark, model_uri, result_type="array<double>", env_manager="local"
@@ -114,9 +114,9 @@ def run(repeats: int = 1, sizes: tuple[int, ...] = SIZES) -> tuple[list, list]:
     from pyspark.sql import functions as F
 
     from bench.feature_pipeline import _session
-    from clickstream import training
-    from clickstream.contracts import FEATURE_COLUMNS
-    from clickstream.serving import score
+    from clickstream.core.contracts import FEATURE_COLUMNS
+    from clickstream.models.propensity import model as training
+    from clickstream.models.propensity.serving import score
 
     # The executors in JVMs of their own (Spark's local-cluster mode), as on a real cluster: in
     # local[*] mode they share the driver's JVM, whose memory would then count their work too.

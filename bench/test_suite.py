@@ -1,6 +1,6 @@
 """Benchmark 7: the test suite's wall time, the CI budget.
 
-Reads what the last test session recorded (``tests/timing.py`` writes
+Reads what the last test session recorded (``tests/support/timing.py`` writes
 ``.local/test-timings/last.json`` after every ``make test``), so the 20-odd minutes of the
 suite are not spent twice; ``--run-tests`` (``make bench ARGS="--only test_suite --run-tests"``)
 runs ``make test`` first. Only a session of the whole suite (no selection) counts. Target:
@@ -14,7 +14,7 @@ import subprocess
 from pathlib import Path
 
 from bench.common import Figure, Target
-from tests.timing import is_selection
+from tests.support.timing import is_selection
 
 ROOT = Path(__file__).resolve().parent.parent
 TIMINGS = ROOT / ".local" / "test-timings" / "last.json"

@@ -34,7 +34,7 @@ Great Expectations: `wait_for_landing_files` -> `ingest_events` -> `validate_bro
   link of `upload_bronze_events_report` opens the full page. The downstream DAGs of that date
   do not run. **Warning** expectations (prices out of range, late events, duplicates) are
   listed in the log and the report but let the day through. Fix the input (or accept it and
-  change the threshold in `spark_jobs/clickstream/quality.py`), then clear `ingest_events`
+  change the threshold in `spark_jobs/clickstream/quality/suite.py`), then clear `ingest_events`
   with its downstream tasks.
 
 **Rerun one date.** Clear the task for that date in the grid (or

@@ -7,11 +7,11 @@ WORKDIR /opt/ecom
 COPY requirements.txt constraints.txt ./
 COPY spark_jobs/requirements.txt spark_jobs/requirements.txt
 RUN pip install --no-cache-dir -r spark_jobs/requirements.txt -r requirements.txt -c constraints.txt
-COPY tools/jars/pom.xml tools/jars/pom.xml
+COPY setup/jars/pom.xml setup/jars/pom.xml
 # Delta jars fetched at build time, never when a Spark session starts.
-RUN mvn -q -B -f tools/jars/pom.xml dependency:copy-dependencies -DincludeScope=runtime \
+RUN mvn -q -B -f setup/jars/pom.xml dependency:copy-dependencies -DincludeScope=runtime \
       -DincludeGroupIds=io.delta,io.unitycatalog -DoutputDirectory=/opt/ecom/jars \
  && rm -rf /root/.m2 && apt-get purge -y maven && apt-get autoremove -y
 ENV ECOM_JARS_DIR=/opt/ecom/jars ECOM_LOCAL_DIR=/data
-COPY local_workspace local_workspace
+COPY local local
 COPY spark_jobs spark_jobs

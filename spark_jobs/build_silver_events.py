@@ -14,8 +14,8 @@ import sys
 
 from pyspark.sql import SparkSession
 
-from clickstream.jobs import expected_failures, parse_arguments, parser
-from clickstream.silver import build_silver_events
+from clickstream.core.jobs import expected_failures, parse_arguments, parser
+from clickstream.pipeline.silver import build_silver_events
 
 
 def main(argv: list[str] | None = None) -> int:

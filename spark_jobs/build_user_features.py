@@ -18,8 +18,8 @@ import sys
 
 from pyspark.sql import SparkSession
 
-from clickstream.features import build_feature_range
-from clickstream.jobs import expected_failures, parse_arguments, parser
+from clickstream.core.jobs import expected_failures, parse_arguments, parser
+from clickstream.pipeline.features import build_feature_range
 
 
 def main(argv: list[str] | None = None) -> int:

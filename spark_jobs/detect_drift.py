@@ -23,8 +23,8 @@ import sys
 
 from pyspark.sql import SparkSession
 
-from clickstream.drift import DriftConfig, detect_drift
-from clickstream.jobs import expected_failures, parse_arguments, parser
+from clickstream.core.jobs import expected_failures, parse_arguments, parser
+from clickstream.monitoring.drift import DriftConfig, detect_drift
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,8 +26,9 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
-from clickstream.schema import parse_ds
-from clickstream.synthetic import (
+from clickstream.core.schema import parse_ds
+from clickstream.core.volumes import local_path
+from clickstream.sources.synthetic import (
     DRIFT_SCENARIOS,
     Drift,
     build_world,
@@ -35,7 +36,6 @@ from clickstream.synthetic import (
     ground_truth_csv,
     to_csv,
 )
-from clickstream.volumes import local_path
 
 
 def _write(path: Path, content: bytes) -> None:

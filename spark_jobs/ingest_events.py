@@ -21,9 +21,9 @@ from datetime import datetime
 
 from pyspark.sql import SparkSession
 
-from clickstream.ingest import ingest
-from clickstream.jobs import expected_failures, parse_arguments
-from clickstream.jobs import parser as job_parser
+from clickstream.core.jobs import expected_failures, parse_arguments
+from clickstream.core.jobs import parser as job_parser
+from clickstream.pipeline.ingest import ingest
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -21,11 +21,11 @@ import time
 
 from pyspark.sql import SparkSession
 
-from clickstream.features import build_feature_range
-from clickstream.history import silver_range
-from clickstream.ingest import ingest_range
-from clickstream.jobs import expected_failures, parse_arguments, parser
-from clickstream.schema import date_range
+from clickstream.core.jobs import expected_failures, parse_arguments, parser
+from clickstream.core.schema import date_range
+from clickstream.pipeline.features import build_feature_range
+from clickstream.pipeline.history import silver_range
+from clickstream.pipeline.ingest import ingest_range
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,8 +16,8 @@ import sys
 
 from pyspark.sql import SparkSession
 
-from clickstream.jobs import expected_failures, parse_arguments, parser
-from clickstream.online import check_skew, publish_online
+from clickstream.core.jobs import expected_failures, parse_arguments, parser
+from clickstream.pipeline.online import check_skew, publish_online
 
 
 def main(argv: list[str] | None = None) -> int:

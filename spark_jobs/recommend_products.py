@@ -14,8 +14,8 @@ import sys
 
 from pyspark.sql import SparkSession
 
-from clickstream.jobs import expected_failures, parse_arguments, parser
-from clickstream.recommender import recommend_for_date
+from clickstream.core.jobs import expected_failures, parse_arguments, parser
+from clickstream.models.recommender.training import recommend_for_date
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,8 +17,8 @@ import sys
 
 from mlflow import MlflowClient
 
-from clickstream.jobs import expected_failures, parser
-from clickstream.registry import rollback
+from clickstream.core.jobs import expected_failures, parser
+from clickstream.models.registry import rollback
 
 
 def main(argv: list[str] | None = None) -> int:

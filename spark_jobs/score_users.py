@@ -15,8 +15,8 @@ import sys
 
 from pyspark.sql import SparkSession
 
-from clickstream.jobs import expected_failures, parse_arguments, parser
-from clickstream.serving import score_users
+from clickstream.core.jobs import expected_failures, parse_arguments, parser
+from clickstream.models.propensity.serving import score_users
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,9 +23,9 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from clickstream.jobs import expected_failures, parse_arguments, parser
-from clickstream.propensity import TrainingConfig, train_propensity
-from clickstream.training import Windows
+from clickstream.core.jobs import expected_failures, parse_arguments, parser
+from clickstream.models.propensity.model import Windows
+from clickstream.models.propensity.training import TrainingConfig, train_propensity
 
 
 def _git_commit(given: str) -> str:

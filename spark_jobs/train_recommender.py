@@ -15,8 +15,8 @@ import sys
 
 from pyspark.sql import SparkSession
 
-from clickstream.jobs import expected_failures, parse_arguments, parser
-from clickstream.recommender import RecommenderConfig, train_recommender
+from clickstream.core.jobs import expected_failures, parse_arguments, parser
+from clickstream.models.recommender.training import RecommenderConfig, train_recommender
 
 
 def main(argv: list[str] | None = None) -> int:

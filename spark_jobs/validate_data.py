@@ -28,9 +28,9 @@ import sys
 
 from pyspark.sql import SparkSession
 
-from clickstream.jobs import expected_failures, parse_arguments
-from clickstream.jobs import parser as job_parser
-from clickstream.quality import (
+from clickstream.core.jobs import expected_failures, parse_arguments
+from clickstream.core.jobs import parser as job_parser
+from clickstream.quality.suite import (
     LATE_TOLERANCE_HOURS,
     SUITES,
     VOLUME_LOOKBACK_DAYS,

@@ -57,7 +57,7 @@ os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = (
 # 52.0 s -> 38.7 s for eight warm pipeline days with the interpreter. `make run` and the
 # benchmarks keep the defaults. Set LOCAL_SPARK_CONF / LOCAL_SPARK_SHUFFLE_PARTITIONS to override.
 # One gap of the interpreter: `spark.catalog.listTables` fails (EXPRESSION_DECODING_FAILED); list
-# a schema's tables with `SHOW TABLES IN <schema>` (tests/reliability/helpers.py).
+# a schema's tables with `SHOW TABLES IN <schema>` (tests/support/reliability.py).
 TEST_SPARK_CONF = (
     "spark.sql.codegen.wholeStage=false spark.sql.codegen.factoryMode=NO_CODEGEN "
     "spark.databricks.delta.snapshotPartitions=1"
@@ -67,9 +67,9 @@ os.environ.setdefault("LOCAL_SPARK_SHUFFLE_PARTITIONS", "1")
 # Every Spark JVM the tests start (each worker's session, the workspaces' warm
 # drivers, cold job processes, the e2e stack) maps the class-data-sharing archive `make test`
 # builds, instead of loading and verifying Spark's classes itself: 27% off a file that starts a
-# dozen drivers (local_workspace/class_archive.py, docs/performance.md). Without a current
+# dozen drivers (local/spark/class_archive.py, docs/performance.md). Without a current
 # archive (pytest run directly on a fresh checkout) the JVMs start as usual.
-from local_workspace.class_archive import ARCHIVE, ARCHIVE_ENV, current  # noqa: E402
+from local.spark.class_archive import ARCHIVE, ARCHIVE_ENV, current  # noqa: E402
 
 if ARCHIVE_ENV not in os.environ and current(ARCHIVE):
     os.environ[ARCHIVE_ENV] = str(ARCHIVE)
@@ -84,7 +84,7 @@ def session_dir() -> Path:
 @pytest.fixture(scope="session")
 def local_layout(session_dir):
     """A LocalLayout whose warehouse and volumes live in the session's temporary folder."""
-    from local_workspace.spark_runtime import LocalLayout
+    from local.spark.runtime import LocalLayout
 
     return LocalLayout(state=session_dir / "state")
 
@@ -117,7 +117,7 @@ def spark_codegen(spark):
 @pytest.fixture(scope="session")
 def spark(local_layout):
     """One local SparkSession with Delta for the whole test session."""
-    from local_workspace.spark_runtime import build_session
+    from local.spark.runtime import build_session
 
     session = build_session(local_layout)
     yield session
@@ -145,7 +145,7 @@ def airflow_db():
 @pytest.fixture(scope="session")
 def workspace(session_dir):
     """A warm local workspace running two jobs at once, shared by the Airflow tests."""
-    from local_workspace.testing import running_workspace
+    from local.workspace.process import running_workspace
 
     with running_workspace(session_dir / "airflow-workspace", max_concurrent_runs=2) as ws:
         yield ws
@@ -193,8 +193,8 @@ def azurite(session_dir):
     Started from the copy `make setup` installs; it stores its data in the session folder and
     is stopped with SIGINT (Azurite's clean shutdown) at the end of the session.
     """
-    from local_workspace.testing import free_port
-    from tools.stack import AZURITE_ACCOUNT, AZURITE_KEY
+    from local.stack.services import AZURITE_ACCOUNT, AZURITE_KEY
+    from local.workspace.process import free_port
 
     if not AZURITE_BIN.exists():
         pytest.fail(f"Azurite is not installed at {AZURITE_BIN}: run `make setup` first")
@@ -317,7 +317,7 @@ _ESTIMATED_SECONDS = {
     "airflow": 10.0,
     "airflow_db": 10.0,
 }
-_FILE_TIMES = ROOT / ".local" / "test-timings" / "files.json"  # written by tests/timing.py
+_FILE_TIMES = ROOT / ".local" / "test-timings" / "files.json"  # written by tests/support/timing.py
 
 
 def _group(nodeid: str) -> str:

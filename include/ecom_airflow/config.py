@@ -3,7 +3,7 @@
 The DAGs are identical in every environment; only this config (selected by ``ECOM_ENV``,
 default ``local``) and the Airflow connections differ.
 
-* ``local``: the local workspace server (``python -m local_workspace serve``) runs the scripts
+* ``local``: the local workspace server (``python -m local.workspace serve``) runs the scripts
   on local Spark; tables live in the session catalog ``spark_catalog``; Volumes are folders.
 * ``dev`` / ``prod``: Databricks job clusters with autoscaling on the environment's runtime
   (``DEV_RUNTIME_VERSION`` / ``PROD_RUNTIME_VERSION``), spot workers with on-demand fallback or
@@ -12,7 +12,7 @@ default ``local``) and the Airflow connections differ.
   Unity Catalog names ``<catalog>.<schema>.<table>``, job libraries installed from PyPI at the
   pins of ``spark_jobs/requirements.txt`` (a test keeps the two in sync).
 
-``python -m tools.payloads render --env dev|prod`` (``make payloads ENV=...``) renders every
+``python -m deploy.payloads render --env dev|prod`` (``make payloads ENV=...``) renders every
 ``runs/submit`` body an environment sends and validates it against the Jobs API.
 """
 
@@ -58,7 +58,7 @@ class Environment:
     :param model_name: registered model of the propensity model (a UC name on Databricks).
     :param recommender_name: registered model of the ALS recommender.
     :param train_days: feature dates in the training window; :param validation_days: in the
-        later validation window (see ``spark_jobs/clickstream/training.py``).
+        later validation window (see ``spark_jobs/clickstream/models/propensity/model.py``).
     :param max_train_rows: bound of each window's sample on the driver.
     :param promotion_margin: ROC AUC a challenger must gain over the champion to replace it.
     :param recommender_promotion_margin: precision@10 an ALS challenger must gain over the

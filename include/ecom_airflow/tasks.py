@@ -72,7 +72,7 @@ def submit_run_payload(
 ) -> dict[str, Any]:
     """The ``runs/submit`` body for ``spark_jobs/<script>`` in ``env``.
 
-    ``python -m tools.payloads render --env <env>`` renders every one a DAG sends and validates
+    ``python -m deploy.payloads render --env <env>`` renders every one a DAG sends and validates
     it against the Jobs API.
     """
     if "/" in script or not script.endswith(".py"):

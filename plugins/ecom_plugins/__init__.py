@@ -1,7 +1,7 @@
 """Airflow-side operators of the MLOps service (reports, quality gate, drift branch).
 
 Import from here in DAG files: ``from ecom_plugins import DataQualityGateOperator``. The
-Airflow plugin that registers the "Report" extra link is ``plugins/ecom_plugin.py``; it is
+Airflow plugin that registers the "Report" extra link is ``plugins/report_link_plugin.py``; it is
 not imported here, so the plugin manager finds the plugin class exactly once.
 """
 

@@ -20,7 +20,7 @@ container is browsed with credentials (portal, Storage Explorer, a static-site f
 Airflow 3: ``get_link`` runs in the worker when the task finishes (Task SDK XCom access) and
 its result is stored as the XCom ``_link_ReportLink``; the serialized DAG keeps the link as
 ``{"Report": "_link_ReportLink"}`` and the API server serves that XCom. The plugin
-(``plugins/ecom_plugin.py``) registers the link class but deliberately leaves
+(``plugins/report_link_plugin.py``) registers the link class but deliberately leaves
 ``ReportLink.operators`` empty: a plugin link bound to operators replaces the serialized link on
 the API server and its ``get_link`` would then run there, where the Task SDK XCom API is not
 available.

@@ -14,8 +14,8 @@ import pendulum
 import pytest
 from airflow.dag_processing.dagbag import DagBag
 
+from deploy import payloads
 from ecom_airflow.config import LOCAL
-from tools import payloads
 
 MONTH = "2019-11-01"  # the drift run that checks November 2019
 SUMMARY = "/Volumes/ecom/raw/reports/drift_detection/2019-11-01/feature_drift.json"

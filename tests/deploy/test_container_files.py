@@ -62,7 +62,7 @@ def test_versions_match_the_requirements():
     # Astro Runtime 3.3-x ships Airflow 3.3.x.
     major_minor = ".".join(airflow.split(".")[:2])
     assert re.search(rf"runtime:{re.escape(major_minor)}-\d+", (ROOT / "Dockerfile").read_text())
-    azurite = json.loads((ROOT / "tools/node/package.json").read_text())["dependencies"]["azurite"]
+    azurite = json.loads((ROOT / "setup/node/package.json").read_text())["dependencies"]["azurite"]
     for name in COMPOSE_FILES:
         assert _compose(name)["services"]["azurite"]["image"].endswith(f":{azurite}")
     assert "openjdk-17" in (ROOT / "packages.txt").read_text()

@@ -1,5 +1,5 @@
 """The runs/submit payloads of dev and prod: rendered as Airflow renders them, validated against
-the Jobs API types of databricks-sdk (``tools/payloads.py``, ``tools/jobs_api_schema.py``).
+the Jobs API types of databricks-sdk (``deploy/payloads.py``, ``deploy/jobs_api_schema.py``).
 
 No Spark, no Airflow database: each render parses ``dags/`` once (a few seconds).
 """
@@ -12,6 +12,8 @@ from datetime import timedelta
 
 import pytest
 
+from deploy import payloads as cli
+from deploy.jobs_api_schema import Problem, validate_submit_payload
 from ecom_airflow.config import (
     DEV_RUNTIME_VERSION,
     JOB_LIBRARIES,
@@ -20,8 +22,6 @@ from ecom_airflow.config import (
     current_environment,
 )
 from ecom_airflow.tasks import submit_run_payload
-from tools import payloads as cli
-from tools.jobs_api_schema import Problem, validate_submit_payload
 
 GIT_URL = "https://git.example.com/acme/ecom-ml-platform.git"
 GIT_REFS = {"dev": "v1.4.0-rc.1", "prod": "0123456789abcdef0123456789abcdef01234567"}

@@ -10,7 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.helpers import (
+from local.stack.airflow_client import AirflowClient
+from local.stack.services import StackConfig, down, up
+from local.story.run import PIPELINES, run_job, workspace_client
+from tests.support.e2e import (
     BACKFILL_DAYS,
     BLOCKING_DAY,
     HEADER,
@@ -18,9 +21,6 @@ from tests.e2e.helpers import (
     WARNING_DAY,
     backfill_chain,
 )
-from tools.airflow_api import AirflowClient
-from tools.run_system import PIPELINES, run_job, workspace_client
-from tools.stack import StackConfig, down, up
 
 HERE = Path(__file__).resolve().parent
 _RUNNING: list[StackConfig] = []  # the stack while it runs (at most one)
@@ -88,7 +88,7 @@ def daily_backfill(stack, airflow) -> dict[str, list[dict]]:
     run_job(
         workspace,
         "generate",
-        "generate_events.py",
+        "spark_jobs/generate_events.py",
         [
             "--start-date",
             days[0],

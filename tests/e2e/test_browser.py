@@ -20,7 +20,7 @@ from urllib.parse import quote, urlsplit
 
 import pytest
 
-from tests.e2e.helpers import BACKFILL_DAYS
+from tests.support.e2e import BACKFILL_DAYS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.spark, pytest.mark.airflow, pytest.mark.timeout(1800)]
 

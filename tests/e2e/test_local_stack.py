@@ -9,21 +9,21 @@ import time
 
 import pytest
 
-from tests.e2e.helpers import BACKFILL_DAYS, BLOCKING_DAY, WARNING_DAY
-from tools.run_system import PIPELINES, run_job, workspace_client
+from local.story.run import PIPELINES, run_job, workspace_client
+from tests.support.e2e import BACKFILL_DAYS, BLOCKING_DAY, WARNING_DAY
 
 # Each test waits up to 20 minutes per DAG for its runs: the suite-wide 15-minute timeout
 # would cut a slow but healthy run on a busy CI machine.
 pytestmark = [pytest.mark.e2e, pytest.mark.spark, pytest.mark.airflow, pytest.mark.timeout(3600)]
 
 DAG_ID = "data_quality_validation"
-DAYS = BACKFILL_DAYS  # the shared backfill's dates (tests/e2e/helpers.py)
+DAYS = BACKFILL_DAYS  # the shared backfill's dates (tests/support/e2e.py)
 
 
 def _bronze_summary(workspace) -> dict:
     path = "/Volumes/ecom/raw/system/e2e_summary.json"
     parameters = ["--catalog", "spark_catalog", "--output", path]
-    run_job(workspace, "summary", "table_summary.py", parameters)
+    run_job(workspace, "summary", "local/jobs/table_summary.py", parameters)
     summary = json.loads(workspace.files.download(path).contents.read())
     return {t["name"]: t for t in summary["tables"]} | {"reasons": summary["quarantine_reasons"]}
 

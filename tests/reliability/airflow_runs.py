@@ -16,7 +16,7 @@ from datetime import timedelta
 
 import pendulum
 
-from tests.reliability.helpers import LANDING
+from tests.support.reliability import LANDING
 
 TASK_ID = "ingest_events"
 
@@ -28,7 +28,7 @@ def ingest_dag(dag_id: str, schema: str, **operator_kwargs):
 
     from ecom_airflow.config import LOCAL
     from ecom_airflow.tasks import databricks_job
-    from tests.airflow.helpers import serialize
+    from tests.support.airflow import serialize
 
     with DAG(
         dag_id=dag_id,

@@ -123,8 +123,8 @@ def main(argv: list[str]) -> int:
     cli.add_argument("args", nargs=argparse.REMAINDER)
     args = cli.parse_args(argv)
 
-    from local_workspace.runner import run_script
-    from local_workspace.spark_runtime import LocalLayout, build_session
+    from local.spark.runtime import LocalLayout, build_session
+    from local.workspace.runner import run_script
 
     layout = LocalLayout(state=args.state.resolve())
     spark = build_session(layout)
@@ -136,7 +136,7 @@ def main(argv: list[str]) -> int:
         before_table=args.before_table,
     )
     log = Path(args.marker).with_suffix(".log")
-    result = run_script(args.script.resolve(), args.args, log, layout.spark_jobs_dir)
+    result = run_script(args.script.resolve(), args.args, log, layout.job_dirs)
     print(result, flush=True)  # reached only when nothing paused: the test fails on it
     return 0 if result["ok"] else 1
 

@@ -19,7 +19,7 @@ import pytest
 from build_silver_events import main as silver_main
 from pyspark.testing import assertDataFrameEqual
 
-from tests.reliability.helpers import (
+from tests.support.reliability import (
     DAYS,
     LANDING,
     ROOT,

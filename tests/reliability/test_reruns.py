@@ -3,7 +3,7 @@ tables (every row, every column), a backfill in any order leaves the day-by-day 
 retraining registers a version without moving ``champion`` to an equal model.
 
 The other writing jobs are rerun by the tests of their own area: ingest
-(``tests/spark_jobs/test_ingest.py``), silver, features and online (``test_pipeline_days.py``,
+(``tests/spark_jobs/pipeline/test_ingest.py``), silver, features and online (``test_pipeline_days.py``,
 ``test_silver_and_online.py``, ``test_features.py``), serving (``test_training.py``), the
 recommender's training (``test_recommender_job.py``), validation (``test_quality.py``) and
 drift (``test_drift.py``).
@@ -20,10 +20,14 @@ from pyspark.testing import assertDataFrameEqual
 from recommend_products import main as recommend_main
 from train_models import main as train_main
 
-from clickstream import registry
-from clickstream.recommender import RecommenderConfig
-from clickstream.recommender import train_recommender as train_recommender_model
-from tests.reliability.helpers import (
+from clickstream.models import registry
+from clickstream.models.recommender.training import RecommenderConfig
+from clickstream.models.recommender.training import train_recommender as train_recommender_model
+from tests.spark_jobs.models.test_recommender_job import AS_OF as RECOMMENDER_AS_OF
+from tests.spark_jobs.models.test_recommender_job import silver  # noqa: F401 (a fixture)
+from tests.spark_jobs.models.test_training import AS_OF as TRAINING_AS_OF
+from tests.spark_jobs.models.test_training import _feature_tables
+from tests.support.reliability import (
     DAYS,
     LANDING,
     assert_tables_equal,
@@ -31,10 +35,6 @@ from tests.reliability.helpers import (
     snapshot,
     volumes_root,
 )
-from tests.spark_jobs.test_recommender_job import AS_OF as RECOMMENDER_AS_OF
-from tests.spark_jobs.test_recommender_job import silver  # noqa: F401 (a fixture)
-from tests.spark_jobs.test_training import AS_OF as TRAINING_AS_OF
-from tests.spark_jobs.test_training import _feature_tables
 
 pytestmark = pytest.mark.spark
 

@@ -31,9 +31,9 @@ from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 from tenacity import stop_after_delay, wait_fixed
 
-from local_workspace.testing import RunningWorkspace, free_port, start_workspace, stop_workspace
+from local.workspace.process import RunningWorkspace, free_port, start_workspace, stop_workspace
 from tests.reliability import airflow_runs
-from tests.reliability.helpers import (
+from tests.support.reliability import (
     DAYS,
     LANDING,
     ROOT,
@@ -155,7 +155,7 @@ def test_many_submissions_at_once_queue_and_all_succeed(spark, ws):
     def submit(table: str) -> None:
         start.wait()
         run_ids[table] = _submit(
-            client, "spark_jobs/examples/hello_delta.py", ["--table", table], f"burst {table}"
+            client, "local/jobs/hello_delta.py", ["--table", table], f"burst {table}"
         )
 
     threads = [threading.Thread(target=submit, args=(t,)) for t in tables]
@@ -287,7 +287,7 @@ def test_a_workspace_killed_abruptly_takes_its_running_jobs_with_it(ws):
     the idle driver die within seconds, not when the job would have ended; after the restart
     the run is INTERNAL_ERROR, and it stays the only thing that ever ran it."""
     client = ws.client()
-    run_id = _submit(client, "spark_jobs/examples/sleep_job.py", ["--seconds", "120"], "long")
+    run_id = _submit(client, "local/jobs/sleep_job.py", ["--seconds", "120"], "long")
     wait_for(
         lambda: client.jobs.get_run(run_id).state.life_cycle_state.value == "RUNNING",
         600,

@@ -25,7 +25,7 @@ from ecom_plugins import HtmlReportToBlobOperator
 DAG_ID = "security_log_masking"
 REPORT_ENV = "ECOM_SECURITY_REPORT_PATH"
 PIPELINE_ENV = "ECOM_SECURITY_PIPELINE"
-SUMMARY = "/Volumes/ecom/raw/system/security_log_masking.json"
+LANDING = "/Volumes/ecom/raw/landing/security_log_masking"
 CRAFTED_DS = "2019-10-01' OR '1'='1"
 
 
@@ -50,8 +50,14 @@ with DAG(
 ) as dag:
     job_ok = databricks_job(
         task_id="job_ok",
-        script="table_summary.py",
-        parameters={"--catalog": "spark_catalog", "--output": SUMMARY},
+        script="generate_events.py",
+        parameters={
+            "--start-date": "2019-10-01",
+            "--days": "1",
+            "--users": "20",
+            "--events-per-day": "50",
+            "--landing-dir": LANDING,
+        },
         pool="default_pool",
     )
     job_fails = databricks_job(  # refused in one line (tests/security/test_sql_parameters.py)

@@ -2,7 +2,7 @@
 
 Against a running Azurite, with a report published by ``HtmlReportToBlobOperator`` in a real DAG
 run (``sas_expiry`` of 2 hours, so the configured lifetime is not the default).
-``tests/airflow/test_blob_report.py`` already checks that the container is created private,
+``tests/plugins/test_blob_report.py`` already checks that the container is created private,
 that the plain blob URL is refused and that the SAS link downloads the report; this module adds
 what an attacker would try next: listing the container anonymously, writing or deleting with
 the link, reusing its signature for another blob, and how long the link lives.
@@ -22,7 +22,7 @@ from airflow.sdk import DAG
 
 from ecom_plugins import HtmlReportToBlobOperator
 from ecom_plugins.blob_report import REPORT_LINK_KEY, SAS_EXPIRY_MAX
-from tests.airflow.helpers import serialize
+from tests.support.airflow import serialize
 
 pytestmark = pytest.mark.airflow
 

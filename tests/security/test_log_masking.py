@@ -27,8 +27,8 @@ import pendulum
 import pytest
 import requests
 
-from tests.airflow.helpers import serialize
-from tests.security.secret_scan import scan_for_values, scan_text
+from tests.support.airflow import serialize
+from tests.support.secret_scan import scan_for_values, scan_text
 
 pytestmark = [pytest.mark.airflow, pytest.mark.spark]
 

@@ -15,18 +15,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.security.secret_scan import AZURITE_PUBLIC_KEY, RULES, scan_text
+from tests.support.secret_scan import AZURITE_PUBLIC_KEY, RULES, scan_text
 
 ROOT = Path(__file__).resolve().parents[2]
 CODE_FOLDERS = ("dags", "plugins", "include")
 
 # Where Azurite's public key may appear (the local Blob connection), and nowhere else.
 AZURITE_KEY_FILES = {
-    "tools/stack.py",
+    "local/stack/services.py",
     "airflow_settings.yaml",
     "docker-compose.yaml",
     "docker-compose.override.yml",
-    "tests/security/secret_scan.py",
+    "tests/support/secret_scan.py",
 }
 
 
@@ -58,7 +58,7 @@ def test_the_repository_holds_no_secret(repository):
 
 
 def test_the_azurite_key_is_the_public_one_and_only_where_expected(repository):
-    from tools.stack import AZURITE_KEY
+    from local.stack.services import AZURITE_KEY
 
     assert AZURITE_KEY == AZURITE_PUBLIC_KEY
     holders = {name for name, text in repository.items() if AZURITE_PUBLIC_KEY in text}

@@ -24,7 +24,8 @@ from pyspark import SparkContext
 from pyspark.sql import SparkSession
 
 ROOT = Path(__file__).resolve().parents[2]
-JOBS_DIR = ROOT / "spark_jobs"
+# The job folders: what is shipped to Databricks, and the local-only jobs.
+JOB_DIRS = (ROOT / "spark_jobs", ROOT / "local" / "jobs")
 
 CRAFTED = ("2019-10-01' OR '1'='1", "x; DROP TABLE y", "spark_catalog.bronze")
 D1, D2 = "2019-10-01", "2019-10-02"
@@ -35,49 +36,55 @@ LANDING = ("--landing-dir", "/Volumes/ecom/raw/landing/events")
 
 # entry point -> (valid arguments, the arguments that reach SQL text)
 JOBS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "ingest_events.py": (
+    "spark_jobs/ingest_events.py": (
         ("--ds", D1, *CATALOG, *LANDING),
         ("--ds", "--catalog", "--bronze-schema"),
     ),
-    "validate_data.py": (
+    "spark_jobs/validate_data.py": (
         ("--ds", D1, *CATALOG, "--suite", "bronze_events", "--output", "/Volumes/ecom/raw/r/x"),
         ("--ds", "--catalog", "--bronze-schema", "--silver-schema", "--monitoring-schema"),
     ),
-    "build_silver_events.py": (
+    "spark_jobs/build_silver_events.py": (
         ("--ds", D1, *CATALOG),
         ("--ds", "--catalog", "--bronze-schema", "--silver-schema"),
     ),
-    "build_user_features.py": (("--ds", D1, *CATALOG), ("--ds", "--catalog", "--silver-schema")),
-    "build_user_features.py bulk": (
+    "spark_jobs/build_user_features.py": (
+        ("--ds", D1, *CATALOG),
+        ("--ds", "--catalog", "--silver-schema"),
+    ),
+    "spark_jobs/build_user_features.py bulk": (
         ("--start-ds", D1, "--end-ds", D2, *CATALOG),
         ("--start-ds", "--end-ds"),
     ),
-    "load_history.py": (
+    "spark_jobs/load_history.py": (
         ("--start-ds", D1, "--end-ds", D2, *CATALOG, *LANDING),
         ("--start-ds", "--end-ds", "--catalog", "--bronze-schema", "--silver-schema"),
     ),
-    "publish_online_features.py": (
+    "spark_jobs/publish_online_features.py": (
         ("--ds", D1, *CATALOG, "--run-ts", "2019-10-02T00:00:00+00:00"),
         ("--ds", "--catalog", "--silver-schema", "--gold-schema"),
     ),
-    "publish_online_features.py skew": (
+    "spark_jobs/publish_online_features.py skew": (
         ("--ds", D1, *CATALOG, "--check-skew"),
         ("--ds", "--catalog", "--silver-schema", "--gold-schema"),
     ),
-    "train_models.py": (
+    "spark_jobs/train_models.py": (
         ("--ds", D1, *CATALOG, *MODEL, *EXPERIMENT),
         ("--ds", "--catalog", "--silver-schema"),
     ),
-    "train_recommender.py": (
+    "spark_jobs/train_recommender.py": (
         ("--ds", D1, *CATALOG, *MODEL, *EXPERIMENT),
         ("--ds", "--catalog", "--silver-schema"),
     ),
-    "score_users.py": (("--ds", D1, *CATALOG, *MODEL), ("--ds", "--catalog", "--gold-schema")),
-    "recommend_products.py": (
+    "spark_jobs/score_users.py": (
+        ("--ds", D1, *CATALOG, *MODEL),
+        ("--ds", "--catalog", "--gold-schema"),
+    ),
+    "spark_jobs/recommend_products.py": (
         ("--ds", D1, *CATALOG, *MODEL),
         ("--ds", "--catalog", "--silver-schema", "--gold-schema"),
     ),
-    "detect_drift.py": (
+    "spark_jobs/detect_drift.py": (
         (
             "--start-ds",
             D1,
@@ -98,7 +105,7 @@ JOBS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "--monitoring-schema",
         ),
     ),
-    "table_summary.py": (
+    "local/jobs/table_summary.py": (
         (*CATALOG, "--output", "/Volumes/ecom/raw/system/summary.json"),
         ("--catalog",),
     ),
@@ -144,7 +151,7 @@ def landing(tmp_path) -> Path:
 
 def _run(entry: str, argv: list[str]) -> None:
     script = entry.split()[0]
-    namespace = runpy.run_path(str(JOBS_DIR / script), run_name=f"job_{script[:-3]}")
+    namespace = runpy.run_path(str(ROOT / script), run_name=f"job_{Path(script).stem}")
     namespace["main"](argv)
 
 
@@ -187,7 +194,7 @@ def test_a_crafted_value_is_refused_in_one_line_before_spark(
     with pytest.raises(SystemExit) as refused:
         _run(entry, _argv(entry, landing, flag, value))
     message = refused.value.code
-    job = entry.split()[0].removesuffix(".py")
+    job = Path(entry.split()[0]).stem
     assert isinstance(message, str), f"exit code {message!r} instead of a message"
     assert message.startswith(f"{job} failed: ") and "\n" not in message, message
     assert repr(value) in message, message
@@ -205,7 +212,7 @@ def test_valid_values_pass_the_check_and_reach_spark_or_mlflow(tripwires, landin
 def test_the_example_job_refuses_a_crafted_table_name(tripwires, monkeypatch, value):
     monkeypatch.setattr(sys, "argv", ["hello_delta.py", "--table", value])
     with pytest.raises(SystemExit) as refused:
-        runpy.run_path(str(JOBS_DIR / "examples" / "hello_delta.py"), run_name="__main__")
+        runpy.run_path(str(ROOT / "local" / "jobs" / "hello_delta.py"), run_name="__main__")
     assert refused.value.code == f"hello_delta failed: --table must be schema.name, got {value!r}"
 
 
@@ -213,7 +220,12 @@ def test_every_entry_point_that_builds_sql_is_covered():
     """A new job script with --ds/--catalog/--*-schema arguments must be added to JOBS."""
     covered = {entry.split()[0] for entry in JOBS}
     sql_arguments = re.compile(r"add_argument\(\s*\"--(ds|start-ds|end-ds|catalog|\w+-schema)\"")
-    scripts = {p.name for p in JOBS_DIR.glob("*.py") if sql_arguments.search(p.read_text())}
+    scripts = {
+        p.relative_to(ROOT).as_posix()
+        for folder in JOB_DIRS
+        for p in folder.glob("*.py")
+        if sql_arguments.search(p.read_text())
+    }
     assert scripts - covered == set()
 
 
@@ -229,42 +241,78 @@ VALIDATORS = {"parse_ds", "identifier", "table_name", "name"}  # name: Contract.
 # ...or it is listed here with the reason it cannot carry a crafted value (file, expression).
 REVIEWED = {
     # catalog/schema go through identifier() or table_name() where they are bound:
-    ("clickstream/contracts.py", "self.name(catalog, schema)"): "Contract.name -> table_name",
-    ("clickstream/contracts.py", "name"): "ensure_table/table_version get Contract.name values",
-    ("clickstream/contracts.py", "', '.join((c.ddl() for c in to_add))"): "contract constants",
-    ("clickstream/contracts.py", "', '.join(self.partitioned_by)"): "contract constants",
-    ("clickstream/contracts.py", "', '.join(self.clustered_by)"): "contract constants",
-    ("clickstream/contracts.py", "props"): "contract constants",
-    ("clickstream/contracts.py", "columns"): "contract constants",
-    ("clickstream/online.py", "table"): "ensure_table's Contract.name",
-    ("clickstream/propensity.py", "features_name"): "Contract.name",
-    ("clickstream/propensity.py", "labels_name"): "Contract.name",
-    ("clickstream/propensity.py", "versions[features_name]"): "int from DESCRIBE HISTORY",
-    ("clickstream/propensity.py", "versions[labels_name]"): "int from DESCRIBE HISTORY",
-    ("clickstream/recommender.py", "events_name"): "Contract.name",
-    ("clickstream/recommender.py", "events_version"): "int from DESCRIBE HISTORY",
-    ("clickstream/drift.py", "config.start"): "DriftConfig.__post_init__ runs parse_ds",
-    ("clickstream/drift.py", "config.end"): "DriftConfig.__post_init__ runs parse_ds",
-    ("clickstream/features.py", "in_dates"): "each date through parse_ds",
-    ("clickstream/features.py", "table"): "Contract.name / ensure_table values",
-    ("clickstream/features.py", "events"): "Contract.name",
-    ("clickstream/features.py", "current"): "int from DESCRIBE HISTORY",
-    ("clickstream/features.py", "refresh.activity_version"): "int from DESCRIBE HISTORY",
-    ("clickstream/ingest.py", "days[0]"): "date_range() -> parse_ds",
-    ("clickstream/ingest.py", "days[-1]"): "date_range() -> parse_ds",
-    ("clickstream/quality.py", "', '.join((repr(s) for s in suites))"): "checked against SUITES",
-    ("clickstream/silver.py", "in_dates"): "each date through parse_ds",
-    ("table_summary.py", "catalog"): "identifier(catalog) at the top of summarise()",
-    ("table_summary.py", "schema"): "SCHEMAS constants",
-    ("examples/hello_delta.py", "schema"): "--table matched against schema.name first",
+    (
+        "spark_jobs/clickstream/core/contracts.py",
+        "self.name(catalog, schema)",
+    ): "Contract.name -> table_name",
+    (
+        "spark_jobs/clickstream/core/contracts.py",
+        "name",
+    ): "ensure_table/table_version get Contract.name values",
+    (
+        "spark_jobs/clickstream/core/contracts.py",
+        "', '.join((c.ddl() for c in to_add))",
+    ): "contract constants",
+    (
+        "spark_jobs/clickstream/core/contracts.py",
+        "', '.join(self.partitioned_by)",
+    ): "contract constants",
+    (
+        "spark_jobs/clickstream/core/contracts.py",
+        "', '.join(self.clustered_by)",
+    ): "contract constants",
+    ("spark_jobs/clickstream/core/contracts.py", "props"): "contract constants",
+    ("spark_jobs/clickstream/core/contracts.py", "columns"): "contract constants",
+    ("spark_jobs/clickstream/pipeline/online.py", "table"): "ensure_table's Contract.name",
+    ("spark_jobs/clickstream/models/propensity/training.py", "features_name"): "Contract.name",
+    ("spark_jobs/clickstream/models/propensity/training.py", "labels_name"): "Contract.name",
+    (
+        "spark_jobs/clickstream/models/propensity/training.py",
+        "versions[features_name]",
+    ): "int from DESCRIBE HISTORY",
+    (
+        "spark_jobs/clickstream/models/propensity/training.py",
+        "versions[labels_name]",
+    ): "int from DESCRIBE HISTORY",
+    ("spark_jobs/clickstream/models/recommender/training.py", "events_name"): "Contract.name",
+    (
+        "spark_jobs/clickstream/models/recommender/training.py",
+        "events_version",
+    ): "int from DESCRIBE HISTORY",
+    (
+        "spark_jobs/clickstream/monitoring/drift.py",
+        "config.start",
+    ): "DriftConfig.__post_init__ runs parse_ds",
+    (
+        "spark_jobs/clickstream/monitoring/drift.py",
+        "config.end",
+    ): "DriftConfig.__post_init__ runs parse_ds",
+    ("spark_jobs/clickstream/pipeline/features.py", "in_dates"): "each date through parse_ds",
+    ("spark_jobs/clickstream/pipeline/features.py", "table"): "Contract.name / ensure_table values",
+    ("spark_jobs/clickstream/pipeline/features.py", "events"): "Contract.name",
+    ("spark_jobs/clickstream/pipeline/features.py", "current"): "int from DESCRIBE HISTORY",
+    (
+        "spark_jobs/clickstream/pipeline/features.py",
+        "refresh.activity_version",
+    ): "int from DESCRIBE HISTORY",
+    ("spark_jobs/clickstream/pipeline/ingest.py", "days[0]"): "date_range() -> parse_ds",
+    ("spark_jobs/clickstream/pipeline/ingest.py", "days[-1]"): "date_range() -> parse_ds",
+    (
+        "spark_jobs/clickstream/quality/suite.py",
+        "', '.join((repr(s) for s in suites))",
+    ): "checked against SUITES",
+    ("spark_jobs/clickstream/pipeline/silver.py", "in_dates"): "each date through parse_ds",
+    ("local/jobs/table_summary.py", "catalog"): "identifier(catalog) at the top of summarise()",
+    ("local/jobs/table_summary.py", "schema"): "SCHEMAS constants",
+    ("local/jobs/hello_delta.py", "schema"): "--table matched against schema.name first",
 }
 
 
 def _sql_fstrings() -> list[tuple[str, int, str]]:
-    """(file, line, interpolated expression) of every f-string of spark_jobs/ that is SQL."""
+    """(file, line, interpolated expression) of every f-string of the job folders that is SQL."""
     found = []
-    for path in sorted(JOBS_DIR.rglob("*.py")):
-        relative = path.relative_to(JOBS_DIR).as_posix()
+    for path in sorted(p for folder in JOB_DIRS for p in folder.rglob("*.py")):
+        relative = path.relative_to(ROOT).as_posix()
         for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
             if not isinstance(node, ast.JoinedStr):
                 continue
@@ -291,7 +339,7 @@ def test_every_value_interpolated_into_sql_is_validated_or_reviewed():
     found = _sql_fstrings()
     assert found, "the scan found no SQL f-string at all: is the pattern broken?"
     unreviewed = [
-        f"spark_jobs/{path}:{line}: {{{expr}}}"
+        f"{path}:{line}: {{{expr}}}"
         for path, line, expr in found
         if not _validated(expr) and (path, expr) not in REVIEWED
     ]

@@ -1,6 +1,6 @@
 """The local workspace: loopback only, the token on every API call, no path out of its roots.
 
-A real server (``python -m local_workspace serve``, cold mode: no driver JVM is started) is
+A real server (``python -m local.workspace serve``, cold mode: no driver JVM is started) is
 probed over HTTP; the command line's guard is called in process. The traversal cases that
 need symlinks in spark_jobs/ use a layout in a temporary folder (the server runs the same
 function on every ``runs/submit``).
@@ -21,11 +21,11 @@ import pytest
 import requests
 import yaml
 
-from local_workspace.__main__ import main
-from local_workspace.server import ApiError, create_app, validate_python_file
-from local_workspace.spark_runtime import LocalLayout
-from local_workspace.testing import free_port, running_workspace, stop_workspace
-from tests.reliability.helpers import wait_for
+from local.spark.runtime import LocalLayout
+from local.workspace.__main__ import main
+from local.workspace.process import free_port, running_workspace, stop_workspace
+from local.workspace.server import ApiError, create_app, validate_python_file
+from tests.support.reliability import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -152,7 +152,7 @@ def test_a_token_given_through_the_environment_stays_out_of_the_job_processes(se
             [
                 sys.executable,
                 "-m",
-                "local_workspace",
+                "local.workspace",
                 "serve",
                 "--port",
                 str(port),
@@ -203,7 +203,7 @@ def _assert_children_environments_without(token: str, server_pid: int, timeout: 
             assert token not in "\n".join(environ.values()), cmdline[:200]
             checked[child.pid] = cmdline
         lines = checked.values()
-        return any("local_workspace.driver" in line for line in lines) and any(
+        return any("local.workspace.driver" in line for line in lines) and any(
             line.split(" ", 1)[0].endswith("java") for line in lines
         )
 
@@ -218,11 +218,11 @@ TRAVERSALS = [
     "/etc/passwd",
     "/etc/passwd.py",
     "spark_jobs/../../etc/passwd.py",
-    "spark_jobs/../local_workspace/driver.py",
-    "spark_jobs/examples/../../tools/stack.py",
+    "spark_jobs/../local/workspace/driver.py",
+    "local/jobs/../../local/stack/services.py",
     "spark_jobs\\..\\tools\\stack.py",
     "~/.ssh/id_rsa.py",
-    "local_workspace/driver.py",
+    "local/workspace/driver.py",
     "spark_jobs/a\x00.py",
     "spark_jobs/" + "a" * 300 + ".py",
     "spark_jobs/examples",
@@ -230,7 +230,7 @@ TRAVERSALS = [
 
 
 @pytest.mark.parametrize("python_file", TRAVERSALS)
-def test_python_file_outside_spark_jobs_is_refused(ws, python_file):
+def test_python_file_outside_the_job_folders_is_refused(ws, python_file):
     listed = requests.get(f"{ws.url}/api/2.1/jobs/runs/list", headers=_auth(ws), timeout=10)
     body = {
         "run_name": "traversal",
@@ -271,11 +271,18 @@ def test_a_symlink_out_of_spark_jobs_is_refused(linked_layout, python_file):
     with pytest.raises(ApiError) as refused:
         validate_python_file(linked_layout, python_file)
     assert refused.value.status == 400
-    assert refused.value.message == f"python_file {python_file!r} is outside spark_jobs/"
+    assert refused.value.message == (
+        f"python_file {python_file!r} is outside the job folders spark_jobs/ or local/jobs/"
+    )
 
 
 def test_a_symlink_inside_spark_jobs_is_accepted(linked_layout):
     assert validate_python_file(linked_layout, "spark_jobs/alias.py") == "spark_jobs/alias.py"
+
+
+@pytest.mark.parametrize("python_file", ["spark_jobs/ingest_events.py", "local/jobs/fail_job.py"])
+def test_scripts_of_both_job_folders_are_accepted(python_file):
+    assert validate_python_file(LocalLayout(), python_file) == python_file
 
 
 @pytest.fixture(scope="module")

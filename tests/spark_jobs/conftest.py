@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from tests.spark_jobs.rows import SILVER_SCHEMA
+from tests.support.rows import SILVER_SCHEMA
 
 
 @pytest.fixture

@@ -84,13 +84,13 @@ from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 from validate_data import main as validate_main
 
-from clickstream.features import build_features
-from clickstream.ingest import BRONZE_INGEST_LOG
-from clickstream.quality import DQ_RESULTS
-from clickstream.schema import HEADER
-from clickstream.silver import build_silver_events
-from tests.spark_jobs.test_ingest import BAD, NOT_SILENTLY_FIXED, REAL
-from tests.spark_jobs.test_quality import CATALOG, ROWS_PER_DAY, _land, _lines
+from clickstream.core.schema import HEADER
+from clickstream.pipeline.features import build_features
+from clickstream.pipeline.ingest import BRONZE_INGEST_LOG
+from clickstream.pipeline.silver import build_silver_events
+from clickstream.quality.suite import DQ_RESULTS
+from tests.spark_jobs.pipeline.test_ingest import BAD, NOT_SILENTLY_FIXED, REAL
+from tests.spark_jobs.quality.test_quality import CATALOG, ROWS_PER_DAY, _land, _lines
 
 pytestmark = pytest.mark.spark
 

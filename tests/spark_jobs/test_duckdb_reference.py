@@ -16,8 +16,8 @@ import pytest
 
 from bench.duckdb_reference import CATALOG, duckdb_features, silver_files
 from bench.feature_pipeline import _days, _land
-from clickstream.contracts import SILVER_EVENTS, USER_FEATURES
-from clickstream.features import compute_features
+from clickstream.core.contracts import SILVER_EVENTS, USER_FEATURES
+from clickstream.pipeline.features import compute_features
 
 pytestmark = pytest.mark.spark
 

@@ -1,0 +1,1 @@
+"""What a user runs against a real workspace: runs/submit payloads, rendered and validated."""

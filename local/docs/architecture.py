@@ -1,0 +1,570 @@
+"""``python -m local.docs.architecture``: the architecture diagram, generated from the code.
+
+Writes ``docs/architecture.dot`` (Graphviz); ``make docs`` runs this and renders
+``docs/architecture.svg`` with Graphviz's ``dot``. Nothing in the diagram is typed by hand:
+
+* **Airflow** (``dags/``, loaded as a ``DagBag`` in the ``local`` environment): every DAG with
+  its schedule and tasks and the dependencies between them; which job script each
+  ``DatabricksSubmitRunOperator`` runs (``json["spark_python_task"]["python_file"]``); the
+  cross-DAG edges (``ExternalTaskSensor.external_dag_id`` -> the sensor,
+  ``TriggerDagRunOperator`` -> ``trigger_dag_id``, ``DriftBranchSensor.training_dag_id``);
+  the Volumes the tasks name in their parameters (``--landing-dir``, ``--output``,
+  ``report_path``, ``summary_path``) and the Blob container of the report uploads.
+* **Tables** (``spark_jobs/``, read with :mod:`ast`, nothing imported): the tables are the
+  ``Contract(schema=..., table=...)`` declarations of ``spark_jobs/clickstream/``; what a
+  script reads and writes is found by following the calls of its ``main`` through the
+  ``clickstream`` package. A contract passed to ``write_partition`` / ``ensure_table`` is
+  written; ``<CONTRACT>.name(...)`` in a function that does not write that contract is a read.
+  MLflow is read (``get_model_version_by_alias``, ``get_run``, ...) and written
+  (``register_model``, ``set_registered_model_alias``, ``start_run``, ...) the same way.
+
+The output is sorted, so a change of the code shows up as a diff of the DOT file, and
+``tests/local/docs/test_architecture.py`` fails when the committed file is stale.
+
+    python -m local.docs.architecture [--output docs/architecture.dot] [--check]
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import contextlib
+import functools
+import os
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from deploy.environment import environment, importable
+
+ROOT = Path(__file__).resolve().parents[2]
+DOT_PATH = ROOT / "docs" / "architecture.dot"
+SVG_PATH = ROOT / "docs" / "architecture.svg"
+JOBS = ROOT / "spark_jobs"
+LIBRARY = "clickstream"
+
+# Calls whose contract argument is a table the function writes (replaceWhere, or MERGE after).
+WRITE_CALLS = frozenset({"write_partition", "ensure_table"})
+# MLflow client / fluent calls: reading the registry or runs, and writing to them.
+MLFLOW_READS = frozenset(
+    {"get_model_version_by_alias", "get_model_version", "get_run", "search_runs", "load_model"}
+)
+MLFLOW_WRITES = frozenset(
+    {"register_model", "set_registered_model_alias", "set_model_version_tag", "start_run"}
+)
+
+MLFLOW = "mlflow"
+BLOB = "azure_blob"
+LANDING = "volume:landing"
+REPORTS = "volume:reports"
+
+
+# -- spark_jobs/: tables each script reads and writes (static analysis) -------------------------
+
+
+@dataclass
+class _Module:
+    name: str
+    symbols: dict[str, ast.AST] = field(default_factory=dict)  # top-level defs and assignments
+    imports: dict[str, tuple[str, str | None]] = field(default_factory=dict)  # local -> target
+
+
+def _parse(module: str, path: Path, modules: frozenset[str]) -> _Module:
+    """The top-level symbols of ``module`` and what it imports from the library; ``modules``
+    are the library's module names, which tell ``from a import b`` of a module ``a.b`` from
+    the import of a symbol ``b`` of module ``a``."""
+    parsed = _Module(module)
+    for node in ast.parse(path.read_text(encoding="utf-8"), filename=str(path)).body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            parsed.symbols[node.name] = node
+        elif isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                if isinstance(target, ast.Name):
+                    parsed.symbols[target.id] = node
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            top = node.module.split(".")[0]
+            if top != LIBRARY:
+                continue
+            for alias in node.names:
+                local = alias.asname or alias.name
+                if (
+                    f"{node.module}.{alias.name}" in modules
+                ):  # from clickstream.models import registry
+                    parsed.imports[local] = (f"{node.module}.{alias.name}", None)
+                else:  # from clickstream.pipeline.silver import build_silver_events
+                    parsed.imports[local] = (node.module, alias.name)
+    return parsed
+
+
+class _Package:
+    """The ``clickstream`` modules, parsed once, and the ``Contract`` tables they declare."""
+
+    def __init__(self) -> None:
+        paths = {
+            ".".join(path.relative_to(JOBS).with_suffix("").parts): path
+            for path in sorted((JOBS / LIBRARY).rglob("*.py"))
+            if path.name != "__init__.py"
+        }
+        self.names = frozenset(paths)
+        self.modules: dict[str, _Module] = {
+            name: _parse(name, path, self.names) for name, path in paths.items()
+        }
+        self.contracts = self._contracts()
+
+    def _contracts(self) -> dict[tuple[str, str], str]:
+        """(module, constant) -> ``schema.table`` of every ``X = Contract(...)``."""
+        found: dict[tuple[str, str], str] = {}
+        for module in self.modules.values():
+            for name, node in module.symbols.items():
+                value = getattr(node, "value", None)
+                if not (
+                    isinstance(value, ast.Call)
+                    and isinstance(value.func, ast.Name)
+                    and value.func.id == "Contract"
+                ):
+                    continue
+                kwargs = {k.arg: k.value for k in value.keywords}
+                parts = [kwargs.get("schema"), kwargs.get("table")]
+                if not all(isinstance(p, ast.Constant) and isinstance(p.value, str) for p in parts):
+                    raise ValueError(f"{module.name}.{name}: schema and table must be literals")
+                found[(module.name, name)] = ".".join(p.value for p in parts)
+        return found
+
+    def resolve(self, module: _Module, name: str) -> tuple[str, str] | None:
+        """Where ``name`` as used in ``module`` is defined: (module, symbol), or None."""
+        seen = set()
+        while (module.name, name) not in seen:
+            seen.add((module.name, name))
+            if name in module.symbols:
+                return module.name, name
+            target = module.imports.get(name)
+            if target is None or target[1] is None or target[0] not in self.modules:
+                return None
+            module, name = self.modules[target[0]], target[1]
+        return None
+
+    def module_alias(self, module: _Module, name: str) -> _Module | None:
+        target = module.imports.get(name)
+        if target and target[1] is None:
+            return self.modules.get(target[0])
+        return None
+
+
+@functools.cache
+def _package() -> _Package:
+    """The package as parsed once per process (a CLI run or a test session)."""
+    return _Package()
+
+
+@dataclass(frozen=True)
+class ScriptIO:
+    """What one job script reads and writes: ``schema.table`` names and :data:`MLFLOW`."""
+
+    reads: frozenset[str]
+    writes: frozenset[str]
+
+
+def _call_name(call: ast.Call) -> str | None:
+    if isinstance(call.func, ast.Name):
+        return call.func.id
+    if isinstance(call.func, ast.Attribute):
+        return call.func.attr
+    return None
+
+
+def script_io(script: str, package: _Package | None = None) -> ScriptIO:
+    """The tables (and MLflow) ``spark_jobs/<script>`` reads and writes, from its ``main``."""
+    package = package or _package()
+    path = JOBS / script
+    module = _parse(Path(script).stem, path, package.names)
+    if "main" not in module.symbols:
+        raise ValueError(f"spark_jobs/{script} has no main()")
+    modules = {**package.modules, module.name: module}
+    reads: set[str] = set()
+    writes: set[str] = set()
+    queue = [(module.name, "main")]
+    visited: set[tuple[str, str]] = set()
+    while queue:
+        key = queue.pop()
+        if key in visited:
+            continue
+        visited.add(key)
+        owner = modules[key[0]]
+        node = owner.symbols[key[1]]
+        written: set[str] = set()
+        named: set[str] = set()
+
+        def contract(expr: ast.AST, owner: _Module = owner) -> str | None:
+            if isinstance(expr, ast.Name):
+                where = package.resolve(owner, expr.id)
+                return package.contracts.get(where) if where else None
+            return None
+
+        for sub in ast.walk(node):
+            # Follow every reference to a function, class or module-level value of the package.
+            if isinstance(sub, ast.Name):
+                where = package.resolve(owner, sub.id)
+                if where and where not in package.contracts and where != key:
+                    queue.append(where)
+            elif isinstance(sub, ast.Attribute) and isinstance(sub.value, ast.Name):
+                target = package.module_alias(owner, sub.value.id)
+                if target and sub.attr in target.symbols:
+                    queue.append((target.name, sub.attr))
+            if not isinstance(sub, ast.Call):
+                continue
+            name = _call_name(sub)
+            if name in WRITE_CALLS:
+                written.update(t for t in map(contract, sub.args) if t)
+            elif name == "name" and isinstance(sub.func, ast.Attribute):
+                table = contract(sub.func.value)
+                if table:
+                    named.add(table)
+            if name in MLFLOW_READS:
+                reads.add(MLFLOW)
+            if name in MLFLOW_WRITES:
+                writes.add(MLFLOW)
+        writes |= written
+        reads |= named - written
+    return ScriptIO(frozenset(reads), frozenset(writes))
+
+
+def contract_tables() -> list[str]:
+    """Every ``schema.table`` declared with ``Contract(...)`` in ``spark_jobs/clickstream/``."""
+    return sorted(set(_package().contracts.values()))
+
+
+# -- dags/: the DagBag ---------------------------------------------------------------------------
+
+
+def load_dags() -> list:
+    """The DAGs of ``dags/`` as the scheduler parses them, in the ``local`` environment."""
+    importable()
+    with contextlib.ExitStack() as stack:
+        if "AIRFLOW_HOME" not in os.environ:  # never create ~/airflow just to parse the DAGs
+            home = stack.enter_context(tempfile.TemporaryDirectory(prefix="architecture-"))
+            stack.enter_context(environment(AIRFLOW_HOME=home))
+        stack.enter_context(environment(ECOM_ENV="local", AIRFLOW__CORE__LOAD_EXAMPLES="False"))
+        from airflow.dag_processing.dagbag import DagBag
+
+        bag = DagBag(dag_folder=str(ROOT / "dags"))
+    if bag.import_errors:
+        raise RuntimeError(f"DAG import errors: {bag.import_errors}")
+    return sorted(bag.dags.values(), key=lambda d: d.dag_id)
+
+
+def _schedule(dag) -> str:
+    timetable = dag.timetable
+    expression = getattr(timetable, "expression", None)
+    if expression is None:
+        return str(dag.schedule)
+    try:
+        from airflow.utils.dates import cron_presets
+    except ImportError:
+        cron_presets = {}
+    preset = {v: k for k, v in cron_presets.items()}.get(expression)
+    zone = getattr(timetable, "timezone", "")
+    text = f"{expression} {zone}".strip()
+    return f"{preset} ({text})" if preset else text
+
+
+# -- the diagram ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Diagram:
+    """Nodes (id -> attributes), their clusters, and edges, all sortable."""
+
+    nodes: dict[str, dict[str, str]] = field(default_factory=dict)
+    clusters: dict[str, list[str]] = field(default_factory=dict)  # cluster path -> node ids
+    cluster_labels: dict[str, str] = field(default_factory=dict)
+    edges: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
+
+    def node(self, node_id: str, cluster: str | None = None, **attrs: str) -> None:
+        self.nodes.setdefault(node_id, {}).update(attrs)
+        if cluster is not None and node_id not in self.clusters.setdefault(cluster, []):
+            self.clusters[cluster].append(node_id)
+
+    def edge(self, tail: str, head: str, **attrs: str) -> None:
+        self.edges.setdefault((tail, head), {}).update(attrs)
+
+    def data_edge(self, script: str, resource: str, *, read: bool, write: bool) -> None:
+        """One edge per script and resource: read (resource -> script), write, or both."""
+        if read and write:
+            self.edge(script, resource, dir="both", **STYLE["data"])
+        elif write:
+            self.edge(script, resource, **STYLE["data"])
+        elif read:
+            self.edge(resource, script, **STYLE["data"])
+
+
+STYLE: dict[str, dict[str, str]] = {
+    "dag": {"shape": "tab", "style": "filled,bold", "fillcolor": "#017cee", "fontcolor": "white"},
+    "databricks": {"fillcolor": "#ffe0d2"},
+    "plugin": {"fillcolor": "#dcebfa"},
+    "sensor": {"fillcolor": "#eeeeee", "style": "rounded,filled,dashed"},
+    "trigger": {"fillcolor": "#e2f3d6"},
+    "empty": {"fillcolor": "white", "fontcolor": "#666666"},
+    "script": {"shape": "note", "style": "filled", "fillcolor": "#fff6d5"},
+    "table": {"shape": "cylinder", "style": "filled", "fillcolor": "#e8f5e9"},
+    "external": {"shape": "box3d", "style": "filled", "fillcolor": "#f3e5f5"},
+    "runs": {"style": "dashed", "color": "#e8590c", "arrowhead": "vee"},
+    "data": {"color": "#2e7d32"},
+    "external_edge": {"color": "#7b1fa2"},
+    # Cross-DAG edges do not rank the layout: each DAG's box starts at the top.
+    "cross_dag": {
+        "color": "#017cee",
+        "penwidth": "2",
+        "fontcolor": "#017cee",
+        "constraint": "false",
+    },
+    "cross_dag_check": {
+        "color": "#017cee",
+        "fontcolor": "#017cee",
+        "style": "dotted",
+        "constraint": "false",
+    },
+}
+TABLE_COLOURS = {
+    "bronze": "#f1dcc3",
+    "silver": "#e6e9ee",
+    "gold": "#fff0b3",
+    "monitoring": "#e3f2fd",
+}
+
+
+def _task_kind(task) -> str:
+    cls = type(task)
+    module = cls.__module__
+    if cls.__name__ == "DatabricksSubmitRunOperator":
+        return "databricks"
+    if cls.__name__ == "ExternalTaskSensor":
+        return "sensor"
+    if cls.__name__ == "TriggerDagRunOperator":
+        return "trigger"
+    if cls.__name__ == "EmptyOperator":
+        return "empty"
+    if module.startswith("ecom_plugins"):
+        return "plugin"
+    raise ValueError(f"{task.dag_id}.{task.task_id}: no diagram style for {module}.{cls.__name__}")
+
+
+def _volume(value: object, env) -> str | None:
+    """Which Volume a task parameter names, if any (unknown Volume paths fail loudly)."""
+    if not isinstance(value, str) or not value.startswith(env.volume_root + "/"):
+        return None
+    if value.startswith(env.reports_dir + "/"):
+        return REPORTS
+    if value.startswith(f"{env.volume_root}/landing/"):
+        return LANDING
+    raise ValueError(f"{value!r} is in no Volume the diagram knows; add it to tools/architecture")
+
+
+def _pipeline_order(dags: list) -> list[str]:
+    """DAG ids, each after the DAGs it waits for (``ExternalTaskSensor``); ties by name."""
+    upstream = {
+        dag.dag_id: {
+            t.external_dag_id for t in dag.tasks if type(t).__name__ == "ExternalTaskSensor"
+        }
+        for dag in dags
+    }
+    order: list[str] = []
+    while len(order) < len(upstream):
+        ready = sorted(d for d, ups in upstream.items() if d not in order and ups <= set(order))
+        if not ready:
+            raise ValueError(f"cross-DAG sensors form a cycle: {upstream}")
+        order.append(ready[0])
+    return order
+
+
+def build(dags: list) -> Diagram:
+    """The diagram of ``dags`` and the job scripts their Databricks tasks run.
+
+    Layout (top to bottom is the flow of the data): the DAGs on the left, one box each; on
+    the right the lineage: landing Volume -> scripts -> tables -> scripts -> ... Each
+    Databricks task sits level with the script it runs.
+    """
+    from ecom_airflow.config import LOCAL as env
+
+    diagram = Diagram()
+    diagram.cluster_labels["airflow"] = "Airflow 3  (dags/, plugins/ecom_plugins/)"
+    diagram.cluster_labels["workspace"] = (
+        "Databricks workspace: job scripts (spark_jobs/), Delta tables "
+        "(contracts in spark_jobs/clickstream/), Volumes, MLflow"
+    )
+    scripts: set[str] = set()
+    external_io: set[tuple[str, str, str]] = set()  # (node, resource, "read"|"write")
+    dag_ids = {dag.dag_id for dag in dags}
+    order = _pipeline_order(dags)
+
+    for position, dag_id in enumerate(order):
+        dag = next(d for d in dags if d.dag_id == dag_id)
+        # Cluster names sort in pipeline order, and dot keeps that order for the DAG boxes.
+        cluster = f"airflow/{position:02d}_{dag.dag_id}"
+        diagram.cluster_labels[cluster] = ""
+        diagram.node(dag.dag_id, cluster, label=f"{dag.dag_id}\\n{_schedule(dag)}", **STYLE["dag"])
+        for task in sorted(dag.tasks, key=lambda t: t.task_id):
+            kind = _task_kind(task)
+            node_id = f"{dag.dag_id}.{task.task_id}"
+            label = task.task_id
+            if kind in ("plugin", "sensor", "trigger"):
+                label += f"\\n({type(task).__name__})"
+            diagram.node(node_id, cluster, label=label, **STYLE[kind])
+            if not task.upstream_task_ids:
+                diagram.edge(dag.dag_id, node_id, style="invis")  # keeps the DAG node first
+            for downstream in sorted(task.downstream_task_ids):
+                diagram.edge(node_id, f"{dag.dag_id}.{downstream}")
+            if kind == "databricks":
+                # No spark_python_task: sync_online_store (a pipeline_task) runs no script.
+                spark_task = task.json.get("spark_python_task")
+                if not spark_task:
+                    continue
+                script = spark_task["python_file"]
+                scripts.add(script)
+                diagram.edge(node_id, script, **STYLE["runs"])
+                for value in spark_task.get("parameters", []):
+                    volume = _volume(value, env)
+                    if volume:  # jobs read the landing Volume and write the reports
+                        external_io.add((script, volume, "write" if volume == REPORTS else "read"))
+            elif kind == "sensor":
+                fn = task.execution_date_fn
+                when = fn.__name__ if fn else "same logical date"
+                diagram.edge(
+                    task.external_dag_id, node_id, label=f"success\\n({when})", **STYLE["cross_dag"]
+                )
+            elif kind == "trigger":
+                conf = ", ".join(
+                    f"{k}={v}" if "{{" not in str(v) else k for k, v in sorted(task.conf.items())
+                )
+                diagram.edge(
+                    node_id,
+                    task.trigger_dag_id,
+                    label=f"triggers\\nconf: {conf}",
+                    **STYLE["cross_dag"],
+                )
+            else:
+                for attr in ("report_path", "summary_path"):
+                    volume = _volume(getattr(task, attr, None), env)
+                    if volume:
+                        external_io.add((node_id, volume, "read"))
+                if getattr(task, "container", None) and getattr(task, "wasb_conn_id", None):
+                    external_io.add((node_id, BLOB, "write"))
+                training = getattr(task, "training_dag_id", None)
+                if training in dag_ids:
+                    diagram.edge(
+                        training, node_id, label="no run in flight", **STYLE["cross_dag_check"]
+                    )
+
+    package = _package()
+    for table in sorted(set(package.contracts.values())):
+        schema = table.split(".")[0]
+        colour = TABLE_COLOURS.get(schema, STYLE["table"]["fillcolor"])
+        diagram.node(table, "workspace", label=table, **{**STYLE["table"], "fillcolor": colour})
+    for script in sorted(scripts):
+        io = script_io(Path(script).relative_to("spark_jobs").as_posix(), package)
+        diagram.node(script, "workspace", label=Path(script).name, **STYLE["script"])
+        for resource in sorted(io.reads | io.writes):
+            diagram.data_edge(
+                script, resource, read=resource in io.reads, write=resource in io.writes
+            )
+    externals = {
+        LANDING: f"landing Volume\\n{env.landing_dir.replace(env.volume_root, '<volume_root>')}",
+        REPORTS: f"reports Volume\\n{env.reports_dir.replace(env.volume_root, '<volume_root>')}",
+        MLFLOW: "MLflow\\ntracking + model registry\\n(aliases champion / challenger)",
+    }
+    for node_id, label in externals.items():
+        diagram.node(node_id, "workspace", label=label, **STYLE["external"])
+    diagram.node(
+        BLOB,
+        None,
+        label=f"Azure Blob Storage\\ncontainer '{env.reports_container}'",
+        **STYLE["external"],
+    )
+    for node_id, resource, mode in sorted(external_io):
+        if mode == "read":
+            diagram.edge(resource, node_id, **STYLE["external_edge"])
+        else:
+            diagram.edge(node_id, resource, **STYLE["external_edge"])
+    return diagram
+
+
+# -- DOT -----------------------------------------------------------------------------------------
+
+
+def _quote(value: str) -> str:
+    return '"' + value.replace('"', '\\"') + '"'
+
+
+def _attrs(attrs: dict[str, str]) -> str:
+    if not attrs:
+        return ""
+    # Labels carry DOT escapes (\n) on purpose: quote, but do not escape backslashes.
+    return " [" + ", ".join(f"{k}={_quote(v)}" for k, v in sorted(attrs.items())) + "]"
+
+
+def render_dot(diagram: Diagram) -> str:
+    lines = [
+        "// Generated by `python -m local.docs.architecture` (make docs) from dags/, spark_jobs/.",
+        "// Do not edit: change the code, then `make docs` regenerates this file and the SVG.",
+        "digraph architecture {",
+        '  graph [rankdir="TB", fontname="Helvetica", fontsize="12", nodesep="0.18", '
+        'ranksep="0.5", newrank="true", labelloc="t", '
+        'label="ecom-ml-platform: Airflow DAGs, Databricks jobs, Delta tables and services"];',
+        '  node [shape="box", style="rounded,filled", fontname="Helvetica", fontsize="10"];',
+        '  edge [fontname="Helvetica", fontsize="9", color="#555555"];',
+    ]
+    clustered: set[str] = set()
+
+    def emit(path: str, depth: int) -> None:
+        indent = "  " * depth
+        name = "cluster_" + path.replace("/", "__")
+        lines.append(f"{indent}subgraph {_quote(name)} {{")
+        label = diagram.cluster_labels.get(path, path)
+        style = "rounded" if "/" in path else "rounded,dashed"
+        lines.append(f"{indent}  graph [label={_quote(label)}, style={_quote(style)}];")
+        for child in sorted(c for c in all_clusters if c.rsplit("/", 1)[0] == path and c != path):
+            emit(child, depth + 1)
+        for node_id in sorted(diagram.clusters.get(path, [])):
+            lines.append(f"{indent}  {_quote(node_id)}{_attrs(diagram.nodes[node_id])};")
+            clustered.add(node_id)
+        lines.append(f"{indent}}}")
+
+    all_clusters = set(diagram.clusters) | set(diagram.cluster_labels)
+    for top in sorted(c for c in all_clusters if "/" not in c):
+        emit(top, 1)
+    for node_id in sorted(set(diagram.nodes) - clustered):
+        lines.append(f"  {_quote(node_id)}{_attrs(diagram.nodes[node_id])};")
+    for (tail, head), attrs in sorted(diagram.edges.items()):
+        lines.append(f"  {_quote(tail)} -> {_quote(head)}{_attrs(attrs)};")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def generate() -> str:
+    """The DOT source of the current code."""
+    return render_dot(build(load_dags()))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m local.docs.architecture", description=__doc__)
+    parser.add_argument("--output", type=Path, default=DOT_PATH)
+    parser.add_argument("--check", action="store_true", help="fail if --output is not current")
+    args = parser.parse_args(argv)
+    text = generate()
+    if args.check:
+        current = args.output.read_text(encoding="utf-8") if args.output.exists() else ""
+        if current != text:
+            print(f"{args.output.name} is out of date: run `make docs`", file=sys.stderr)
+            return 1
+        print(f"{args.output.name} is up to date")
+        return 0
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(text, encoding="utf-8")
+    shown = args.output.relative_to(ROOT) if args.output.is_relative_to(ROOT) else args.output
+    print(f"wrote {shown}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Simulations and references run locally: the drift year, the DuckDB feature reference."""

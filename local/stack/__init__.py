@@ -1,0 +1,1 @@
+"""The local stack: workspace, MLflow, Azurite and Airflow, started and stopped together."""

@@ -1,1 +1,0 @@
-"""Local Databricks-compatible workspace: Jobs 2.2 runs and the Files API on local Spark + Delta."""

@@ -1,0 +1,1 @@
+"""Schemas, table contracts, Volume paths and the argument handling every job shares."""

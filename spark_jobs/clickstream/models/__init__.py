@@ -1,0 +1,1 @@
+"""Models: the MLflow registry with aliases, the propensity model and the ALS recommender."""

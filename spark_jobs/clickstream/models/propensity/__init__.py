@@ -1,0 +1,1 @@
+"""The purchase-propensity model: training data, candidates, evaluation, training, serving."""

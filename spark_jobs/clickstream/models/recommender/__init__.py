@@ -1,0 +1,1 @@
+"""The ALS product recommender: interactions, model, evaluation, training, serving."""

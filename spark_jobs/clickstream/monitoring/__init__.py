@@ -1,0 +1,1 @@
+"""Monitoring of what the models see and say: feature and prediction drift (Evidently)."""

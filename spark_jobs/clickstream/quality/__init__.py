@@ -1,0 +1,1 @@
+"""Data quality: Great Expectations suites, their results table and the HTML report."""

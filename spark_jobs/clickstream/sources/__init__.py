@@ -1,0 +1,1 @@
+"""Where raw click-stream comes from: the synthetic REES46-format generator."""

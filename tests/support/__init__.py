@@ -1,0 +1,1 @@
+"""Shared test machinery: environment, waiting, ports, services, landing and Airflow helpers."""
