@@ -4,24 +4,23 @@ Every JVM of the local platform (a pytest session, a warm driver, a cold job pro
 parses and verifies the same twenty-odd thousand classes of Spark, Delta, Hadoop, Parquet and
 Scala before its first query runs. The JDK can dump the classes a JVM loaded into an archive
 (``-XX:ArchiveClassesAtExit``) that later JVMs map from disk (``-XX:SharedArchiveFile``), read-
-only and shared between processes. Measured on a 2-core machine (docs/performance.md): a new
-process's session plus its first Delta writes 17.0 s -> 12.3..14.8 s, and
-``tests/local/workspace/test_jobs_api.py``, which starts a dozen drivers, 66.7 s -> 48.5 s.
+only and shared between processes, which cuts the start of every new JVM by about a quarter
+(figures in docs/performance.md).
 
 ``python -m local.spark.class_archive`` (``make test`` runs it) builds the archive in
 ``.local/cds/`` by running one small day of the real pipeline (ingest, silver, features,
 online table, with code generation and with the interpreter the tests use) in a JVM dumping at
 exit, about 80 s once; afterwards it only compares the fingerprint of what the archive
 depends on (the JDK, pyspark's jars, the Delta jars), in well under a second, and rebuilds
-when that changed. :func:`java_options` gives the options that use it; the JVM falls back to
-loading every class itself if the archive does not match (silently: the options switch the
-CDS warnings off), so a stale archive costs speed, never a failure.
+when that changed. ``local/spark/jvm_options.py`` gives the options that use it; the JVM falls
+back to loading every class itself if the archive does not match (silently: the options switch
+the CDS warnings off), so a stale archive costs speed, never a failure.
 
 The test suite uses it (``tests/conftest.py`` sets ``LOCAL_SPARK_CLASS_ARCHIVE``); the local
 stack does not by default, since benchmark 1 measures the cold start it removes. The stack's
 processes inherit the environment the tests' workspaces get it from, so setting
 ``LOCAL_SPARK_CLASS_ARCHIVE`` to the archive's absolute path before ``make up`` or ``make run``
-would apply it there too (not measured).
+would apply it there too.
 """
 
 from __future__ import annotations
@@ -37,15 +36,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from local.spark.runtime import CLASS_ARCHIVE_ENV as ARCHIVE_ENV
+from local.spark.jvm_options import CLASS_ARCHIVE_ENV as ARCHIVE_ENV
+from local.spark.jvm_options import QUIET
 from local.spark.runtime import PROJECT_ROOT, LocalLayout
 
 ARCHIVE = PROJECT_ROOT / ".local" / "cds" / "spark.jsa"
 # The archive's fingerprint, written next to it once the archive is complete.
 STAMP = ARCHIVE.with_suffix(".json")
-# Without these, a JVM that cannot use the archive (another JDK build, changed jars) says so on
-# stderr in every job's log; it still runs, loading the classes itself.
-QUIET = "-Xlog:cds=off -Xlog:cds+dynamic=off"
 
 
 def _java() -> str:
@@ -80,11 +77,6 @@ def current(archive: Path = ARCHIVE) -> bool:
         return json.loads(stamp.read_text())["fingerprint"] == fingerprint()
     except (ValueError, KeyError, OSError, subprocess.SubprocessError):
         return False
-
-
-def java_options(archive: Path | str) -> str:
-    """JVM options that map ``archive`` (``spark_runtime.spark_conf`` adds them)."""
-    return f"-XX:SharedArchiveFile={archive} {QUIET}"
 
 
 def _workload(folder: Path) -> None:

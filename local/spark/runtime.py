@@ -24,10 +24,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from local.spark.jvm_options import class_archive_options
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 VOLUMES_ENV = "LOCAL_VOLUMES_ROOT"
-# A class-data-sharing archive for the driver JVM to map (local/spark/class_archive.py).
-CLASS_ARCHIVE_ENV = "LOCAL_SPARK_CLASS_ARCHIVE"
 
 
 @dataclass(frozen=True)
@@ -93,17 +93,6 @@ def _extra_conf(text: str) -> dict[str, str]:
     return extra
 
 
-def _class_archive_options() -> str:
-    """``LOCAL_SPARK_CLASS_ARCHIVE``: a class-data-sharing archive for the driver JVM to map
-    (``local/spark/class_archive.py``); none when unset."""
-    archive = os.environ.get(CLASS_ARCHIVE_ENV, "")
-    if not archive:
-        return ""
-    from local.spark.class_archive import java_options
-
-    return java_options(archive)
-
-
 def spark_conf(layout: LocalLayout) -> dict[str, str]:
     """Spark configuration of the local single-node "cluster"."""
     conf = {
@@ -125,7 +114,7 @@ def spark_conf(layout: LocalLayout) -> dict[str, str]:
         "spark.driver.extraJavaOptions": " ".join(
             [
                 f"-Dderby.system.home={layout.state / 'derby'}",
-                _class_archive_options(),
+                class_archive_options(),
                 os.environ.get("LOCAL_SPARK_JAVA_OPTIONS", ""),
             ]  # extra JVM options for the local driver
         ).strip(),

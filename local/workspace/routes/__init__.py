@@ -1,0 +1,1 @@
+"""The HTTP routes of the local workspace, one module per API it answers."""

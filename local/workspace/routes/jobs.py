@@ -1,0 +1,191 @@
+"""The Jobs 2.2 runs API: submit a one-task run, follow it, read its output, cancel it.
+
+Runs are answered in the shape of Databricks' ``runs/get`` (one ``SUBMIT_RUN`` with one task
+whose run id is offset by ``TASK_RUN_OFFSET``), since the Airflow operator, hook and trigger
+and ``databricks-sdk`` parse exactly that.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from fastapi import APIRouter, Request
+
+from local.workspace.errors import ApiError
+from local.workspace.state import Workspace, WorkspaceState
+from local.workspace.store import TASK_RUN_OFFSET
+from local.workspace.validation import int_parameter, validate_python_file
+
+MAX_TOKEN_LENGTH = 64
+
+router = APIRouter()
+
+
+async def _json_body(request: Request) -> dict:
+    raw = await request.body()
+    if not raw:
+        return {}
+    try:
+        body = json.loads(raw)
+    except json.JSONDecodeError as error:
+        raise ApiError(400, "MALFORMED_REQUEST", f"Invalid JSON: {error}") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "MALFORMED_REQUEST", "The request body must be a JSON object")
+    return body
+
+
+async def _run_id(request: Request, key: str = "run_id") -> int:
+    value = request.query_params.get(key)
+    if value is None:
+        value = (await _json_body(request)).get(key)
+    if value is None:
+        raise ApiError(400, "INVALID_PARAMETER_VALUE", f"{key} is required")
+    return int_parameter(value, key)
+
+
+def _load(workspace: WorkspaceState, run_id: int) -> dict:
+    run = workspace.store.get(run_id)
+    if run is None:
+        raise ApiError(404, "RESOURCE_DOES_NOT_EXIST", f"Run {run_id} does not exist.")
+    return run
+
+
+def _state(run: dict) -> dict:
+    state = {
+        "life_cycle_state": run["life_cycle_state"],
+        "state_message": run["state_message"],
+        "user_cancelled_or_timedout": run["result_state"] in ("CANCELED", "TIMEDOUT"),
+    }
+    if run["result_state"]:
+        state["result_state"] = run["result_state"]
+    return state
+
+
+def describe(run: dict, base_url: str) -> dict:
+    """``run`` as Databricks' ``runs/get`` answers it."""
+    payload = json.loads(run["payload"])
+    end = run["end_time"]
+    start = run["start_time"]
+    task = {
+        "run_id": run["run_id"] + TASK_RUN_OFFSET,
+        "task_key": run["task_key"],
+        "attempt_number": 0,
+        "state": _state(run),
+        "start_time": start,
+        "end_time": end,
+        "spark_python_task": {
+            "python_file": run["python_file"],
+            "parameters": json.loads(run["parameters"]),
+        },
+        "run_page_url": f"{base_url}/jobs/runs/{run['run_id']}",
+    }
+    return {
+        "job_id": 0,
+        "run_id": run["run_id"],
+        "number_in_job": run["run_id"],
+        "run_name": run["run_name"],
+        "run_type": "SUBMIT_RUN",
+        "run_page_url": f"{base_url}/jobs/runs/{run['run_id']}",
+        "state": _state(run),
+        "start_time": start or run["submit_time"],
+        "end_time": end,
+        "setup_duration": 0,
+        "execution_duration": max(0, end - start) if end and start else 0,
+        "cleanup_duration": 0,
+        "creator_user_name": "local",
+        "tasks": [task],
+        "cluster_spec": {"new_cluster": payload.get("new_cluster", {})},
+        "git_source": payload.get("git_source"),
+    }
+
+
+def _single_task(body: dict) -> dict:
+    """The one task of a submitted run: ``tasks[0]``, or the body itself in the flat form."""
+    tasks = body.get("tasks")
+    if tasks is None:
+        return {"task_key": body.get("run_name") or "main", **body}
+    if isinstance(tasks, list) and len(tasks) == 1 and isinstance(tasks[0], dict):
+        return tasks[0]
+    raise ApiError(
+        400, "INVALID_PARAMETER_VALUE", "The local workspace runs exactly one task per run"
+    )
+
+
+def _idempotency_token(body: dict) -> str | None:
+    token_value = body.get("idempotency_token")
+    if token_value is not None and (
+        not isinstance(token_value, str) or len(token_value) > MAX_TOKEN_LENGTH
+    ):
+        raise ApiError(
+            400, "INVALID_PARAMETER_VALUE", "idempotency_token must be at most 64 characters"
+        )
+    return token_value
+
+
+@router.post("/api/{version}/jobs/runs/submit")
+async def submit(version: str, request: Request, workspace: Workspace):
+    body = await _json_body(request)
+    task = _single_task(body)
+    spark_task = task.get("spark_python_task")
+    if not isinstance(spark_task, dict):
+        raise ApiError(400, "INVALID_PARAMETER_VALUE", "spark_python_task is required")
+    parameters = spark_task.get("parameters") or []
+    if not isinstance(parameters, list) or not all(isinstance(p, str) for p in parameters):
+        raise ApiError(400, "INVALID_PARAMETER_VALUE", "parameters must be a list of strings")
+    python_file = validate_python_file(workspace.layout, spark_task.get("python_file"))
+    token_value = _idempotency_token(body)
+    timeout = int_parameter(
+        body.get("timeout_seconds", task.get("timeout_seconds")), "timeout_seconds"
+    )
+    run_id, created = workspace.store.create(
+        run_name=str(body.get("run_name") or "Untitled"),
+        task_key=str(task.get("task_key") or "main"),
+        payload=body,
+        python_file=python_file,
+        parameters=parameters,
+        token=token_value,
+        timeout=timeout,
+    )
+    if created:
+        print(f"[workspace] run {run_id} submitted: {python_file} {' '.join(parameters)}")
+        workspace.cluster.wake()
+    return {"run_id": run_id}
+
+
+@router.get("/api/{version}/jobs/runs/get")
+async def get_run(version: str, request: Request, workspace: Workspace):
+    return describe(_load(workspace, await _run_id(request)), workspace.base_url)
+
+
+@router.get("/api/{version}/jobs/runs/get-output")
+async def get_output(version: str, request: Request, workspace: Workspace):
+    run = _load(workspace, await _run_id(request))
+    output: dict = {"metadata": describe(run, workspace.base_url)}
+    if run["error"]:
+        output["error"] = run["error"]
+        output["error_trace"] = run["error_trace"] or ""
+    log_path = Path(run["log_path"]) if run["log_path"] else None
+    if log_path and log_path.exists():
+        text = log_path.read_text(errors="replace")
+        output["logs"] = text[-100_000:]
+        output["logs_truncated"] = len(text) > 100_000
+    return output
+
+
+@router.post("/api/{version}/jobs/runs/cancel")
+async def cancel(version: str, request: Request, workspace: Workspace):
+    run = _load(workspace, await _run_id(request))
+    workspace.cluster.cancel(run["run_id"])
+    return {}
+
+
+@router.get("/api/{version}/jobs/runs/list")
+async def list_runs(version: str, request: Request, workspace: Workspace):
+    limit = min(max(int_parameter(request.query_params.get("limit"), "limit", 25), 1), 1000)
+    offset = max(int_parameter(request.query_params.get("offset"), "offset", 0), 0)
+    rows = workspace.store.list(limit + 1, offset)
+    return {
+        "runs": [describe(r, workspace.base_url) for r in rows[:limit]],
+        "has_more": len(rows) > limit,
+    }
