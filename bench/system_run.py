@@ -1,6 +1,6 @@
 """Benchmark 6: the full ``make run`` on this machine, split by stage.
 
-Runs ``python -m local.story.run`` (what ``make run`` runs after ``make setup``) on a fresh
+Runs ``python -m local.story`` (what ``make run`` runs after ``make setup``) on a fresh
 state folder and free ports, so nothing left by an earlier run (tables, MLflow, Airflow's
 database) makes it cheaper, and stops that stack afterwards. The stage times come from the
 ``run_stages.json`` the run writes. Target: under 15 minutes after set-up on 2 cores.
@@ -46,7 +46,7 @@ def _one_run(state: Path) -> dict:
     try:
         with open(log_path, "w") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "local.story.run"],
+                [sys.executable, "-m", "local.story"],
                 cwd=ROOT,
                 env=env,
                 stdout=subprocess.PIPE,
@@ -60,7 +60,7 @@ def _one_run(state: Path) -> dict:
             code = process.wait()
     finally:
         subprocess.run(
-            [sys.executable, "-m", "local.stack.services", "down"],
+            [sys.executable, "-m", "local.stack", "down"],
             cwd=ROOT,
             env=env,
             capture_output=True,

@@ -10,13 +10,9 @@ Writes ``docs/architecture.dot`` (Graphviz); ``make docs`` runs this and renders
   ``TriggerDagRunOperator`` -> ``trigger_dag_id``, ``DriftBranchSensor.training_dag_id``);
   the Volumes the tasks name in their parameters (``--landing-dir``, ``--output``,
   ``report_path``, ``summary_path``) and the Blob container of the report uploads.
-* **Tables** (``spark_jobs/``, read with :mod:`ast`, nothing imported): the tables are the
-  ``Contract(schema=..., table=...)`` declarations of ``spark_jobs/clickstream/``; what a
-  script reads and writes is found by following the calls of its ``main`` through the
-  ``clickstream`` package. A contract passed to ``write_partition`` / ``ensure_table`` is
-  written; ``<CONTRACT>.name(...)`` in a function that does not write that contract is a read.
-  MLflow is read (``get_model_version_by_alias``, ``get_run``, ...) and written
-  (``register_model``, ``set_registered_model_alias``, ``start_run``, ...) the same way.
+* **Tables** (``spark_jobs/``, read with :mod:`ast`, nothing imported): the
+  ``Contract(...)`` declarations of ``spark_jobs/clickstream/`` and the tables and MLflow
+  each job script reads and writes (:mod:`local.docs.job_io` says how it finds them).
 
 The output is sorted, so a change of the code shows up as a diff of the DOT file, and
 ``tests/local/docs/test_architecture.py`` fails when the committed file is stale.
@@ -27,9 +23,7 @@ The output is sorted, so a change of the code shows up as a diff of the DOT file
 from __future__ import annotations
 
 import argparse
-import ast
 import contextlib
-import functools
 import os
 import sys
 import tempfile
@@ -37,202 +31,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from deploy.environment import environment, importable
+from local.docs.job_io import MLFLOW, contract_tables, parsed_package, script_io
 
 ROOT = Path(__file__).resolve().parents[2]
 DOT_PATH = ROOT / "docs" / "architecture.dot"
 SVG_PATH = ROOT / "docs" / "architecture.svg"
-JOBS = ROOT / "spark_jobs"
-LIBRARY = "clickstream"
-
-# Calls whose contract argument is a table the function writes (replaceWhere, or MERGE after).
-WRITE_CALLS = frozenset({"write_partition", "ensure_table"})
-# MLflow client / fluent calls: reading the registry or runs, and writing to them.
-MLFLOW_READS = frozenset(
-    {"get_model_version_by_alias", "get_model_version", "get_run", "search_runs", "load_model"}
-)
-MLFLOW_WRITES = frozenset(
-    {"register_model", "set_registered_model_alias", "set_model_version_tag", "start_run"}
-)
-
-MLFLOW = "mlflow"
 BLOB = "azure_blob"
 LANDING = "volume:landing"
 REPORTS = "volume:reports"
-
-
-# -- spark_jobs/: tables each script reads and writes (static analysis) -------------------------
-
-
-@dataclass
-class _Module:
-    name: str
-    symbols: dict[str, ast.AST] = field(default_factory=dict)  # top-level defs and assignments
-    imports: dict[str, tuple[str, str | None]] = field(default_factory=dict)  # local -> target
-
-
-def _parse(module: str, path: Path, modules: frozenset[str]) -> _Module:
-    """The top-level symbols of ``module`` and what it imports from the library; ``modules``
-    are the library's module names, which tell ``from a import b`` of a module ``a.b`` from
-    the import of a symbol ``b`` of module ``a``."""
-    parsed = _Module(module)
-    for node in ast.parse(path.read_text(encoding="utf-8"), filename=str(path)).body:
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-            parsed.symbols[node.name] = node
-        elif isinstance(node, ast.Assign | ast.AnnAssign):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            for target in targets:
-                if isinstance(target, ast.Name):
-                    parsed.symbols[target.id] = node
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            top = node.module.split(".")[0]
-            if top != LIBRARY:
-                continue
-            for alias in node.names:
-                local = alias.asname or alias.name
-                if (
-                    f"{node.module}.{alias.name}" in modules
-                ):  # from clickstream.models import registry
-                    parsed.imports[local] = (f"{node.module}.{alias.name}", None)
-                else:  # from clickstream.pipeline.silver import build_silver_events
-                    parsed.imports[local] = (node.module, alias.name)
-    return parsed
-
-
-class _Package:
-    """The ``clickstream`` modules, parsed once, and the ``Contract`` tables they declare."""
-
-    def __init__(self) -> None:
-        paths = {
-            ".".join(path.relative_to(JOBS).with_suffix("").parts): path
-            for path in sorted((JOBS / LIBRARY).rglob("*.py"))
-            if path.name != "__init__.py"
-        }
-        self.names = frozenset(paths)
-        self.modules: dict[str, _Module] = {
-            name: _parse(name, path, self.names) for name, path in paths.items()
-        }
-        self.contracts = self._contracts()
-
-    def _contracts(self) -> dict[tuple[str, str], str]:
-        """(module, constant) -> ``schema.table`` of every ``X = Contract(...)``."""
-        found: dict[tuple[str, str], str] = {}
-        for module in self.modules.values():
-            for name, node in module.symbols.items():
-                value = getattr(node, "value", None)
-                if not (
-                    isinstance(value, ast.Call)
-                    and isinstance(value.func, ast.Name)
-                    and value.func.id == "Contract"
-                ):
-                    continue
-                kwargs = {k.arg: k.value for k in value.keywords}
-                parts = [kwargs.get("schema"), kwargs.get("table")]
-                if not all(isinstance(p, ast.Constant) and isinstance(p.value, str) for p in parts):
-                    raise ValueError(f"{module.name}.{name}: schema and table must be literals")
-                found[(module.name, name)] = ".".join(p.value for p in parts)
-        return found
-
-    def resolve(self, module: _Module, name: str) -> tuple[str, str] | None:
-        """Where ``name`` as used in ``module`` is defined: (module, symbol), or None."""
-        seen = set()
-        while (module.name, name) not in seen:
-            seen.add((module.name, name))
-            if name in module.symbols:
-                return module.name, name
-            target = module.imports.get(name)
-            if target is None or target[1] is None or target[0] not in self.modules:
-                return None
-            module, name = self.modules[target[0]], target[1]
-        return None
-
-    def module_alias(self, module: _Module, name: str) -> _Module | None:
-        target = module.imports.get(name)
-        if target and target[1] is None:
-            return self.modules.get(target[0])
-        return None
-
-
-@functools.cache
-def _package() -> _Package:
-    """The package as parsed once per process (a CLI run or a test session)."""
-    return _Package()
-
-
-@dataclass(frozen=True)
-class ScriptIO:
-    """What one job script reads and writes: ``schema.table`` names and :data:`MLFLOW`."""
-
-    reads: frozenset[str]
-    writes: frozenset[str]
-
-
-def _call_name(call: ast.Call) -> str | None:
-    if isinstance(call.func, ast.Name):
-        return call.func.id
-    if isinstance(call.func, ast.Attribute):
-        return call.func.attr
-    return None
-
-
-def script_io(script: str, package: _Package | None = None) -> ScriptIO:
-    """The tables (and MLflow) ``spark_jobs/<script>`` reads and writes, from its ``main``."""
-    package = package or _package()
-    path = JOBS / script
-    module = _parse(Path(script).stem, path, package.names)
-    if "main" not in module.symbols:
-        raise ValueError(f"spark_jobs/{script} has no main()")
-    modules = {**package.modules, module.name: module}
-    reads: set[str] = set()
-    writes: set[str] = set()
-    queue = [(module.name, "main")]
-    visited: set[tuple[str, str]] = set()
-    while queue:
-        key = queue.pop()
-        if key in visited:
-            continue
-        visited.add(key)
-        owner = modules[key[0]]
-        node = owner.symbols[key[1]]
-        written: set[str] = set()
-        named: set[str] = set()
-
-        def contract(expr: ast.AST, owner: _Module = owner) -> str | None:
-            if isinstance(expr, ast.Name):
-                where = package.resolve(owner, expr.id)
-                return package.contracts.get(where) if where else None
-            return None
-
-        for sub in ast.walk(node):
-            # Follow every reference to a function, class or module-level value of the package.
-            if isinstance(sub, ast.Name):
-                where = package.resolve(owner, sub.id)
-                if where and where not in package.contracts and where != key:
-                    queue.append(where)
-            elif isinstance(sub, ast.Attribute) and isinstance(sub.value, ast.Name):
-                target = package.module_alias(owner, sub.value.id)
-                if target and sub.attr in target.symbols:
-                    queue.append((target.name, sub.attr))
-            if not isinstance(sub, ast.Call):
-                continue
-            name = _call_name(sub)
-            if name in WRITE_CALLS:
-                written.update(t for t in map(contract, sub.args) if t)
-            elif name == "name" and isinstance(sub.func, ast.Attribute):
-                table = contract(sub.func.value)
-                if table:
-                    named.add(table)
-            if name in MLFLOW_READS:
-                reads.add(MLFLOW)
-            if name in MLFLOW_WRITES:
-                writes.add(MLFLOW)
-        writes |= written
-        reads |= named - written
-    return ScriptIO(frozenset(reads), frozenset(writes))
-
-
-def contract_tables() -> list[str]:
-    """Every ``schema.table`` declared with ``Contract(...)`` in ``spark_jobs/clickstream/``."""
-    return sorted(set(_package().contracts.values()))
 
 
 # -- dags/: the DagBag ---------------------------------------------------------------------------
@@ -358,7 +164,9 @@ def _volume(value: object, env) -> str | None:
         return REPORTS
     if value.startswith(f"{env.volume_root}/landing/"):
         return LANDING
-    raise ValueError(f"{value!r} is in no Volume the diagram knows; add it to tools/architecture")
+    raise ValueError(
+        f"{value!r} is in no Volume the diagram knows; add it to local/docs/architecture.py"
+    )
 
 
 def _pipeline_order(dags: list) -> list[str]:
@@ -378,6 +186,14 @@ def _pipeline_order(dags: list) -> list[str]:
     return order
 
 
+@dataclass
+class _Lineage:
+    """What the DAGs' tasks reach outside Airflow, gathered while their boxes are drawn."""
+
+    scripts: set[str] = field(default_factory=set)
+    external_io: set[tuple[str, str, str]] = field(default_factory=set)  # (node, resource, mode)
+
+
 def build(dags: list) -> Diagram:
     """The diagram of ``dags`` and the job scripts their Databricks tasks run.
 
@@ -393,71 +209,96 @@ def build(dags: list) -> Diagram:
         "Databricks workspace: job scripts (spark_jobs/), Delta tables "
         "(contracts in spark_jobs/clickstream/), Volumes, MLflow"
     )
-    scripts: set[str] = set()
-    external_io: set[tuple[str, str, str]] = set()  # (node, resource, "read"|"write")
+    lineage = _Lineage()
     dag_ids = {dag.dag_id for dag in dags}
-    order = _pipeline_order(dags)
-
-    for position, dag_id in enumerate(order):
+    for position, dag_id in enumerate(_pipeline_order(dags)):
         dag = next(d for d in dags if d.dag_id == dag_id)
-        # Cluster names sort in pipeline order, and dot keeps that order for the DAG boxes.
-        cluster = f"airflow/{position:02d}_{dag.dag_id}"
-        diagram.cluster_labels[cluster] = ""
-        diagram.node(dag.dag_id, cluster, label=f"{dag.dag_id}\\n{_schedule(dag)}", **STYLE["dag"])
-        for task in sorted(dag.tasks, key=lambda t: t.task_id):
-            kind = _task_kind(task)
-            node_id = f"{dag.dag_id}.{task.task_id}"
-            label = task.task_id
-            if kind in ("plugin", "sensor", "trigger"):
-                label += f"\\n({type(task).__name__})"
-            diagram.node(node_id, cluster, label=label, **STYLE[kind])
-            if not task.upstream_task_ids:
-                diagram.edge(dag.dag_id, node_id, style="invis")  # keeps the DAG node first
-            for downstream in sorted(task.downstream_task_ids):
-                diagram.edge(node_id, f"{dag.dag_id}.{downstream}")
-            if kind == "databricks":
-                # No spark_python_task: sync_online_store (a pipeline_task) runs no script.
-                spark_task = task.json.get("spark_python_task")
-                if not spark_task:
-                    continue
-                script = spark_task["python_file"]
-                scripts.add(script)
-                diagram.edge(node_id, script, **STYLE["runs"])
-                for value in spark_task.get("parameters", []):
-                    volume = _volume(value, env)
-                    if volume:  # jobs read the landing Volume and write the reports
-                        external_io.add((script, volume, "write" if volume == REPORTS else "read"))
-            elif kind == "sensor":
-                fn = task.execution_date_fn
-                when = fn.__name__ if fn else "same logical date"
-                diagram.edge(
-                    task.external_dag_id, node_id, label=f"success\\n({when})", **STYLE["cross_dag"]
-                )
-            elif kind == "trigger":
-                conf = ", ".join(
-                    f"{k}={v}" if "{{" not in str(v) else k for k, v in sorted(task.conf.items())
-                )
-                diagram.edge(
-                    node_id,
-                    task.trigger_dag_id,
-                    label=f"triggers\\nconf: {conf}",
-                    **STYLE["cross_dag"],
-                )
-            else:
-                for attr in ("report_path", "summary_path"):
-                    volume = _volume(getattr(task, attr, None), env)
-                    if volume:
-                        external_io.add((node_id, volume, "read"))
-                if getattr(task, "container", None) and getattr(task, "wasb_conn_id", None):
-                    external_io.add((node_id, BLOB, "write"))
-                training = getattr(task, "training_dag_id", None)
-                if training in dag_ids:
-                    diagram.edge(
-                        training, node_id, label="no run in flight", **STYLE["cross_dag_check"]
-                    )
+        _draw_dag(diagram, dag, position, dag_ids, lineage, env)
+    _draw_workspace(diagram, lineage.scripts, env)
+    for node_id, resource, mode in sorted(lineage.external_io):
+        if mode == "read":
+            diagram.edge(resource, node_id, **STYLE["external_edge"])
+        else:
+            diagram.edge(node_id, resource, **STYLE["external_edge"])
+    return diagram
 
-    package = _package()
-    for table in sorted(set(package.contracts.values())):
+
+def _draw_dag(
+    diagram: Diagram, dag, position: int, dag_ids: set[str], lineage: _Lineage, env
+) -> None:
+    """One DAG's box: its node, its tasks and their edges, and what the tasks reach."""
+    # Cluster names sort in pipeline order, and dot keeps that order for the DAG boxes.
+    cluster = f"airflow/{position:02d}_{dag.dag_id}"
+    diagram.cluster_labels[cluster] = ""
+    diagram.node(dag.dag_id, cluster, label=f"{dag.dag_id}\\n{_schedule(dag)}", **STYLE["dag"])
+    for task in sorted(dag.tasks, key=lambda t: t.task_id):
+        kind = _task_kind(task)
+        node_id = f"{dag.dag_id}.{task.task_id}"
+        label = task.task_id
+        if kind in ("plugin", "sensor", "trigger"):
+            label += f"\\n({type(task).__name__})"
+        diagram.node(node_id, cluster, label=label, **STYLE[kind])
+        if not task.upstream_task_ids:
+            diagram.edge(dag.dag_id, node_id, style="invis")  # keeps the DAG node first
+        for downstream in sorted(task.downstream_task_ids):
+            diagram.edge(node_id, f"{dag.dag_id}.{downstream}")
+        if kind == "databricks":
+            _draw_databricks_task(diagram, task, node_id, lineage, env)
+        elif kind == "sensor":
+            fn = task.execution_date_fn
+            when = fn.__name__ if fn else "same logical date"
+            diagram.edge(
+                task.external_dag_id, node_id, label=f"success\\n({when})", **STYLE["cross_dag"]
+            )
+        elif kind == "trigger":
+            conf = ", ".join(
+                f"{k}={v}" if "{{" not in str(v) else k for k, v in sorted(task.conf.items())
+            )
+            diagram.edge(
+                node_id,
+                task.trigger_dag_id,
+                label=f"triggers\\nconf: {conf}",
+                **STYLE["cross_dag"],
+            )
+        else:
+            _draw_airflow_task(diagram, task, node_id, dag_ids, lineage, env)
+
+
+def _draw_databricks_task(diagram: Diagram, task, node_id: str, lineage: _Lineage, env) -> None:
+    """The edge to the script a Databricks task runs, and the Volumes its parameters name."""
+    # No spark_python_task: sync_online_store (a pipeline_task) runs no script.
+    spark_task = task.json.get("spark_python_task")
+    if not spark_task:
+        return
+    script = spark_task["python_file"]
+    lineage.scripts.add(script)
+    diagram.edge(node_id, script, **STYLE["runs"])
+    for value in spark_task.get("parameters", []):
+        volume = _volume(value, env)
+        if volume:  # jobs read the landing Volume and write the reports
+            lineage.external_io.add((script, volume, "write" if volume == REPORTS else "read"))
+
+
+def _draw_airflow_task(
+    diagram: Diagram, task, node_id: str, dag_ids: set[str], lineage: _Lineage, env
+) -> None:
+    """A task that runs in Airflow (an ``ecom_plugins`` operator or sensor): the Volumes it
+    reads, the Blob container it uploads to, and the training DAG it checks."""
+    for attr in ("report_path", "summary_path"):
+        volume = _volume(getattr(task, attr, None), env)
+        if volume:
+            lineage.external_io.add((node_id, volume, "read"))
+    if getattr(task, "container", None) and getattr(task, "wasb_conn_id", None):
+        lineage.external_io.add((node_id, BLOB, "write"))
+    training = getattr(task, "training_dag_id", None)
+    if training in dag_ids:
+        diagram.edge(training, node_id, label="no run in flight", **STYLE["cross_dag_check"])
+
+
+def _draw_workspace(diagram: Diagram, scripts: set[str], env) -> None:
+    """The tables, the scripts with what they read and write, the Volumes, MLflow and Blob."""
+    package = parsed_package()
+    for table in contract_tables():
         schema = table.split(".")[0]
         colour = TABLE_COLOURS.get(schema, STYLE["table"]["fillcolor"])
         diagram.node(table, "workspace", label=table, **{**STYLE["table"], "fillcolor": colour})
@@ -481,12 +322,6 @@ def build(dags: list) -> Diagram:
         label=f"Azure Blob Storage\\ncontainer '{env.reports_container}'",
         **STYLE["external"],
     )
-    for node_id, resource, mode in sorted(external_io):
-        if mode == "read":
-            diagram.edge(resource, node_id, **STYLE["external_edge"])
-        else:
-            diagram.edge(node_id, resource, **STYLE["external_edge"])
-    return diagram
 
 
 # -- DOT -----------------------------------------------------------------------------------------

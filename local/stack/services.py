@@ -1,16 +1,13 @@
 """Start and stop the local stack: workspace server, MLflow, Azurite and Airflow (SQLite).
 
-``python -m local.stack.services up|down|status`` (``make up`` / ``make down`` / ``make status``).
+``python -m local.stack up|down|status`` (``make up`` / ``make down`` / ``make status``).
 
 Every service runs in its own process group, tracked by a pid file in ``<state>/pids`` and
 logging to ``<state>/logs/<service>.log``; ``down`` stops exactly those process groups. ``up``
 reuses services that are already running and healthy, so it is safe to call repeatedly.
 The URLs and credentials are printed and written to ``<state>/stack.env`` (sourceable), under
-the variable names the official clients read.
-
-Ports and the state folder can be moved with ``ECOM_WORKSPACE_PORT`` (8765),
-``ECOM_MLFLOW_PORT`` (5000), ``ECOM_AZURITE_PORT`` (10000), ``ECOM_AIRFLOW_PORT`` (8080) and
-``ECOM_LOCAL_DIR`` (``.local``), e.g. to run a second stack for the tests.
+the variable names the official clients read; where the stack lives and its ports are in
+:mod:`local.stack.config`.
 """
 
 from __future__ import annotations
@@ -19,8 +16,6 @@ import argparse
 import contextlib
 import json
 import os
-import secrets
-import shlex
 import signal
 import socket
 import subprocess
@@ -28,123 +23,25 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from ecom_airflow.config import LOCAL
-
-ROOT = Path(__file__).resolve().parents[2]
-VENV_BIN = Path(sys.executable).parent
-
-# Azurite's documented development account: public, identical in every Azurite install.
-AZURITE_ACCOUNT = "devstoreaccount1"
-AZURITE_KEY = (
-    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+from local.stack.config import (
+    AIRFLOW_USER,
+    AZURITE_ACCOUNT,
+    ROOT,
+    StackConfig,
+    write_stack_env,
 )
-AIRFLOW_USER = "admin"
+
+VENV_BIN = Path(sys.executable).parent
 AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 SETTLE_SECONDS = 3.0
 
 
 def log(message: str) -> None:
     print(f"[stack] {message}", flush=True)
-
-
-@dataclass
-class StackConfig:
-    state: Path
-    workspace_port: int
-    mlflow_port: int
-    azurite_port: int
-    airflow_port: int
-    workspace_mode: str = "warm"
-    secrets: dict = field(default_factory=dict)
-
-    @classmethod
-    def from_env(cls) -> StackConfig:
-        state = Path(os.environ.get("ECOM_LOCAL_DIR", ROOT / ".local")).resolve()
-        config = cls(
-            state=state,
-            workspace_port=int(os.environ.get("ECOM_WORKSPACE_PORT", "8765")),
-            mlflow_port=int(os.environ.get("ECOM_MLFLOW_PORT", "5000")),
-            azurite_port=int(os.environ.get("ECOM_AZURITE_PORT", "10000")),
-            airflow_port=int(os.environ.get("ECOM_AIRFLOW_PORT", "8080")),
-            workspace_mode=os.environ.get("ECOM_WORKSPACE_MODE", "warm"),
-        )
-        config.secrets = config._load_secrets()
-        return config
-
-    def _load_secrets(self) -> dict:
-        """Random local credentials, created once per state folder and kept out of git."""
-        path = self.state / "secrets.json"
-        if path.exists():
-            return json.loads(path.read_text())
-        self.state.mkdir(parents=True, exist_ok=True)
-        values = {
-            "workspace_token": "local-" + secrets.token_hex(16),
-            "airflow_password": secrets.token_urlsafe(12),
-        }
-        path.write_text(json.dumps(values))
-        path.chmod(0o600)
-        return values
-
-    @property
-    def logs(self) -> Path:
-        return self.state / "logs"
-
-    @property
-    def pids(self) -> Path:
-        return self.state / "pids"
-
-    @property
-    def workspace_url(self) -> str:
-        return f"http://127.0.0.1:{self.workspace_port}"
-
-    @property
-    def mlflow_url(self) -> str:
-        return f"http://127.0.0.1:{self.mlflow_port}"
-
-    @property
-    def airflow_url(self) -> str:
-        return f"http://127.0.0.1:{self.airflow_port}"
-
-    @property
-    def azure_connection_string(self) -> str:
-        return (
-            f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};"
-            f"AccountKey={AZURITE_KEY};"
-            f"BlobEndpoint=http://127.0.0.1:{self.azurite_port}/{AZURITE_ACCOUNT};"
-        )
-
-    def client_env(self) -> dict[str, str]:
-        """What a client of the stack needs, under the names the official clients read."""
-        return {
-            "DATABRICKS_HOST": self.workspace_url,
-            "DATABRICKS_TOKEN": self.secrets["workspace_token"],
-            "MLFLOW_TRACKING_URI": self.mlflow_url,
-            "AZURE_STORAGE_CONNECTION_STRING": self.azure_connection_string,
-            "AIRFLOW_API_URL": self.airflow_url,
-            "AIRFLOW_USERNAME": AIRFLOW_USER,
-            "AIRFLOW_PASSWORD": self.secrets["airflow_password"],
-        }
-
-    def airflow_connections(self) -> dict[str, str]:
-        # The Databricks hook drops scheme and port from `host`: they go in their own fields.
-        databricks = {
-            "conn_type": "databricks",
-            "host": "127.0.0.1",
-            "port": self.workspace_port,
-            "schema": "http",
-            "password": self.secrets["workspace_token"],
-        }
-        wasb = {
-            "conn_type": "wasb",
-            "extra": {"connection_string": self.azure_connection_string},
-        }
-        return {
-            "AIRFLOW_CONN_DATABRICKS_DEFAULT": json.dumps(databricks),
-            "AIRFLOW_CONN_WASB_DEFAULT": json.dumps(wasb),
-        }
 
 
 @dataclass
@@ -169,12 +66,9 @@ def _base_env(config: StackConfig) -> dict[str, str]:
     return env
 
 
-def services(config: StackConfig) -> list[Service]:
-    base = _base_env(config)
-    python = str(VENV_BIN / "python")
-    mlflow_dir = config.state / "mlflow"
+def _airflow_env(config: StackConfig, base: dict[str, str]) -> dict[str, str]:
     airflow_home = config.state / "airflow"
-    airflow_env = {
+    return {
         **base,
         **config.airflow_connections(),
         "AIRFLOW_HOME": str(airflow_home),
@@ -198,86 +92,109 @@ def services(config: StackConfig) -> list[Service]:
         "AIRFLOW__STATE_STORE__CLEAR_ON_SUCCESS": "True",
         "PYTHONPATH": os.pathsep.join([str(ROOT / "include"), str(ROOT / "plugins")]),
     }
+
+
+def _workspace(config: StackConfig, base: dict[str, str]) -> Service:
+    return Service(
+        name="workspace",
+        command=[
+            str(VENV_BIN / "python"),
+            "-m",
+            "local.workspace",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(config.workspace_port),
+            "--mode",
+            config.workspace_mode,
+            "--state-dir",
+            str(config.state),
+            "--token",
+            config.secrets["workspace_token"],
+        ],
+        env={**base, "PYTHONPATH": str(ROOT)},
+        ready_url=f"{config.workspace_url}/health",
+    )
+
+
+def _mlflow(config: StackConfig, base: dict[str, str]) -> Service:
+    mlflow_dir = config.state / "mlflow"
+    return Service(
+        name="mlflow",
+        command=[
+            str(VENV_BIN / "mlflow"),
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{mlflow_dir / 'mlflow.db'}",
+            "--artifacts-destination",
+            str(mlflow_dir / "artifacts"),
+            "--serve-artifacts",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(config.mlflow_port),
+            "--workers",
+            "1",
+        ],
+        env=base,
+        ready_url=f"{config.mlflow_url}/health",
+    )
+
+
+def _azurite(config: StackConfig, base: dict[str, str]) -> Service:
+    return Service(
+        name="azurite",
+        command=[
+            str(ROOT / ".local" / "node" / "node_modules" / ".bin" / "azurite-blob"),
+            "--blobHost",
+            "127.0.0.1",
+            "--blobPort",
+            str(config.azurite_port),
+            "--location",
+            str(config.state / "azurite"),
+            "--skipApiVersionCheck",
+            "--silent",
+        ],
+        env=base,
+        ready_port=config.azurite_port,
+        stop_signal=signal.SIGINT,  # Azurite shuts down cleanly on SIGINT only
+    )
+
+
+def _airflow(config: StackConfig, base: dict[str, str]) -> list[Service]:
+    """Airflow's components, as `airflow standalone` runs them but each under a supervisor that
+    restarts it if it dies (local/stack/supervise.py says why)."""
+    env = _airflow_env(config, base)
     return [
         Service(
-            name="workspace",
+            name=f"airflow-{component}",
             command=[
-                python,
+                str(VENV_BIN / "python"),
                 "-m",
-                "local.workspace",
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(config.workspace_port),
-                "--mode",
-                config.workspace_mode,
-                "--state-dir",
-                str(config.state),
-                "--token",
-                config.secrets["workspace_token"],
+                "local.stack.supervise",
+                "--",
+                str(VENV_BIN / "airflow"),
+                component,
             ],
-            env={**base, "PYTHONPATH": str(ROOT)},
-            ready_url=f"{config.workspace_url}/health",
-        ),
-        Service(
-            name="mlflow",
-            command=[
-                str(VENV_BIN / "mlflow"),
-                "server",
-                "--backend-store-uri",
-                f"sqlite:///{mlflow_dir / 'mlflow.db'}",
-                "--artifacts-destination",
-                str(mlflow_dir / "artifacts"),
-                "--serve-artifacts",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(config.mlflow_port),
-                "--workers",
-                "1",
-            ],
-            env=base,
-            ready_url=f"{config.mlflow_url}/health",
-        ),
-        Service(
-            name="azurite",
-            command=[
-                str(ROOT / ".local" / "node" / "node_modules" / ".bin" / "azurite-blob"),
-                "--blobHost",
-                "127.0.0.1",
-                "--blobPort",
-                str(config.azurite_port),
-                "--location",
-                str(config.state / "azurite"),
-                "--skipApiVersionCheck",
-                "--silent",
-            ],
-            env=base,
-            ready_port=config.azurite_port,
-            stop_signal=signal.SIGINT,  # Azurite shuts down cleanly on SIGINT only
-        ),
-        # Airflow's components, as `airflow standalone` runs them but each under a supervisor
-        # that restarts it if it dies (local/stack/supervise.py says why).
-        *(
-            Service(
-                name=f"airflow-{component}",
-                command=[
-                    python,
-                    "-m",
-                    "tools.supervise",
-                    "--",
-                    str(VENV_BIN / "airflow"),
-                    component,
-                ],
-                env=airflow_env,
-                ready_url=f"{config.airflow_url}/api/v2/monitor/health"
-                if component == "api-server"
-                else None,
-                timeout=300.0,
-            )
-            for component in AIRFLOW_COMPONENTS
-        ),
+            env=env,
+            ready_url=f"{config.airflow_url}/api/v2/monitor/health"
+            if component == "api-server"
+            else None,
+            timeout=300.0,
+        )
+        for component in AIRFLOW_COMPONENTS
+    ]
+
+
+def services(config: StackConfig) -> list[Service]:
+    """The stack's services, in start order."""
+    base = _base_env(config)
+    return [
+        _workspace(config, base),
+        _mlflow(config, base),
+        _azurite(config, base),
+        *_airflow(config, base),
     ]
 
 
@@ -408,15 +325,6 @@ def _group_alive(pgid: int) -> bool:
     return False
 
 
-def write_stack_env(config: StackConfig) -> Path:
-    path = config.state / "stack.env"
-    lines = ["# Written by `make up`: source it to point clients at the local stack."]
-    lines += [f"export {key}={shlex.quote(value)}" for key, value in config.client_env().items()]
-    path.write_text("\n".join(lines) + "\n")
-    path.chmod(0o600)
-    return path
-
-
 def _migrate_airflow_db(config: StackConfig, env: dict[str, str]) -> None:
     """Create or upgrade Airflow's metadata database (idempotent; standalone did this too)."""
     log("airflow: migrating the metadata database")
@@ -508,7 +416,7 @@ def status(config: StackConfig) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m local.stack.services", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m local.stack", description=__doc__)
     parser.add_argument("command", choices=["up", "down", "status"])
     args = parser.parse_args(argv)
     config = StackConfig.from_env()

@@ -5,41 +5,30 @@ and one backfill of the daily chain on it, which the files share too (a few minu
 from __future__ import annotations
 
 import io
-import socket
 from pathlib import Path
 
 import pytest
 
 from local.stack.airflow_client import AirflowClient
-from local.stack.services import StackConfig, down, up
-from local.story.run import PIPELINES, run_job, workspace_client
-from tests.support.e2e import (
-    BACKFILL_DAYS,
-    BLOCKING_DAY,
-    HEADER,
-    LANDING,
-    WARNING_DAY,
-    backfill_chain,
-)
+from local.stack.config import StackConfig
+from local.stack.services import down, up
+from local.story.story import PIPELINES, run_job, workspace_client
+from local.workspace.process import free_port
+from tests.support.e2e import BACKFILL_DAYS, BLOCKING_DAY, HEADER, WARNING_DAY, backfill_chain
+from tests.support.landing import LANDING
 
 HERE = Path(__file__).resolve().parent
 _RUNNING: list[StackConfig] = []  # the stack while it runs (at most one)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
 def stack(session_dir):
     config = StackConfig(
         state=session_dir / "e2e-stack",
-        workspace_port=_free_port(),
-        mlflow_port=_free_port(),
-        azurite_port=_free_port(),
-        airflow_port=_free_port(),
+        workspace_port=free_port(),
+        mlflow_port=free_port(),
+        azurite_port=free_port(),
+        airflow_port=free_port(),
     )
     config.secrets = config._load_secrets()
     _RUNNING.append(config)

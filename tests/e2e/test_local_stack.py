@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from local.story.run import PIPELINES, run_job, workspace_client
+from local.story.story import PIPELINES, run_job, workspace_client
 from tests.support.e2e import BACKFILL_DAYS, BLOCKING_DAY, WARNING_DAY
 
 # Each test waits up to 20 minutes per DAG for its runs: the suite-wide 15-minute timeout

@@ -7,7 +7,8 @@ from datetime import date, timedelta
 import pytest
 
 from ecom_airflow.config import LOCAL
-from local.story.run import Story, print_story, print_trainings, quality_bars, story_checks
+from local.story.story import Story
+from local.story.summary import print_story, print_trainings, quality_bars, story_checks
 
 TODAY = date(2026, 11, 24)
 
