@@ -18,8 +18,8 @@ Exits 0 whether or not the expectations pass: the report is uploaded first, then
 fails the DAG run from the summary. An empty day (ingested, but its files held no rows) is such
 a result: the blocking row-count expectation fails with the observed ``0 rows`` and the reason.
 Fails (one line) only when it cannot validate, e.g. the table of a suite is missing, or the
-date was never ingested / built. The suites, their expectations and thresholds are documented
-in ``clickstream/quality.py``.
+date was never ingested / built. The suites, their expectations and thresholds are defined
+in ``clickstream/quality/checks.py`` and listed in ``docs/quality_checks.md``.
 """
 
 from __future__ import annotations
@@ -30,13 +30,9 @@ from pyspark.sql import SparkSession
 
 from clickstream.core.jobs import expected_failures, parse_arguments
 from clickstream.core.jobs import parser as job_parser
-from clickstream.quality.suite import (
-    LATE_TOLERANCE_HOURS,
-    SUITES,
-    VOLUME_LOOKBACK_DAYS,
-    run,
-    status_text,
-)
+from clickstream.quality.checks import LATE_TOLERANCE_HOURS, SUITES, VOLUME_LOOKBACK_DAYS
+from clickstream.quality.results import status_text
+from clickstream.quality.validation import run
 
 
 def _parser():

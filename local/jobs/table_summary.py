@@ -20,7 +20,7 @@ from clickstream.core.contracts import USER_FEATURES, USER_LABELS, table_version
 from clickstream.core.jobs import parse_arguments
 from clickstream.core.schema import identifier, table_name
 from clickstream.core.volumes import local_path
-from clickstream.quality.suite import DQ_RESULTS
+from clickstream.quality.results import DQ_RESULTS
 
 SCHEMAS = ("bronze", "silver", "gold", "monitoring")
 QUARANTINE = ("bronze", "events_quarantine")

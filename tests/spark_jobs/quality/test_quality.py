@@ -16,29 +16,17 @@ from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 from validate_data import main as validate_main
 
-from clickstream.core.contracts import BRONZE_EVENTS, BRONZE_QUARANTINE, write_partition
 from clickstream.pipeline.features import build_features
-from clickstream.pipeline.ingest import (
-    bronze_rows,
-    default_ingested_at,
-    parse_lines,
-    quarantine_rows,
-)
 from clickstream.pipeline.silver import build_silver_events
+from clickstream.quality.checks import silver_checks
+from clickstream.quality.inputs import QualityError
 from clickstream.quality.report import render
-from clickstream.quality.suite import (
-    DQ_RESULTS,
-    QualityError,
-    evaluate,
-    run,
-    silver_checks,
-    summarise,
-)
+from clickstream.quality.results import DQ_RESULTS, summarise
+from clickstream.quality.validation import evaluate, run
+from tests.support.landing import CATALOG, ROWS_PER_DAY, land_bronze, landing_lines
 
 pytestmark = pytest.mark.spark
 
-CATALOG = "spark_catalog"
-ROWS_PER_DAY = 40
 HISTORY = ("2019-10-01", "2019-10-02", "2019-10-03")
 CLEAN = "2019-10-04"  # three days of history before it
 TEN_X = "2019-10-05"  # ten times the usual volume
@@ -49,39 +37,13 @@ NO_HISTORY = "2019-09-20"  # nothing before it
 MISSING = "2019-11-30"  # never ingested
 
 
-def _lines(ds: str, n: int = ROWS_PER_DAY, *, price: str = "19.99") -> list[str]:
-    kinds = ("view", "view", "cart", "purchase", "remove_from_cart")
-    return [
-        f"{ds} {i // 3600 % 24:02d}:{i // 60 % 60:02d}:{i % 60:02d} UTC,{kinds[i % 5]},"
-        f"{1000 + i},2053013552326770905,electronics.audio,acme,{price},{500 + i % 7},s{i % 9}"
-        for i in range(n)
-    ]
-
-
-def _land(spark, days: dict[str, list[str]], schema: str) -> None:
-    """Bronze and quarantine rows of several dates, parsed by the ingest's own functions and
-    written in one go (an ``ingest()`` per date costs seconds each on a busy machine).
-
-    An unknown event type cannot get through the ingest's parsing (it is quarantined), so the
-    one of ``UNKNOWN_TYPE`` is set after parsing, as a broken writer would have landed it.
-    """
-    parsed = None
-    for ds, lines in days.items():
-        frame = spark.createDataFrame(
-            [(line, f"/landing/{ds}/events.csv") for line in lines],
-            "raw_record string, source_file string",
-        )
-        day = parse_lines(frame, ds, default_ingested_at(ds))
-        parsed = day if parsed is None else parsed.unionByName(day)
+def _with_unknown_type(parsed):
+    """An unknown event type cannot get through the ingest's parsing (it is quarantined), so the
+    one of ``UNKNOWN_TYPE`` is set after parsing, as a broken writer would have landed it."""
     unknown = (F.col("ingest_date") == F.lit(UNKNOWN_TYPE).cast("date")) & (
         F.col("product_id") == 1003
     )
-    parsed = parsed.withColumn(
-        "event_type", F.when(unknown, "click").otherwise(F.col("event_type"))
-    )
-    dates = f"ingest_date IN ({', '.join(f'DATE{ds!r}' for ds in days)})"
-    write_partition(spark, bronze_rows(parsed), BRONZE_EVENTS, CATALOG, dates, schema)
-    write_partition(spark, quarantine_rows(parsed), BRONZE_QUARANTINE, CATALOG, dates, schema)
+    return parsed.withColumn("event_type", F.when(unknown, "click").otherwise(F.col("event_type")))
 
 
 @pytest.fixture(scope="module")
@@ -89,12 +51,12 @@ def env(spark, tmp_path_factory):
     root = tmp_path_factory.mktemp("quality")
     base = f"dq_{uuid.uuid4().hex[:8]}"
     schemas = {"bronze": f"{base}_b", "silver": f"{base}_s", "monitoring": f"{base}_m"}
-    days = {ds: _lines(ds) for ds in (*HISTORY, CLEAN, NO_HISTORY, UNKNOWN_TYPE)}
-    days[TEN_X] = _lines(TEN_X, 10 * ROWS_PER_DAY)
+    days = {ds: landing_lines(ds) for ds in (*HISTORY, CLEAN, NO_HISTORY, UNKNOWN_TYPE)}
+    days[TEN_X] = landing_lines(TEN_X, 10 * ROWS_PER_DAY)
     bad = ["   ", "2019-10-06 00:00:02 UTC,click,1,2,,x,1.00,5,s", "a,b", "x"]
-    days[QUARANTINE] = [*_lines(QUARANTINE), *bad]
-    days[PRICEY] = [_lines(PRICEY, 1, price="250000.00")[0], *_lines(PRICEY)[1:]]
-    _land(spark, days, schemas["bronze"])
+    days[QUARANTINE] = [*landing_lines(QUARANTINE), *bad]
+    days[PRICEY] = [landing_lines(PRICEY, 1, price="250000.00")[0], *landing_lines(PRICEY)[1:]]
+    land_bronze(spark, days, schemas["bronze"], edit=_with_unknown_type)
     build_silver_events(
         spark,
         ds=CLEAN,
