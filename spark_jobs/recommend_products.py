@@ -15,7 +15,7 @@ import sys
 from pyspark.sql import SparkSession
 
 from clickstream.core.jobs import expected_failures, parse_arguments, parser
-from clickstream.models.recommender.training import recommend_for_date
+from clickstream.models.recommender.serving import recommend_for_date
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,7 +9,7 @@
         [--ground-truth /Volumes/ecom/raw/landing/ground_truth/users.csv]
 
 Reads ``silver.user_features`` and ``silver.user_labels`` (at the Delta versions it records),
-splits by time as of ``--ds`` (see ``clickstream/training.py``), trains the logistic
+splits by time as of ``--ds`` (see ``clickstream/models/propensity/data.py``), trains the logistic
 regression and random forest pipelines, logs everything to MLflow, registers the best as
 ``challenger`` and moves ``champion`` only when it wins by ``--margin``. MLflow is the one the
 environment names (``MLFLOW_TRACKING_URI``; Databricks sets it on its clusters).
@@ -24,7 +24,7 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 
 from clickstream.core.jobs import expected_failures, parse_arguments, parser
-from clickstream.models.propensity.model import Windows
+from clickstream.models.propensity.data import Windows
 from clickstream.models.propensity.training import TrainingConfig, train_propensity
 
 

@@ -6,7 +6,7 @@
 Trains on the interactions of the ``--train-days`` before the evaluation window (the
 ``--eval-days`` ending at ``--ds``), logs precision@10 and recall@10 next to the popularity
 baseline, registers the model as ``challenger`` and moves ``champion`` by the same rule as the
-propensity model (see ``clickstream/recommender.py``).
+propensity model (see ``clickstream/models/promotion.py``).
 """
 
 from __future__ import annotations

@@ -58,7 +58,7 @@ class Environment:
     :param model_name: registered model of the propensity model (a UC name on Databricks).
     :param recommender_name: registered model of the ALS recommender.
     :param train_days: feature dates in the training window; :param validation_days: in the
-        later validation window (see ``spark_jobs/clickstream/models/propensity/model.py``).
+        later validation window (see ``spark_jobs/clickstream/models/propensity/data.py``).
     :param max_train_rows: bound of each window's sample on the driver.
     :param promotion_margin: ROC AUC a challenger must gain over the champion to replace it.
     :param recommender_promotion_margin: precision@10 an ALS challenger must gain over the

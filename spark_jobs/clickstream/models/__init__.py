@@ -1,1 +1,2 @@
-"""Models: the MLflow registry with aliases, the propensity model and the ALS recommender."""
+"""Models: the MLflow registry with aliases, the promotion rule, the propensity model and the
+ALS recommender."""

@@ -21,13 +21,15 @@ from pyspark.testing import assertDataFrameEqual
 
 from clickstream.models.recommender.als import (
     AlsRecommender,
-    interactions,
     popularity_recommend,
     precision_recall_at_k,
-    purchases_to_exclude,
     recommend,
-    relevant_items,
     train_als,
+)
+from clickstream.models.recommender.interactions import (
+    interactions,
+    purchases_to_exclude,
+    relevant_items,
 )
 
 pytestmark = pytest.mark.spark

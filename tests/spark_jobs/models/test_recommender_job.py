@@ -5,73 +5,26 @@ user with lineage, exclusions and the popularity fallback."""
 from __future__ import annotations
 
 import uuid
-from datetime import date, timedelta
 
 import pytest
 from mlflow import MlflowClient
 from pyspark.sql import functions as F
 
-from clickstream.core.contracts import ONLINE_FEATURES, table_version
+from clickstream.core.contracts import table_version
 from clickstream.models import registry
-from clickstream.models.recommender.training import (
-    FALLBACK_ALIAS,
-    RecommenderConfig,
-    recommend_for_date,
-)
+from clickstream.models.recommender.serving import FALLBACK_ALIAS, recommend_for_date
+from clickstream.models.recommender.training import RecommenderConfig
 from clickstream.models.recommender.training import train_recommender as train
-from tests.support.rows import event
+from tests.support.training_data import RECOMMENDER_AS_OF as AS_OF
+from tests.support.training_data import recommender_silver
 
 pytestmark = pytest.mark.spark
-
-AS_OF = date(2019, 11, 30)
-GROUPS = {0: range(100, 115), 1: range(200, 215)}  # disjoint product sets, one per taste group
-
-
-def _events() -> list[tuple]:
-    """40 users in two taste groups; each views and carts products of its own group only.
-
-    Group popularity is skewed so that the globally most popular products are group 0's:
-    popularity then serves group 1 badly, while ALS learns the groups.
-    """
-    rows = []
-    for user in range(1, 41):
-        group = 0 if user <= 24 else 1
-        products = list(GROUPS[group])
-        for offset in range(14):
-            day = AS_OF - timedelta(days=offset)
-            product = products[(user * 7 + offset * 3) % len(products)]
-            kind = "cart" if offset < 5 and offset % 2 == 0 else "view"
-            rows.append(event(user, day, kind, product=product, session=f"{user}-{offset}"))
-    # The user 1 bought product 100 yesterday: it must not be recommended to them.
-    rows.append(event(1, AS_OF - timedelta(days=1), "purchase", product=100, session="buy"))
-    return rows
 
 
 @pytest.fixture(scope="module")
 def silver(spark):
-    schema = f"t_{uuid.uuid4().hex[:8]}"
-    spark.sql(f"CREATE SCHEMA {schema}")
-    from tests.support.rows import SILVER_SCHEMA
-
-    spark.createDataFrame(_events(), SILVER_SCHEMA).write.format("delta").saveAsTable(
-        f"{schema}.events"
-    )
-    # The active users of AS_OF: 1..40 plus user 99, whom the model has never seen.
-    online = (
-        spark.range(1, 41)
-        .union(spark.range(99, 100))
-        .select(
-            F.col("id").alias("user_id"),
-            F.lit(AS_OF.isoformat()).cast("date").alias("feature_date"),
-        )
-    )
-    for column in ONLINE_FEATURES.columns[2:]:
-        online = online.withColumn(
-            column.name,
-            F.current_timestamp() if column.type == "timestamp" else F.lit(0).cast(column.type),
-        )
-    online.write.format("delta").saveAsTable(f"{schema}.user_features_online")
-    return schema
+    """Two taste groups' silver events and the online features of AS_OF's active users."""
+    return recommender_silver(spark)
 
 
 def test_recommender_trains_beats_popularity_and_serves_every_active_user(

@@ -20,13 +20,26 @@ from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 from sklearn.metrics import roc_auc_score
 
-from clickstream.core.contracts import FEATURE_COLUMNS, ONLINE_FEATURES, USER_FEATURES, USER_LABELS
+from clickstream.core.contracts import FEATURE_COLUMNS
 from clickstream.models import registry
-from clickstream.models.propensity import model as training
+from clickstream.models.promotion import decide
+from clickstream.models.propensity import evaluation
+from clickstream.models.propensity.candidates import (
+    SKOPS_TRUSTED_TYPES,
+    candidates,
+    feature_importance,
+)
+from clickstream.models.propensity.data import (
+    Windows,
+    bounded_pandas,
+    features_frame,
+    labelled_rows,
+)
 from clickstream.models.propensity.serving import score_users
 from clickstream.models.propensity.training import TrainingConfig, train_propensity
+from tests.support.training_data import PROPENSITY_AS_OF as AS_OF
+from tests.support.training_data import propensity_tables, synthetic_features
 
-AS_OF = "2019-11-30"
 SPARK_JOBS = Path(__file__).resolve().parents[3] / "spark_jobs"
 
 
@@ -39,7 +52,7 @@ def _model_name() -> str:
 
 @pytest.mark.parametrize(("horizon", "train", "val"), [(7, 14, 7), (3, 5, 2), (1, 1, 1)])
 def test_windows_leave_no_label_overlap_between_train_and_validation(horizon, train, val):
-    w = training.Windows.build(AS_OF, horizon, train, val)
+    w = Windows.build(AS_OF, horizon, train, val)
     as_of = date.fromisoformat(AS_OF)
     assert w.validation[1] == as_of - timedelta(days=horizon)  # newest closed label
     assert (w.validation[1] - w.validation[0]).days + 1 == val
@@ -51,7 +64,7 @@ def test_windows_leave_no_label_overlap_between_train_and_validation(horizon, tr
 
 def test_bad_windows_are_refused():
     with pytest.raises(ValueError, match="at least 1 day"):
-        training.Windows.build(AS_OF, 7, 0, 7)
+        Windows.build(AS_OF, 7, 0, 7)
 
 
 def test_labelled_rows_take_closed_labels_of_the_window_and_horizon(spark):
@@ -62,7 +75,7 @@ def test_labelled_rows_take_closed_labels_of_the_window_and_horizon(spark):
         [(1, date(2019, 11, 1), 7, 1), (1, date(2019, 11, 2), 7, 0), (1, date(2019, 11, 2), 3, 1)],
         "user_id bigint, feature_date date, horizon_days int, purchased int",
     )
-    rows = training.labelled_rows(features, labels, date(2019, 11, 2), date(2019, 11, 3), 7)
+    rows = labelled_rows(features, labels, date(2019, 11, 2), date(2019, 11, 3), 7)
     assert [(r.user_id, str(r.feature_date), r.purchased) for r in rows.collect()] == [
         (1, "2019-11-02", 0)
     ]
@@ -72,38 +85,24 @@ def test_the_driver_sample_is_bounded_and_reproducible(spark):
     df = spark.range(5000).select(
         F.col("id").alias("user_id"), F.lit(date(2019, 11, 1)).alias("feature_date")
     )
-    sample, fraction, rows = training.bounded_pandas(df, 400, seed=1)
+    sample, fraction, rows = bounded_pandas(df, 400, seed=1)
     assert rows == 5000 and len(sample) <= 400 and 0 < fraction < 0.1
-    again, _, _ = training.bounded_pandas(df, 400, seed=1)
+    again, _, _ = bounded_pandas(df, 400, seed=1)
     assert sample.equals(again)
-    whole, fraction, _ = training.bounded_pandas(df.limit(100), 400, seed=1)
+    whole, fraction, _ = bounded_pandas(df.limit(100), 400, seed=1)
     assert (len(whole), fraction) == (100, 1.0)
 
 
 # -- pipelines and metrics ---------------------------------------------------------------------
 
 
-def _synthetic(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    """Feature rows whose label depends on a latent propensity through purchases and views."""
-    rng = np.random.default_rng(seed)
-    propensity = rng.beta(1.2, 8.0, n)
-    frame = pd.DataFrame(0.0, index=range(n), columns=list(FEATURE_COLUMNS))
-    frame["views_30d"] = rng.poisson(5 + 20 * propensity)
-    frame["carts_30d"] = rng.poisson(0.5 + 8 * propensity)
-    frame["purchases_30d"] = rng.poisson(3 * propensity)
-    frame["days_since_last_view"] = np.where(rng.random(n) < 0.1, np.nan, rng.integers(0, 30, n))
-    frame["view_to_cart_30d"] = frame["carts_30d"] / frame["views_30d"].replace(0, np.nan)
-    y = (rng.random(n) < propensity).astype(int)
-    return frame, y, propensity
-
-
 def test_both_candidate_pipelines_fit_and_predict_probabilities_with_missing_values():
-    x, y, _ = _synthetic(400, seed=1)
-    for name, pipeline in training.candidates(seed=0).items():
+    x, y, _ = synthetic_features(400, seed=1)
+    for name, pipeline in candidates(seed=0).items():
         p = pipeline.fit(x, y).predict_proba(x)[:, 1]
         assert p.shape == (400,) and np.all((p >= 0) & (p <= 1)), name
-        assert training.metrics(y, p)["roc_auc"] > 0.6, name
-        importance = training.feature_importance(pipeline, x)
+        assert evaluation.metrics(y, p)["roc_auc"] > 0.6, name
+        importance = feature_importance(pipeline, x)
         # One value per model input: every feature plus the missing-value indicator of each
         # nullable column that had nulls; importances are magnitudes, sorted descending.
         assert "missingindicator_days_since_last_view" in importance.index, name
@@ -114,12 +113,12 @@ def test_both_candidate_pipelines_fit_and_predict_probabilities_with_missing_val
 def test_metrics_on_known_scores():
     y = np.array([0, 0, 0, 0, 0, 0, 0, 0, 1, 1])
     p = np.array([0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.2, 0.9, 0.8])
-    m = training.metrics(y, p)
+    m = evaluation.metrics(y, p)
     assert m["roc_auc"] == 1.0 and m["pr_auc"] == 1.0
     assert m["lift_top_decile"] == pytest.approx(5.0)  # top 10% = 1 row, a positive; base 0.2
     assert m["brier_score"] == pytest.approx(np.mean((p - y) ** 2))
-    assert training.expected_calibration_error(np.array([1, 0]), np.array([0.5, 0.5])) == 0.0
-    assert training.lift_capture(0.8, 0.9) == pytest.approx(0.75)
+    assert evaluation.expected_calibration_error(np.array([1, 0]), np.array([0.5, 0.5])) == 0.0
+    assert evaluation.lift_capture(0.8, 0.9) == pytest.approx(0.75)
 
 
 # -- the promotion rule ------------------------------------------------------------------------
@@ -131,7 +130,7 @@ def test_metrics_on_known_scores():
     ids=["wins", "loses", "ties", "below-margin"],
 )
 def test_challenger_replaces_the_champion_only_by_the_margin(challenger, champion, promote):
-    decision = training.decide(
+    decision = decide(
         challenger, champion_auc=champion, champion_version="3", baseline_auc=0.6, margin=0.002
     )
     assert decision.promote is promote
@@ -141,8 +140,8 @@ def test_challenger_replaces_the_champion_only_by_the_margin(challenger, champio
 
 def test_the_first_model_must_beat_the_recency_baseline():
     first = dict(champion_auc=None, champion_version=None, margin=0.0)
-    assert training.decide(0.70, baseline_auc=0.65, **first).promote is True
-    loser = training.decide(0.60, baseline_auc=0.65, **first)
+    assert decide(0.70, baseline_auc=0.65, **first).promote is True
+    loser = decide(0.60, baseline_auc=0.65, **first)
     assert loser.promote is False and loser.reference == "recency baseline"
 
 
@@ -150,12 +149,12 @@ def test_the_first_model_must_beat_the_recency_baseline():
 
 
 def _log_model(experiment: str, seed: int) -> tuple[str, str]:
-    x, y, _ = _synthetic(200, seed)
-    pipeline = training.candidates()["logistic_regression"].fit(x, y)
+    x, y, _ = synthetic_features(200, seed)
+    pipeline = candidates()["logistic_regression"].fit(x, y)
     mlflow.set_experiment(experiment)
     with mlflow.start_run() as run:
         info = mlflow.sklearn.log_model(
-            pipeline, name="model", skops_trusted_types=training.SKOPS_TRUSTED_TYPES
+            pipeline, name="model", skops_trusted_types=SKOPS_TRUSTED_TYPES
         )
     return info.model_uri, run.info.run_id
 
@@ -228,45 +227,6 @@ def test_the_rollback_command_is_safe_to_repeat_and_refuses_bad_input(tracking):
 # -- a whole training and serving, on Spark tables ---------------------------------------------
 
 
-def _feature_tables(spark, schema: str, as_of: str, users: int = 300) -> None:
-    """Feature and label tables for every feature date the split needs (signal included)."""
-    spark.sql(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-    end = date.fromisoformat(as_of)
-    frames, labels = [], []
-    for offset in range(0, 40):
-        day = end - timedelta(days=offset)
-        x, y, _ = _synthetic(users, seed=offset)
-        x.insert(0, "feature_date", day)
-        x.insert(0, "user_id", np.arange(users, dtype="int64") + 1000)
-        frames.append(x)
-        labels.append(
-            pd.DataFrame(
-                {
-                    "user_id": x["user_id"],
-                    "feature_date": day,
-                    "horizon_days": 7,
-                    "purchased": y,
-                    "purchases": y,
-                    "labelled_on": day + timedelta(days=7),
-                }
-            )
-        )
-    features = pd.concat(frames, ignore_index=True)
-    typed = spark.createDataFrame(features).select(
-        *(F.col(c.name).cast(c.type) for c in USER_FEATURES.columns)
-    )
-    typed.write.format("delta").mode("overwrite").saveAsTable(f"{schema}.user_features")
-    spark.createDataFrame(pd.concat(labels, ignore_index=True)).select(
-        *(F.col(c.name).cast(c.type) for c in USER_LABELS.columns)
-    ).write.format("delta").mode("overwrite").saveAsTable(f"{schema}.user_labels")
-    online = typed.where(F.col("feature_date") == F.lit(as_of).cast("date")).withColumn(
-        "updated_at", F.current_timestamp()
-    )
-    online.select(*ONLINE_FEATURES.names).write.format("delta").mode("overwrite").saveAsTable(
-        f"{schema}.user_features_online"
-    )
-
-
 def _ground_truth(spark, schema: str, start: str, end: str, path: Path) -> pd.DataFrame:
     """A per-user "true propensity" (the user's share of positive labels in [start, end]),
     written where the job reads it; returns the window's labels for an independent oracle."""
@@ -284,8 +244,8 @@ def _ground_truth(spark, schema: str, start: str, end: str, path: Path) -> pd.Da
 def test_training_tracks_registers_promotes_and_serving_scores_with_lineage(
     spark, tracking, schema_name, tmp_path
 ):
-    _feature_tables(spark, schema_name, AS_OF)
-    windows = training.Windows.build(AS_OF, 7, 10, 5)
+    propensity_tables(spark, schema_name, AS_OF)
+    windows = Windows.build(AS_OF, 7, 10, 5)
     validation = _ground_truth(
         spark, schema_name, *map(str, windows.validation), tmp_path / "users.csv"
     )
@@ -386,7 +346,7 @@ def test_training_tracks_registers_promotes_and_serving_scores_with_lineage(
     # The same scores as the model gives on the driver: distributed scoring changes nothing.
     model = mlflow.sklearn.load_model(registry.champion(client, name).uri)
     online = spark.table(f"{schema_name}.user_features_online").toPandas()
-    expected = model.predict_proba(training.features_frame(online))[:, 1]
+    expected = model.predict_proba(features_frame(online))[:, 1]
     by_user = {r["user_id"]: r["score"] for r in first}
     assert np.allclose([by_user[u] for u in online["user_id"]], expected)
     score_users(spark, airflow_run_id="scheduled__x", **args)

@@ -25,14 +25,34 @@ from mlflow.models import infer_signature
 from clickstream.core.contracts import USER_FEATURES, USER_LABELS, table_version
 from clickstream.core.volumes import local_path
 from clickstream.models import registry
-from clickstream.models.propensity import model as training
+from clickstream.models.promotion import Decision, decide
+from clickstream.models.propensity.candidates import (
+    SKOPS_TRUSTED_TYPES,
+    candidates,
+    feature_importance,
+)
+from clickstream.models.propensity.data import (
+    LABEL,
+    TrainingDataError,
+    Windows,
+    bounded_pandas,
+    check_trainable,
+    features_frame,
+    labelled_rows,
+)
+from clickstream.models.propensity.evaluation import (
+    lift_capture,
+    metrics,
+    oracle_auc,
+    recency_baseline,
+)
 
 
 @dataclass(frozen=True)
 class TrainingConfig:
     model_name: str
     experiment: str
-    windows: training.Windows
+    windows: Windows
     max_rows: int = 200_000
     margin: float = 0.002
     seed: int = 0
@@ -42,6 +62,30 @@ class TrainingConfig:
     airflow_run_id: str = "manual"
     git_commit: str = "unknown"
     ground_truth: str | None = None
+
+
+@dataclass(frozen=True)
+class LabelledData:
+    """The two windows as model inputs, and what the run logs about how they were read."""
+
+    x_train: pd.DataFrame
+    y_train: np.ndarray
+    x_val: pd.DataFrame
+    y_val: np.ndarray
+    validation: pd.DataFrame  # the validation rows as read: their users meet the ground truth
+    versions: dict[str, int]  # the Delta version of each table read
+    sampling: dict[str, Any]  # rows and sampling fraction of each window
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The best candidate next to the recency baseline and the current champion, decided."""
+
+    best: str
+    best_auc: float
+    baseline_auc: float
+    champion_auc: float | None
+    decision: Decision
 
 
 def _plots(pipeline, x: pd.DataFrame, y: np.ndarray, p: np.ndarray) -> None:
@@ -61,7 +105,7 @@ def _plots(pipeline, x: pd.DataFrame, y: np.ndarray, p: np.ndarray) -> None:
         draw(ax)
         mlflow.log_figure(fig, f"plots/{name}.png")
         plt.close(fig)
-    importance = training.feature_importance(pipeline, x).head(20)
+    importance = feature_importance(pipeline, x).head(20)
     fig, ax = plt.subplots(figsize=(6, 6))
     importance.iloc[::-1].plot.barh(ax=ax)
     ax.set_title("feature importance (top 20)")
@@ -83,15 +127,15 @@ def _oracle(config: TrainingConfig, val: pd.DataFrame, y: np.ndarray) -> dict[st
     if joined["purchase_propensity"].isna().any():
         print("ground truth does not cover every validation user: oracle figures skipped")
         return {}
-    return {"oracle_roc_auc": training.oracle_auc(y, joined["purchase_propensity"].to_numpy())}
+    return {"oracle_roc_auc": oracle_auc(y, joined["purchase_propensity"].to_numpy())}
 
 
-def _read_windows(spark, catalog: str, schema: str, windows: training.Windows) -> dict[str, Any]:
+def _read_windows(spark, catalog: str, schema: str, windows: Windows) -> dict[str, Any]:
     features_name = USER_FEATURES.name(catalog, schema)
     labels_name = USER_LABELS.name(catalog, schema)
     for name in (features_name, labels_name):
         if not spark.catalog.tableExists(name):
-            raise training.TrainingDataError(
+            raise TrainingDataError(
                 f"{name} does not exist: run the offline_feature_table DAG first"
             )
     versions = {features_name: table_version(spark, features_name)}
@@ -101,31 +145,43 @@ def _read_windows(spark, catalog: str, schema: str, windows: training.Windows) -
     labels = spark.sql(f"SELECT * FROM {labels_name} VERSION AS OF {versions[labels_name]}")
     return {
         "versions": versions,
-        "train": training.labelled_rows(features, labels, *windows.train, windows.horizon_days),
-        "validation": training.labelled_rows(
-            features, labels, *windows.validation, windows.horizon_days
-        ),
+        "train": labelled_rows(features, labels, *windows.train, windows.horizon_days),
+        "validation": labelled_rows(features, labels, *windows.validation, windows.horizon_days),
     }
 
 
-def train_propensity(spark, config: TrainingConfig, catalog: str, schema: str) -> dict[str, Any]:
-    """Train, track, register and decide; returns the figures for the job's log."""
+def _labelled_data(spark, config: TrainingConfig, catalog: str, schema: str) -> LabelledData:
+    """Both windows, sampled to the driver's bound and checked to hold both label classes."""
     windows = config.windows
     data = _read_windows(spark, catalog, schema, windows)
-    train_df, train_fraction, train_rows = training.bounded_pandas(
+    train_df, train_fraction, train_rows = bounded_pandas(
         data["train"], config.max_rows, config.seed
     )
-    val_df, val_fraction, val_rows = training.bounded_pandas(
+    val_df, val_fraction, val_rows = bounded_pandas(
         data["validation"], config.max_rows, config.seed + 1
     )
-    training.check_trainable(train_df[training.LABEL].to_numpy(), "training", *windows.train)
-    training.check_trainable(val_df[training.LABEL].to_numpy(), "validation", *windows.validation)
-    x_train, y_train = training.features_frame(train_df), train_df[training.LABEL].to_numpy()
-    x_val, y_val = training.features_frame(val_df), val_df[training.LABEL].to_numpy()
+    check_trainable(train_df[LABEL].to_numpy(), "training", *windows.train)
+    check_trainable(val_df[LABEL].to_numpy(), "validation", *windows.validation)
+    return LabelledData(
+        x_train=features_frame(train_df),
+        y_train=train_df[LABEL].to_numpy(),
+        x_val=features_frame(val_df),
+        y_val=val_df[LABEL].to_numpy(),
+        validation=val_df,
+        versions=data["versions"],
+        sampling={
+            "train_rows": train_rows,
+            "train_sample_fraction": round(train_fraction, 6),
+            "validation_rows": val_rows,
+            "validation_sample_fraction": round(val_fraction, 6),
+        },
+    )
 
-    mlflow.set_experiment(config.experiment)
-    client = MlflowClient()
-    tags = {
+
+def _run_tags(config: TrainingConfig, versions: dict[str, int]) -> dict[str, str]:
+    """The lineage tags of the parent run and of every candidate run."""
+    windows = config.windows
+    return {
         **windows.tags(),
         "logical_date": config.logical_date or windows.as_of.isoformat(),
         "airflow_run_id": config.airflow_run_id,
@@ -133,97 +189,143 @@ def train_propensity(spark, config: TrainingConfig, catalog: str, schema: str) -
         "reason": config.reason,
         "drift_summary": config.drift_summary,
         "model_name": config.model_name,
-        **{f"delta_version.{table}": str(v) for table, v in data["versions"].items()},
+        **{f"delta_version.{table}": str(v) for table, v in versions.items()},
     }
-    results: dict[str, Any] = {"tags": tags}
-    with mlflow.start_run(run_name=f"propensity {windows.as_of}", tags=tags) as parent:
+
+
+def _fit_candidate(name: str, pipeline, data: LabelledData, tags: dict[str, str]) -> dict[str, Any]:
+    """Fit one candidate in a nested run that logs its parameters, metrics, plots and model."""
+    with mlflow.start_run(run_name=name, nested=True, tags=tags) as child:
+        pipeline.fit(data.x_train, data.y_train)
+        p_val = pipeline.predict_proba(data.x_val)[:, 1]
+        candidate_metrics = metrics(data.y_val, p_val)
         mlflow.log_params(
             {
-                "max_rows": config.max_rows,
-                "train_rows": train_rows,
-                "train_sample_fraction": round(train_fraction, 6),
-                "validation_rows": val_rows,
-                "validation_sample_fraction": round(val_fraction, 6),
-                "promotion_margin": config.margin,
+                f"model.{k}": v
+                for k, v in pipeline.named_steps["model"].get_params().items()
+                if isinstance(v, (int, float, str, bool)) or v is None
             }
         )
-        scored: dict[str, dict[str, Any]] = {}
-        for name, pipeline in training.candidates(config.seed).items():
-            with mlflow.start_run(run_name=name, nested=True, tags=tags) as child:
-                pipeline.fit(x_train, y_train)
-                p_val = pipeline.predict_proba(x_val)[:, 1]
-                candidate_metrics = training.metrics(y_val, p_val)
-                mlflow.log_params(
-                    {
-                        f"model.{k}": v
-                        for k, v in pipeline.named_steps["model"].get_params().items()
-                        if isinstance(v, (int, float, str, bool)) or v is None
-                    }
-                )
-                mlflow.log_metrics(candidate_metrics)
-                _plots(pipeline, x_train, y_val, p_val)
-                example = x_val.head(5)
-                info = mlflow.sklearn.log_model(
-                    pipeline,
-                    name="model",
-                    signature=infer_signature(example, pipeline.predict_proba(example)[:, 1]),
-                    input_example=example,
-                    pyfunc_predict_fn="predict_proba",
-                    skops_trusted_types=training.SKOPS_TRUSTED_TYPES,
-                )
-                scored[name] = {
-                    "metrics": candidate_metrics,
-                    "model_uri": info.model_uri,
-                    "run_id": child.info.run_id,
-                }
-                print(f"{name}: " + ", ".join(f"{k}={v:.4f}" for k, v in candidate_metrics.items()))
-        best = max(scored, key=lambda n: scored[n]["metrics"]["roc_auc"])
-        best_auc = scored[best]["metrics"]["roc_auc"]
-        baseline = training.metrics(y_val, training.recency_baseline(x_val))
-        champion_version = registry.alias_version(client, config.model_name, registry.CHAMPION)
-        champion_auc = None
-        if champion_version is not None:
-            champion_model = mlflow.sklearn.load_model(
-                f"models:/{config.model_name}/{champion_version}"
-            )
-            champion_p = champion_model.predict_proba(x_val)[:, 1]
-            champion_auc = training.metrics(y_val, champion_p)["roc_auc"]
-        decision = training.decide(
-            best_auc,
-            champion_auc=champion_auc,
-            champion_version=champion_version,
-            baseline_auc=baseline["roc_auc"],
-            margin=config.margin,
+        mlflow.log_metrics(candidate_metrics)
+        _plots(pipeline, data.x_train, data.y_val, p_val)
+        example = data.x_val.head(5)
+        info = mlflow.sklearn.log_model(
+            pipeline,
+            name="model",
+            signature=infer_signature(example, pipeline.predict_proba(example)[:, 1]),
+            input_example=example,
+            pyfunc_predict_fn="predict_proba",
+            skops_trusted_types=SKOPS_TRUSTED_TYPES,
         )
-        version = registry.register_challenger(
-            client,
-            config.model_name,
-            scored[best]["model_uri"],
-            scored[best]["run_id"],
-            {"candidate": best, **{k: v for k, v in tags.items() if not k.startswith("delta")}},
-        )
-        replaced = registry.record_decision(
-            client, config.model_name, version, promote=decision.promote, reason=decision.reason
-        )
-        summary = {
-            "challenger_roc_auc": best_auc,
-            "baseline_roc_auc": baseline["roc_auc"],
-            **({"champion_roc_auc": champion_auc} if champion_auc is not None else {}),
-            **_oracle(config, val_df, y_val),
+        print(f"{name}: " + ", ".join(f"{k}={v:.4f}" for k, v in candidate_metrics.items()))
+        return {
+            "metrics": candidate_metrics,
+            "model_uri": info.model_uri,
+            "run_id": child.info.run_id,
         }
-        # The quality bar is the serving model's: the challenger when it won, else the champion.
-        serving_auc = best_auc if decision.promote else champion_auc
+
+
+def _evaluate(
+    client: MlflowClient,
+    config: TrainingConfig,
+    data: LabelledData,
+    scored: dict[str, dict[str, Any]],
+) -> Evaluation:
+    """The best candidate against the champion (on the same rows) or the recency baseline."""
+    best = max(scored, key=lambda n: scored[n]["metrics"]["roc_auc"])
+    best_auc = scored[best]["metrics"]["roc_auc"]
+    baseline = metrics(data.y_val, recency_baseline(data.x_val))
+    champion_version = registry.alias_version(client, config.model_name, registry.CHAMPION)
+    champion_auc = None
+    if champion_version is not None:
+        champion_model = mlflow.sklearn.load_model(
+            f"models:/{config.model_name}/{champion_version}"
+        )
+        champion_p = champion_model.predict_proba(data.x_val)[:, 1]
+        champion_auc = metrics(data.y_val, champion_p)["roc_auc"]
+    decision = decide(
+        best_auc,
+        champion_auc=champion_auc,
+        champion_version=champion_version,
+        baseline_auc=baseline["roc_auc"],
+        margin=config.margin,
+    )
+    return Evaluation(best, best_auc, baseline["roc_auc"], champion_auc, decision)
+
+
+def _register(
+    client: MlflowClient,
+    config: TrainingConfig,
+    candidate: dict[str, Any],
+    tags: dict[str, str],
+    evaluation: Evaluation,
+) -> tuple[str, str | None]:
+    """Register the best candidate as challenger and apply the decision; (version, replaced)."""
+    version = registry.register_challenger(
+        client,
+        config.model_name,
+        candidate["model_uri"],
+        candidate["run_id"],
+        {
+            "candidate": evaluation.best,
+            **{k: v for k, v in tags.items() if not k.startswith("delta")},
+        },
+    )
+    replaced = registry.record_decision(
+        client,
+        config.model_name,
+        version,
+        promote=evaluation.decision.promote,
+        reason=evaluation.decision.reason,
+    )
+    return version, replaced
+
+
+def _summary(
+    config: TrainingConfig, data: LabelledData, evaluation: Evaluation
+) -> dict[str, float]:
+    """The parent run's metrics: challenger, baseline, champion and, with ground truth, oracle."""
+    best_auc, champion_auc = evaluation.best_auc, evaluation.champion_auc
+    summary = {
+        "challenger_roc_auc": best_auc,
+        "baseline_roc_auc": evaluation.baseline_auc,
+        **({"champion_roc_auc": champion_auc} if champion_auc is not None else {}),
+        **_oracle(config, data.validation, data.y_val),
+    }
+    # The quality bar is the serving model's: the challenger when it won, else the champion.
+    serving_auc = best_auc if evaluation.decision.promote else champion_auc
+    if serving_auc is not None:
+        summary["champion_after_roc_auc"] = serving_auc
+    if "oracle_roc_auc" in summary:
+        oracle = summary["oracle_roc_auc"]
+        summary["challenger_lift_capture"] = lift_capture(best_auc, oracle)
         if serving_auc is not None:
-            summary["champion_after_roc_auc"] = serving_auc
-        if "oracle_roc_auc" in summary:
-            oracle = summary["oracle_roc_auc"]
-            summary["challenger_lift_capture"] = training.lift_capture(best_auc, oracle)
-            if serving_auc is not None:
-                summary["lift_capture"] = training.lift_capture(serving_auc, oracle)
+            summary["lift_capture"] = lift_capture(serving_auc, oracle)
+    return summary
+
+
+def train_propensity(spark, config: TrainingConfig, catalog: str, schema: str) -> dict[str, Any]:
+    """Train, track, register and decide; returns the figures for the job's log."""
+    data = _labelled_data(spark, config, catalog, schema)
+    mlflow.set_experiment(config.experiment)
+    client = MlflowClient()
+    tags = _run_tags(config, data.versions)
+    with mlflow.start_run(run_name=f"propensity {config.windows.as_of}", tags=tags) as parent:
+        mlflow.log_params(
+            {"max_rows": config.max_rows, **data.sampling, "promotion_margin": config.margin}
+        )
+        scored = {
+            name: _fit_candidate(name, pipeline, data, tags)
+            for name, pipeline in candidates(config.seed).items()
+        }
+        evaluation = _evaluate(client, config, data, scored)
+        decision = evaluation.decision
+        version, replaced = _register(client, config, scored[evaluation.best], tags, evaluation)
+        summary = _summary(config, data, evaluation)
         mlflow.log_metrics(summary)
         mlflow.set_tags(
             {
-                "best_candidate": best,
+                "best_candidate": evaluation.best,
                 "challenger_version": version,
                 "decision": "promoted" if decision.promote else "kept",
                 "decision_reason": decision.reason,
@@ -231,12 +333,12 @@ def train_propensity(spark, config: TrainingConfig, catalog: str, schema: str) -
                 "champion_after": version if decision.promote else (replaced or "none"),
             }
         )
-        results.update(
-            summary=summary,
-            decision=decision,
-            version=version,
-            best=best,
-            candidates={n: s["metrics"] for n, s in scored.items()},
-            parent_run_id=parent.info.run_id,
-        )
-    return results
+    return {
+        "tags": tags,
+        "summary": summary,
+        "decision": decision,
+        "version": version,
+        "best": evaluation.best,
+        "candidates": {n: s["metrics"] for n, s in scored.items()},
+        "parent_run_id": parent.info.run_id,
+    }

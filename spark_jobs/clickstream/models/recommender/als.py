@@ -1,111 +1,45 @@
-"""Product recommendations from implicit feedback: ALS, a popularity baseline, and metrics.
+"""The ALS recommender: a model of implicit feedback, a popularity baseline, and metrics.
 
-**Implicit feedback.** Nobody rates products here; users view, cart and buy them. Each event is
-a weighted vote (:data:`EVENT_WEIGHTS`: a purchase says more than a view; ``remove_from_cart`` is
-ignored rather than counted negative, because the cart event before it already showed interest
-and implicit ALS has no notion of a negative signal). The votes are summed per (user, product)
-and dampened with ``log1p``: implicit ALS turns the strength ``r`` into a confidence
-``1 + alpha * r``, and raw counts would let a user refreshing a product page 300 times (or a
-crawler) outweigh several purchases; ``log1p`` keeps the order of the strengths but grows
-slowly, and maps "one view" to a small positive value (0.69), never to 0.
-
-**Point in time.** Interactions for the window ``[start, end]`` are the events with
-``event_date`` in the window *and* delivered by its end (``ingest_date <= end``), the rule used
-across the project: a model trained "as of D" can be retrained later and see the same data.
+The input is :func:`~clickstream.models.recommender.interactions.interactions`, one implicit
+feedback ``strength`` per (user, product).
 
 **Dense ids.** Spark's ALS only takes ``int`` ids, and ``user_id``/``product_id`` are
 ``bigint`` that may not fit (casting would silently wrap around and merge unrelated ids). Every
 distinct id therefore gets a dense index ``0..n-1`` in id order (deterministic, so a retrain on
 the same data gives the same indices); the mappings travel with the model in
 :class:`AlsRecommender` and every output is mapped back to the original ids.
+:func:`log_recommender` logs both mappings next to the model (``mlflow.spark``, which moves it
+through DFS on a cluster so executors can read it) and :func:`load_recommender` reads them back.
 
 **Exclusions.** Recommending what a user has just bought wastes a slot, so :func:`recommend`
 and :func:`popularity_recommend` take pairs to exclude (typically
-:func:`purchases_to_exclude`). They ask for ``k`` plus the largest number of exclusions any
-requested user has, so that after removing them every user still gets ``k`` products whenever
-the catalogue has that many left.
+:func:`~clickstream.models.recommender.interactions.purchases_to_exclude`). They ask for ``k``
+plus the largest number of exclusions any requested user has, so that after removing them every
+user still gets ``k`` products whenever the catalogue has that many left.
 
 **Evaluation.** :func:`precision_recall_at_k` compares top-k lists with what the users carted or
-bought in a *later* window (:func:`relevant_items`), computed with Spark aggregations; only the
-final averages reach the driver.
+bought in a *later* window
+(:func:`~clickstream.models.recommender.interactions.relevant_items`), computed with Spark
+aggregations; only the final averages reach the driver.
 """
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
-from datetime import date, timedelta
 from functools import cached_property
+from pathlib import Path
 
+import mlflow
+import mlflow.spark
+import pandas as pd
+from mlflow import MlflowClient
 from pyspark.ml.recommendation import ALS, ALSModel
-from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
-
-EVENT_WEIGHTS: dict[str, float] = {"view": 1.0, "cart": 4.0, "purchase": 10.0}
-RELEVANT_EVENTS: tuple[str, ...] = ("cart", "purchase")
 
 USER_INDEX = "user_index"
 ITEM_INDEX = "item_index"
-
-
-def _day(value: date) -> Column:
-    return F.lit(value.isoformat()).cast("date")
-
-
-def _known_by(events: DataFrame, start: date, end: date) -> DataFrame:
-    """Events of [start, end] delivered by the end of ``end`` (the point-in-time rule)."""
-    if end < start:
-        raise ValueError(f"the window {start}..{end} is empty: the end is before the start")
-    return events.where(
-        F.col("event_date").between(_day(start), _day(end)) & (F.col("ingest_date") <= _day(end))
-    )
-
-
-def interactions(events: DataFrame, start: date, end: date) -> DataFrame:
-    """Implicit feedback per (user, product): ``log1p`` of the summed event weights.
-
-    Columns ``user_id bigint, product_id bigint, strength double``; a pair whose only events
-    are ``remove_from_cart`` has no row.
-    """
-    weights = F.create_map(*(F.lit(x) for pair in EVENT_WEIGHTS.items() for x in pair))
-    weight = weights[F.col("event_type")]
-    return (
-        _known_by(events, start, end)
-        .where(F.col("event_type").isin(list(EVENT_WEIGHTS)))
-        .groupBy("user_id", "product_id")
-        .agg(F.log1p(F.sum(weight)).alias("strength"))
-        .select(
-            F.col("user_id").cast("bigint"),
-            F.col("product_id").cast("bigint"),
-            F.col("strength").cast("double"),
-        )
-    )
-
-
-def purchases_to_exclude(events: DataFrame, end: date, days: int) -> DataFrame:
-    """(user_id, product_id) pairs bought in the ``days`` days ending at ``end`` (known by then)."""
-    if days < 1:
-        raise ValueError(f"the exclusion window must be at least 1 day, got {days}")
-    start = end - timedelta(days=days - 1)
-    return (
-        _known_by(events, start, end)
-        .where(F.col("event_type") == "purchase")
-        .select(F.col("user_id").cast("bigint"), F.col("product_id").cast("bigint"))
-        .distinct()
-    )
-
-
-def relevant_items(events: DataFrame, start: date, end: date) -> DataFrame:
-    """(user_id, product_id) pairs carted or bought in [start, end]: the evaluation target.
-
-    Views are left out on purpose: a view is often the consequence of being shown a product,
-    while a cart or a purchase is the intent a recommendation should anticipate.
-    """
-    return (
-        _known_by(events, start, end)
-        .where(F.col("event_type").isin(list(RELEVANT_EVENTS)))
-        .select(F.col("user_id").cast("bigint"), F.col("product_id").cast("bigint"))
-        .distinct()
-    )
 
 
 def _dense_index(frame: DataFrame, id_column: str, index_column: str) -> DataFrame:
@@ -212,6 +146,29 @@ def train_als(
         numItemBlocks=num_blocks,
     )
     return AlsRecommender(model=als.fit(indexed), users=users, items=items)
+
+
+def log_recommender(recommender: AlsRecommender) -> str:
+    """Log the model and its id maps to the active run; returns the model URI."""
+    info = mlflow.spark.log_model(recommender.model, artifact_path="als")
+    with tempfile.TemporaryDirectory(prefix="id-maps-") as tmp:
+        for name, frame in (("users", recommender.users), ("items", recommender.items)):
+            frame.toPandas().to_parquet(Path(tmp) / f"{name}.parquet", index=False)
+        mlflow.log_artifact(str(Path(tmp) / "users.parquet"), "id_maps/users")
+        mlflow.log_artifact(str(Path(tmp) / "items.parquet"), "id_maps/items")
+    return info.model_uri
+
+
+def load_recommender(spark: SparkSession, name: str, version: str) -> AlsRecommender:
+    """The registered ALS model and the id maps logged next to it."""
+    client = MlflowClient()
+    run_id = client.get_model_version(name, version).run_id
+    model = mlflow.spark.load_model(f"models:/{name}/{version}").stages[0]
+    maps = Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="id_maps"))
+    # Read on the driver: a driver-local download is not visible to a cluster's executors.
+    users = spark.createDataFrame(pd.read_parquet(maps / "users" / "users.parquet"))
+    items = spark.createDataFrame(pd.read_parquet(maps / "items" / "items.parquet"))
+    return AlsRecommender(model=model, users=users, items=items)
 
 
 def _max_exclusions(
