@@ -9,7 +9,7 @@ just closed. Bulk mode (``--start-ds/--end-ds``, first load or backfill): the fe
 every date in the range in one Spark job, then the labels of every feature date whose window
 closes inside the range; same output as running the days one by one.
 
-See ``clickstream/features.py`` for the point-in-time rules and the feature definitions.
+See ``clickstream/pipeline/features.py`` for the point-in-time rules and the feature definitions.
 """
 
 from __future__ import annotations

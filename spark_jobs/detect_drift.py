@@ -14,7 +14,7 @@ most ``--max-rows`` rows (seeded, deterministic) before Evidently runs on pandas
 ``<output>.html`` (the Evidently report, one self-contained file), ``<output>.json`` (the
 summary the drift sensor reads: ``status`` is ``drift``, ``no_drift`` or ``insufficient_data``)
 and replaces the period's rows of ``<catalog>.<monitoring-schema>.drift_metrics``. Fails with
-what to run when there is no champion. See ``clickstream/drift.py``.
+what to run when there is no champion. See ``clickstream/monitoring/drift.py``.
 """
 
 from __future__ import annotations

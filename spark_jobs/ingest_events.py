@@ -8,9 +8,9 @@ Reads ``<landing>/<ds>/*.csv`` and ``*.csv.gz``; replaces the ``ingest_date = ds
 ``<catalog>.<bronze-schema>.events`` and ``<catalog>.<bronze-schema>.events_quarantine``
 (created if missing), prints rows in, bronze rows and quarantined rows (by reason), and exits
 non-zero unless rows in = bronze + quarantined. The quarantine reasons and the parsing rules
-are documented in ``clickstream/ingest.py``. ``--ingest-ts`` (default: the end of ``ds``, UTC)
-is stored as ``ingested_at``; pass the run's data-interval end to record it, never the wall
-clock, so that a rerun writes identical rows.
+are documented in ``clickstream/pipeline/landing.py``. ``--ingest-ts`` (default: the end of
+``ds``, UTC) is stored as ``ingested_at``; pass the run's data-interval end to record it, never
+the wall clock, so that a rerun writes identical rows.
 """
 
 from __future__ import annotations

@@ -20,8 +20,8 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
+from clickstream.core.schema import HEADER
 from clickstream.core.volumes import local_path
-from clickstream.pipeline.ingest import HEADER
 
 UNASSIGNED = "_unassigned"
 

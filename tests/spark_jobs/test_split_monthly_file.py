@@ -6,7 +6,7 @@ import pytest
 from ingest_events import ingest
 from split_monthly_file import split
 
-from clickstream.pipeline.ingest import HEADER
+from clickstream.core.schema import HEADER
 
 pytestmark = pytest.mark.spark
 

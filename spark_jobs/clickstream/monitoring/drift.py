@@ -4,14 +4,11 @@
 period ``[start, end]``, and the period's scores from ``gold.propensity_scores`` when there are
 any (every model version of the model that scored a date in the period).
 
-**Reference.** The training window of the current champion: ``models:/<name>@champion`` is
-resolved to a version, the version's source run (the winning candidate's nested run, which
-carries the training's tags, as its parent run does) names the window in its tags
-``train_window_start`` / ``train_window_end``, and the reference is the feature rows of those
-dates. The reference scores are the champion's own scores on those dates, when
-``gold.propensity_scores`` holds any; since serving scores each date with the champion *of that
-day*, a champion rarely scored its own training window, and the score comparison is then skipped
-with a note (the feature comparison does not depend on it).
+**Reference.** The feature rows of the current champion's training window (found in MLflow by
+:mod:`clickstream.monitoring.drift_reference`). The reference scores are the champion's own
+scores on those dates, when ``gold.propensity_scores`` holds any; since serving scores each date
+with the champion *of that day*, a champion rarely scored its own training window, and the score
+comparison is then skipped with a note (the feature comparison does not depend on it).
 
 **Bounded driver memory.** Evidently runs on pandas on the driver. Each side is sampled on Spark
 to at most ``max_rows`` rows before ``toPandas()``: the rows with the smallest seeded hash
@@ -19,18 +16,10 @@ to at most ``max_rows`` rows before ``toPandas()``: the rows with the smallest s
 The hash makes it a uniform sample that picks the same rows on every run, so a rerun compares the
 same data and writes the same figures. The counts reported are those of the whole windows.
 
-**Tests per column.** Every feature is numerical and gets the same test, set explicitly:
-the Wasserstein distance normed by the reference's standard deviation (``wasserstein``), drift
-when it is ``>= 0.1``. Evidently 0.7 picks a test per column when none is set, and its choice
-depends on the data: with at most 1000 reference rows a K-S (or, for <= 5 distinct values,
-chi-square / Z) *p-value*, drift when below 0.05; above 1000 rows the normed Wasserstein (or,
-for <= 5 distinct values, Jensen-Shannon) *distance*, drift when above 0.1. The score would then
-flip meaning with the sample size and a p-value flags a negligible shift on 50 000 rows; a
-distance in units of the reference's spread does neither. Evidently ignores nulls (NaN) in a
-test, so a change in a feature's null rate alone is not drift; a feature with no value at all on
-one side cannot be tested and is reported as skipped (outside the drift share). The score
-comparison uses the same test and is reported next to the feature drift: it does not set the
-status.
+**Tests per column.** Every feature column, and the score, gets the same explicit test: the
+Wasserstein distance normed by the reference's standard deviation, drift when it is ``>= 0.1``;
+a feature with no value on one side is reported as skipped (why this test, and not Evidently's
+default choice: :mod:`clickstream.monitoring.drift_report`).
 
 **Decision.** ``drift_share`` is Evidently's share of drifted feature columns
 (``DriftedColumnsCount``); the status is ``drift`` when it is ``>= threshold`` (the DAG passes the
@@ -54,7 +43,6 @@ holding the drift share, all replaced for the period on a rerun (``replaceWhere`
 
 from __future__ import annotations
 
-import html
 import json
 from dataclasses import dataclass
 from datetime import date
@@ -63,7 +51,6 @@ from typing import Any
 
 import pandas as pd
 from mlflow import MlflowClient
-from mlflow.exceptions import MlflowException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
@@ -78,14 +65,17 @@ from clickstream.core.contracts import (
 from clickstream.core.jobs import JobError
 from clickstream.core.schema import parse_ds
 from clickstream.core.volumes import local_path
-from clickstream.models.registry import CHAMPION
+from clickstream.monitoring.drift_reference import Reference, champion_reference
+from clickstream.monitoring.drift_report import (
+    SCORE,
+    UNTESTED,
+    Comparison,
+    compare,
+    insufficient_html,
+)
 
-STATTEST = "wasserstein"  # Evidently's "Wasserstein distance (normed)"
-STATTEST_THRESHOLD = 0.1
-SCORE = "score"
 DATASET = "__dataset__"
 SHARE_STATTEST = "share_of_drifted_columns"
-_UNTESTED: dict[str, Any] = {"stattest": None, "score": None, "drifted": None}
 
 DRIFT_METRICS = Contract(
     schema="monitoring",
@@ -149,55 +139,7 @@ class DriftConfig:
         object.__setattr__(self, "end", end)
 
 
-@dataclass(frozen=True)
-class Reference:
-    """The champion and its training window (the drift reference)."""
-
-    model_name: str
-    version: str
-    run_id: str
-    start: str
-    end: str
-
-
 # -- MLflow ------------------------------------------------------------------------------------
-
-
-def champion_reference(client: MlflowClient, model_name: str) -> Reference:
-    """``models:/<name>@champion`` and the training window its source run names."""
-    try:
-        version = client.get_model_version_by_alias(model_name, CHAMPION)
-    except MlflowException as error:
-        if error.error_code not in (
-            "RESOURCE_DOES_NOT_EXIST",
-            "INVALID_PARAMETER_VALUE",
-            "NOT_FOUND",
-        ):
-            raise
-        raise JobError(
-            f"no champion for {model_name}: run model_training first (drift is measured against "
-            "the champion's training window)"
-        ) from None
-    run_id = version.run_id or version.tags.get("run_id", "")
-    # The version points at the winning candidate's nested run; it carries the training's tags,
-    # as its parent run does, and so does the version itself (train_models sets all three).
-    sources: list[dict[str, str]] = []
-    if run_id:
-        run = client.get_run(run_id)
-        sources.append(run.data.tags)
-        parent = run.data.tags.get("mlflow.parentRunId")
-        if parent:
-            sources.append(client.get_run(parent).data.tags)
-    sources.append(version.tags)
-    for tags in sources:
-        if tags.get("train_window_start") and tags.get("train_window_end"):
-            start, end = parse_ds(tags["train_window_start"]), parse_ds(tags["train_window_end"])
-            return Reference(model_name, str(version.version), run_id, start, end)
-    raise JobError(
-        f"champion v{version.version} of {model_name} names no training window (tags "
-        f"train_window_start/train_window_end on run {run_id or '?'}): it was not registered "
-        "by train_models"
-    )
 
 
 def last_drift_retraining(client: MlflowClient, experiment: str) -> dict[str, str] | None:
@@ -274,87 +216,6 @@ def bounded_sample(df: DataFrame, max_rows: int, seed: int) -> pd.DataFrame:
     return sample.sort_values(["feature_date", "user_id"], ignore_index=True)
 
 
-# -- Evidently ---------------------------------------------------------------------------------
-
-
-@dataclass
-class Comparison:
-    snapshot: Any
-    drift_share: float
-    columns: dict[str, dict[str, Any]]  # feature -> stattest, score, threshold, drifted[, note]
-    score: dict[str, Any] | None  # the score column's result when compared
-
-
-def _read_snapshot(result: dict[str, Any]) -> tuple[float, int, dict[str, dict[str, Any]]]:
-    """(share, count, {column: stattest/threshold/score/drifted}) from ``snapshot.dict()``."""
-    share, count, columns = None, None, {}
-    for metric in result["metrics"]:
-        config = metric["config"]
-        if config["type"].endswith(":DriftedColumnsCount"):
-            share, count = float(metric["value"]["share"]), int(metric["value"]["count"])
-        elif config["type"].endswith(":ValueDrift"):
-            columns[config["column"]] = {
-                "stattest": config["method"],
-                "score": float(metric["value"]),
-                "threshold": float(config["threshold"]),
-            }
-    for test in result["tests"]:
-        params = test["metric_config"]["params"]
-        if params["type"].endswith(":ValueDrift") and params["column"] in columns:
-            # Evidently's own verdict per column: the test fails when the column drifted.
-            columns[params["column"]]["drifted"] = test["status"] == "FAIL"
-    if share is None or count is None or any("drifted" not in c for c in columns.values()):
-        raise RuntimeError("the Evidently snapshot lacks the drift share or a column's test")
-    return share, count, columns
-
-
-def compare(
-    reference: pd.DataFrame, current: pd.DataFrame, drift_share: float, *, scores: bool
-) -> Comparison:
-    """Run the Evidently report: every testable feature, and the score column if ``scores``."""
-    from evidently import DataDefinition, Dataset, Report
-    from evidently.metrics import ValueDrift
-    from evidently.presets import DataDriftPreset
-
-    testable, skipped = [], {}
-    for column in FEATURE_COLUMNS:
-        sides = (("reference", reference), ("current", current))
-        empty = [n for n, side in sides if side[column].notna().sum() == 0]
-        if empty:
-            note = f"no value in the {' and '.join(empty)} sample: not tested"
-            skipped[column] = {**_UNTESTED, "threshold": None, "note": note}
-        else:
-            testable.append(column)
-    if not testable:
-        raise JobError("no feature column has values on both sides: nothing to compare")
-    numerical = testable + ([SCORE] if scores else [])
-    definition = DataDefinition(numerical_columns=numerical)
-    metrics: list[Any] = [
-        DataDriftPreset(
-            columns=testable,
-            drift_share=drift_share,
-            num_method=STATTEST,
-            num_threshold=STATTEST_THRESHOLD,
-        )
-    ]
-    if scores:
-        metrics.append(ValueDrift(column=SCORE, method=STATTEST, threshold=STATTEST_THRESHOLD))
-    snapshot = Report(metrics, include_tests=True).run(
-        reference_data=Dataset.from_pandas(reference[numerical], data_definition=definition),
-        current_data=Dataset.from_pandas(current[numerical], data_definition=definition),
-    )
-    share, count, results = _read_snapshot(snapshot.dict())
-    score = results.pop(SCORE, None)
-    drifted = sum(1 for c in results.values() if c["drifted"])
-    if drifted != count or set(results) != set(testable):
-        raise RuntimeError(
-            f"Evidently counts {count} drifted columns, its column tests {drifted}: the report "
-            "does not read as expected (an Evidently API change?)"
-        )
-    columns = {c: results.get(c) or skipped[c] for c in FEATURE_COLUMNS}
-    return Comparison(snapshot, share, columns, score)
-
-
 # -- the job -----------------------------------------------------------------------------------
 
 
@@ -386,23 +247,6 @@ def score_rows(spark, config: DriftConfig, reference: Reference):
     return ref, cur, note
 
 
-def _insufficient_html(summary: dict[str, Any]) -> str:
-    ref, cur = summary["reference"], summary["current"]
-    lines = [
-        f"Period {summary['period_start']}..{summary['period_end']}: not enough data to "
-        "measure drift; nothing was compared and no drift is claimed.",
-        f"Current feature rows: {cur['rows']}; reference feature rows (champion "
-        f"v{ref['model_version']} training window {ref['start']}..{ref['end']}): {ref['rows']}; "
-        f"at least {summary['min_rows']} are needed on each side.",
-    ]
-    body = "\n".join(f"<p>{html.escape(line)}</p>" for line in lines)
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        "<title>Feature drift: insufficient data</title></head>\n"
-        f"<body><h1>Feature drift: insufficient data</h1>\n{body}\n</body></html>\n"
-    )
-
-
 def _metric_rows(config, reference, summary, comparison, counts) -> list[tuple]:
     status = summary["status"]
     common_tail = (config.model_name, reference.version, config.airflow_run_id)
@@ -428,31 +272,23 @@ def _metric_rows(config, reference, summary, comparison, counts) -> list[tuple]:
     return rows
 
 
-def detect_drift(
-    spark: SparkSession, config: DriftConfig, client: MlflowClient | None = None
+def _insufficient_summary(
+    config: DriftConfig,
+    reference: Reference,
+    rows: tuple[int, int],
+    retraining: dict[str, str] | None,
+    table: str,
 ) -> dict[str, Any]:
-    """Compare the period with the champion's training window; write report, summary, rows."""
-    client = client or MlflowClient()
-    reference = champion_reference(client, config.model_name)
-    print(
-        f"reference: {config.model_name} champion v{reference.version} (run {reference.run_id}), "
-        f"training window {reference.start}..{reference.end}"
-    )
-    silver = (config.catalog, config.silver_schema)
-    ref_rows = feature_rows(spark, *silver, reference.start, reference.end)
-    cur_rows = feature_rows(spark, *silver, config.start, config.end)
-    ref_count, cur_count = ref_rows.count(), cur_rows.count()
-    print(f"feature rows: reference {ref_count}, current {cur_count} (min {config.min_rows})")
-    sufficient = min(ref_count, cur_count) >= config.min_rows
-
-    html_path, json_path = config.output + ".html", config.output + ".json"
-    summary: dict[str, Any] = {
+    """The summary of the period as it stands when nothing is compared (``insufficient_data``);
+    :func:`_compare_windows` records the comparison in it when there are enough rows."""
+    ref_count, cur_count = rows
+    return {
         "period_start": config.start,
         "period_end": config.end,
         "status": "insufficient_data",
         "drift_share": None,
         "threshold": config.drift_share,
-        "sufficient": sufficient,
+        "sufficient": min(ref_count, cur_count) >= config.min_rows,
         "min_rows": config.min_rows,
         "drifted_columns": [],
         "columns": {},
@@ -468,48 +304,90 @@ def detect_drift(
         "current": {"rows": cur_count, "sampled_rows": 0},
         "scores": {
             "compared": False,
-            **_UNTESTED,
+            **UNTESTED,
             "note": "not enough feature rows: nothing compared",
         },
-        "last_drift_retraining": last_drift_retraining(client, config.experiment),
-        "report": html_path,
-        "table": DRIFT_METRICS.name(config.catalog, config.monitoring_schema),
+        "last_drift_retraining": retraining,
+        "report": config.output + ".html",
+        "table": table,
     }
-    comparison, counts = None, {}
-    local_html = Path(local_path(html_path))
-    local_html.parent.mkdir(parents=True, exist_ok=True)
-    if sufficient:
-        ref_scores, cur_scores, note = score_rows(spark, config, reference)
-        ref_sample = bounded_sample(with_scores(ref_rows, ref_scores), config.max_rows, config.seed)
-        cur_sample = bounded_sample(with_scores(cur_rows, cur_scores), config.max_rows, config.seed)
-        counts = {
-            c: (int(ref_sample[c].notna().sum()), int(cur_sample[c].notna().sum()))
-            for c in (*FEATURE_COLUMNS, SCORE)
-        }
-        scored = ref_scores is not None and min(counts[SCORE]) >= config.min_rows
-        if ref_scores is not None and not scored:
-            note = (
-                f"only {counts[SCORE][0]} reference and {counts[SCORE][1]} current scores in "
-                f"the samples (min {config.min_rows}): score comparison skipped"
-            )
-        comparison = compare(ref_sample, cur_sample, config.drift_share, scores=scored)
-        comparison.snapshot.save_html(str(local_html))
-        drifted = [c for c, r in comparison.columns.items() if r["drifted"]]
-        summary.update(
-            status="drift" if comparison.drift_share >= config.drift_share else "no_drift",
-            drift_share=comparison.drift_share,
-            drifted_columns=drifted,
-            columns=comparison.columns,
+
+
+def _compare_windows(
+    spark: SparkSession,
+    config: DriftConfig,
+    reference: Reference,
+    rows: tuple[DataFrame, DataFrame],
+    summary: dict[str, Any],
+    report: Path,
+) -> tuple[Comparison, dict[str, tuple[int, int]]]:
+    """Sample both windows, compare them (the scores too when both samples hold enough), save
+    Evidently's report to ``report`` and record the outcome in ``summary``; the comparison and
+    the values compared per column (reference, current)."""
+    ref_rows, cur_rows = rows
+    ref_scores, cur_scores, note = score_rows(spark, config, reference)
+    ref_sample = bounded_sample(with_scores(ref_rows, ref_scores), config.max_rows, config.seed)
+    cur_sample = bounded_sample(with_scores(cur_rows, cur_scores), config.max_rows, config.seed)
+    counts = {
+        c: (int(ref_sample[c].notna().sum()), int(cur_sample[c].notna().sum()))
+        for c in (*FEATURE_COLUMNS, SCORE)
+    }
+    scored = ref_scores is not None and min(counts[SCORE]) >= config.min_rows
+    if ref_scores is not None and not scored:
+        note = (
+            f"only {counts[SCORE][0]} reference and {counts[SCORE][1]} current scores in "
+            f"the samples (min {config.min_rows}): score comparison skipped"
         )
-        summary["reference"]["sampled_rows"] = len(ref_sample)
-        summary["current"]["sampled_rows"] = len(cur_sample)
-        summary["scores"] = {"compared": scored, **_UNTESTED, "note": note}
-        if comparison.score is not None:
-            summary["scores"].update(
-                {k: comparison.score[k] for k in ("stattest", "score", "threshold", "drifted")}
-            )
+    comparison = compare(ref_sample, cur_sample, config.drift_share, scores=scored)
+    comparison.snapshot.save_html(str(report))
+    drifted = [c for c, r in comparison.columns.items() if r["drifted"]]
+    summary.update(
+        status="drift" if comparison.drift_share >= config.drift_share else "no_drift",
+        drift_share=comparison.drift_share,
+        drifted_columns=drifted,
+        columns=comparison.columns,
+    )
+    summary["reference"]["sampled_rows"] = len(ref_sample)
+    summary["current"]["sampled_rows"] = len(cur_sample)
+    summary["scores"] = {"compared": scored, **UNTESTED, "note": note}
+    if comparison.score is not None:
+        summary["scores"].update(
+            {k: comparison.score[k] for k in ("stattest", "score", "threshold", "drifted")}
+        )
+    return comparison, counts
+
+
+def detect_drift(
+    spark: SparkSession, config: DriftConfig, client: MlflowClient | None = None
+) -> dict[str, Any]:
+    """Compare the period with the champion's training window; write report, summary, rows."""
+    client = client or MlflowClient()
+    reference = champion_reference(client, config.model_name)
+    print(
+        f"reference: {config.model_name} champion v{reference.version} (run {reference.run_id}), "
+        f"training window {reference.start}..{reference.end}"
+    )
+    silver = (config.catalog, config.silver_schema)
+    ref_rows = feature_rows(spark, *silver, reference.start, reference.end)
+    cur_rows = feature_rows(spark, *silver, config.start, config.end)
+    ref_count, cur_count = ref_rows.count(), cur_rows.count()
+    print(f"feature rows: reference {ref_count}, current {cur_count} (min {config.min_rows})")
+    summary = _insufficient_summary(
+        config,
+        reference,
+        (ref_count, cur_count),
+        last_drift_retraining(client, config.experiment),
+        DRIFT_METRICS.name(config.catalog, config.monitoring_schema),
+    )
+    comparison, counts = None, {}
+    local_html = Path(local_path(summary["report"]))
+    local_html.parent.mkdir(parents=True, exist_ok=True)
+    if summary["sufficient"]:
+        comparison, counts = _compare_windows(
+            spark, config, reference, (ref_rows, cur_rows), summary, local_html
+        )
     else:
-        local_html.write_text(_insufficient_html(summary), encoding="utf-8")
+        local_html.write_text(insufficient_html(summary), encoding="utf-8")
 
     rows = _metric_rows(config, reference, summary, comparison, counts)
     frame = spark.createDataFrame(
@@ -519,7 +397,7 @@ def detect_drift(
     write_partition(
         spark, frame, DRIFT_METRICS, config.catalog, predicate, config.monitoring_schema
     )
-    local_json = Path(local_path(json_path))
+    local_json = Path(local_path(config.output + ".json"))
     local_json.parent.mkdir(parents=True, exist_ok=True)
     local_json.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return summary

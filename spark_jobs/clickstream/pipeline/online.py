@@ -8,7 +8,7 @@ every user, whatever order dates are published in, and a rerun rewrites identica
 The table is liquid-clustered by ``user_id`` (point lookups skip all but one file after
 ``OPTIMIZE``, which the publish job runs). On Databricks the same table is synced to a
 low-latency store (an online table / Lakebase synced table) when the environment's
-``online_store`` is set; see the README.
+``online_store`` is set; see docs/deployment.md.
 
 **Skew check.** For the published date, every offline row must be in the online table with the
 same feature date and bit-identical feature values (null-safe). A mismatch fails the task with

@@ -21,16 +21,16 @@ from sklearn.dummy import DummyClassifier
 from clickstream.core.contracts import FEATURE_COLUMNS, USER_FEATURES
 from clickstream.core.jobs import JobError
 from clickstream.models import registry
-from clickstream.models.propensity import model as training
+from clickstream.models.propensity.candidates import SKOPS_TRUSTED_TYPES
 from clickstream.monitoring.drift import (
     DRIFT_METRICS,
     DriftConfig,
     bounded_sample,
-    champion_reference,
     detect_drift,
     score_rows,
 )
 from clickstream.monitoring.drift import last_drift_retraining as find_last_drift
+from clickstream.monitoring.drift_reference import champion_reference
 from ecom_airflow.config import LOCAL, Environment
 
 pytestmark = pytest.mark.spark
@@ -99,7 +99,7 @@ def _register_champion(experiment: str, name: str) -> tuple[str, str]:
         with mlflow.start_run(run_name="dummy", nested=True, tags=tags) as child:
             model = DummyClassifier(strategy="prior").fit([[0.0], [1.0]], [0, 1])
             info = mlflow.sklearn.log_model(
-                model, name="model", skops_trusted_types=training.SKOPS_TRUSTED_TYPES
+                model, name="model", skops_trusted_types=SKOPS_TRUSTED_TYPES
             )
     client = MlflowClient()
     version = registry.register_challenger(

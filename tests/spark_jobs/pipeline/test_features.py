@@ -9,14 +9,9 @@ import pytest
 from pyspark.testing import assertDataFrameEqual
 
 from clickstream.core.contracts import FEATURE_COLUMNS, USER_FEATURES, check_frame, table_version
-from clickstream.pipeline.features import (
-    build_features,
-    build_labels,
-    compute_features,
-    compute_label_range,
-    daily_activity,
-    refresh_daily_activity,
-)
+from clickstream.pipeline.activity import daily_activity, refresh_daily_activity
+from clickstream.pipeline.features import build_features, compute_features
+from clickstream.pipeline.labels import build_labels, compute_label_range
 from tests.support.rows import F_DATE, event
 
 pytestmark = pytest.mark.spark

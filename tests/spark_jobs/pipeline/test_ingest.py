@@ -13,37 +13,12 @@ from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from clickstream.core.schema import HEADER
-from clickstream.pipeline.ingest import IngestError, ingest
+from clickstream.pipeline.ingest import ingest
+from clickstream.pipeline.landing import IngestError
+from tests.support.landing import BAD, NOT_SILENTLY_FIXED, REAL
 
 pytestmark = pytest.mark.spark
 
-# Real lines of the published 2019-Oct.csv.
-REAL = [
-    "2019-10-01 00:00:00 UTC,view,44600062,2103807459595387724,,shiseido,35.79,541312140,"
-    "72d76fde-8bb3-4e00-8c23-a032dfed738c",
-    "2019-10-01 00:00:00 UTC,view,3900821,2053013552326770905,appliances.environment.water_heater,"
-    "aqua,33.20,554748717,9333dfbd-b87a-4708-9857-6336556b0fcc",
-    "2019-10-01 00:00:01 UTC,view,17200506,2053013559792632471,furniture.living_room.sofa,,543.10,"
-    "519107250,566511c2-e78c-4a31-8d45-8f7de1b6c9d1",
-]
-BAD = {
-    "empty_line": "   ",
-    "wrong_field_count": "2019-10-01 00:00:02 UTC,view,1,2053013552326770905,,x,1.00,541312140",
-    "bad_event_time": "2019-13-01 00:00:02 UTC,view,1,2053013552326770905,,x,1.00,541312140,s",
-    "bad_event_type": "2019-10-01 00:00:02 UTC,click,1,2053013552326770905,,x,1.00,541312140,s",
-    "bad_product_id": "2019-10-01 00:00:02 UTC,view,abc,2053013552326770905,,x,1.00,541312140,s",
-    "bad_category_id": "2019-10-01 00:00:02 UTC,view,1,,,x,1.00,541312140,s",
-    "bad_price": "2019-10-01 00:00:02 UTC,view,1,2053013552326770905,,x,-5.00,541312140,s",
-    "bad_user_id": "2019-10-01 00:00:02 UTC,view,1,2053013552326770905,,x,1.00,user42,s",
-    "missing_user_session": "2019-10-01 00:00:02 UTC,view,1,2053013552326770905,,x,1.00,5,",
-}
-# Lines that a lenient parser would accept after silently changing them.
-NOT_SILENTLY_FIXED = {
-    "bad_price": "2019-10-01 00:00:02 UTC,view,1,2053013552326770905,,x,1.005,541312140,s",
-    "bad_product_id": "2019-10-01 00:00:02 UTC,view, 7,2053013552326770905,,x,1.00,541312140,s",
-    "bad_event_time": "2019-10-01 00:00:02,view,1,2053013552326770905,,x,1.00,541312140,s",
-    "bad_user_id": "2019-10-01 00:00:02 UTC,view,1,2053013552326770905,,x,1.00,99999999999999999999,s",
-}
 DS = "2019-10-01"
 
 
