@@ -1,4 +1,5 @@
-"""Shared helpers of the benchmarks: timing statistics and the results table."""
+"""Shared helpers of the benchmarks: timing statistics, the results table and the local
+SparkSession the Spark benchmarks run in."""
 
 from __future__ import annotations
 
@@ -69,6 +70,13 @@ class Target:
     @property
     def meets_target(self) -> bool:
         return self.figure.median < self.limit
+
+
+def local_session(state: Path):
+    """The local SparkSession with Delta that the jobs run in, its warehouse under ``state``."""
+    from local.spark.runtime import LocalLayout, build_session
+
+    return build_session(LocalLayout(state=state))
 
 
 def machine_description() -> str:

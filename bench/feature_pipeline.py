@@ -18,102 +18,25 @@ from __future__ import annotations
 
 import tempfile
 import time
-from datetime import date, timedelta
 from pathlib import Path
 
-from bench.common import Comparison, Figure
+from bench.common import Comparison, Figure, local_session
+from local.simulations.landing import CATALOG, generate_days, load_days, synthetic_days
 
-CATALOG = "spark_catalog"
 EVENTS_PER_DAY = 20000  # 1x
-START = date(2019, 10, 1)
-
-
-def _session(state: Path):
-    from local.spark.runtime import LocalLayout, build_session
-
-    return build_session(LocalLayout(state=state))
-
-
-def _days(n: int, start: date = START) -> list[str]:
-    return [(start + timedelta(days=i)).isoformat() for i in range(n)]
 
 
 def write_features_from_events(spark, schema: str, start: str, end: str) -> None:
     """The feature rows of [start, end] computed from silver's events, without the kept daily
     activity (the feature job before it), written as ``build_features`` writes them."""
     from clickstream.core.contracts import USER_FEATURES, write_partition
-    from clickstream.pipeline.features import _range_predicate, compute_features
+    from clickstream.pipeline.features import compute_features, feature_dates_predicate
 
     events = spark.table(f"{CATALOG}.{schema}.events")
+    dates = feature_dates_predicate(start, end)
     write_partition(
-        spark,
-        compute_features(events, start, end),
-        USER_FEATURES,
-        CATALOG,
-        _range_predicate(start, end),
-        schema,
+        spark, compute_features(events, start, end), USER_FEATURES, CATALOG, dates, schema
     )
-
-
-def _generate(landing: Path, days: list[str], events_per_day: int) -> None:
-    from generate_events import main as generate
-
-    users = str(events_per_day // 6)
-    generate(
-        [
-            "--start-date",
-            days[0],
-            "--days",
-            str(len(days)),
-            "--landing-dir",
-            str(landing),
-            "--events-per-day",
-            str(events_per_day),
-            "--users",
-            users,
-        ]
-    )
-
-
-def _load(spark, landing: Path, days: list[str], schema: str, bulk: bool = False) -> None:
-    """Ingest and merge the landed ``days`` into ``<schema>_bronze`` / ``<schema>``: day by
-    day, as the daily runs leave the tables, or with ``bulk`` in one range as the first load of
-    history (``load_history.py``) does, which a test checks gives the same tables."""
-    from clickstream.pipeline.history import silver_range
-    from clickstream.pipeline.ingest import ingest, ingest_range
-    from clickstream.pipeline.silver import build_silver_events
-
-    if bulk:
-        ingest_range(
-            spark,
-            start=days[0],
-            end=days[-1],
-            catalog=CATALOG,
-            landing_dir=str(landing),
-            schema=f"{schema}_bronze",
-        )
-        silver_range(
-            spark,
-            start=days[0],
-            end=days[-1],
-            catalog=CATALOG,
-            bronze_schema=f"{schema}_bronze",
-            silver_schema=schema,
-        )
-        return
-    for ds in days:
-        ingest(spark, ds=ds, catalog=CATALOG, landing_dir=str(landing), schema=f"{schema}_bronze")
-        build_silver_events(
-            spark, ds=ds, catalog=CATALOG, bronze_schema=f"{schema}_bronze", silver_schema=schema
-        )
-
-
-def _land(
-    spark, landing: Path, days: list[str], events_per_day: int, schema: str, bulk: bool = False
-) -> None:
-    """Generate ``days`` into ``landing`` and load them (see :func:`_load`)."""
-    _generate(landing, days, events_per_day)
-    _load(spark, landing, days, schema, bulk=bulk)
 
 
 def _timed(action) -> float:
@@ -143,10 +66,10 @@ def _daily_runs(
     from clickstream.pipeline.features import build_features
 
     repeats += repeats % 2  # an even number of turns for the before/after pair
-    days = _days(max(histories) + repeats)
+    days = synthetic_days(max(histories) + repeats)
     landing = root / "landing"
     print(f"  generating {len(days)} days of {events_per_day} events", flush=True)
-    _generate(landing, days, events_per_day)
+    generate_days(landing, days, events_per_day)
 
     def ours(schema: str, ds: str) -> None:
         build_features(
@@ -172,14 +95,14 @@ def _daily_runs(
     for history in histories:
         schema = f"inc{history}"
         print(f"  {schema}: loading {history} days in bulk, first feature run", flush=True)
-        _load(spark, landing, days[:history], schema, bulk=True)
+        load_days(spark, landing, days[:history], schema, bulk=True)
         figure = Figure(f"first feature run (activity built), {history} days", "s")
         figure.samples.append(_timed(lambda s=schema, d=days[history - 1]: ours(s, d)))
         first_run.append(figure)
     for i in range(repeats):
         for history in histories:
             schema, ds = f"inc{history}", days[history + i]
-            _load(spark, landing, [ds], schema)  # the day arrives: ingest + silver, not timed
+            load_days(spark, landing, [ds], schema)  # the day arrives: ingest + silver, not timed
             # The first job after the day's load meets a cold silver snapshot: take turns.
             jobs = [(f"ours{history}", ours), (f"before{history}", before)]
             jobs = jobs if i % 2 == 0 else jobs[::-1]
@@ -239,11 +162,11 @@ def scaling(spark, root: Path, repeats: int, events_per_day: int) -> tuple[list,
     for factor in (1, 4, 16):
         volume = events_per_day * factor
         schema = f"scale{factor}"
-        days = _days(7 + repeats)
+        days = synthetic_days(7 + repeats)
         print(f"  {factor}x: landing {len(days)} days of {volume} events", flush=True)
         landing = root / f"landing{factor}"
-        _generate(landing, days, volume)
-        _load(spark, landing, days[:7], schema, bulk=True)
+        generate_days(landing, days, volume)
+        load_days(spark, landing, days[:7], schema, bulk=True)
         build_features(
             spark,
             start=days[6],
@@ -254,7 +177,7 @@ def scaling(spark, root: Path, repeats: int, events_per_day: int) -> tuple[list,
         )
 
         def pipeline(ds: str, landing=landing, schema=schema) -> None:
-            _load(spark, landing, [ds], schema)
+            load_days(spark, landing, [ds], schema)
             build_features(
                 spark, start=ds, end=ds, catalog=CATALOG, silver_schema=schema, progress=_quiet
             )
@@ -280,7 +203,7 @@ def run(repeats: int = 3, events_per_day: int = EVENTS_PER_DAY) -> tuple[list, l
     repeats = max(1, min(repeats, 3))  # each repeat is minutes of Spark work at 16x
     with tempfile.TemporaryDirectory(prefix="bench-features-") as tmp:
         root = Path(tmp)
-        spark = _session(root / "state")
+        spark = local_session(root / "state")
         try:
             c2, f2 = incremental(spark, root / "inc", repeats, events_per_day)
             c3, f3 = scaling(spark, root / "scale", repeats, events_per_day)

@@ -1,1 +1,3 @@
-"""Simulations and references run locally: the drift year, the DuckDB feature reference."""
+"""Simulations and references run locally: the drift year (``drift_year``, its document by
+``drift_year_doc``), the DuckDB feature reference (``duckdb_features``) and the synthetic days
+it and the benchmarks land (``landing``)."""

@@ -1,9 +1,9 @@
 """``python -m local.simulations.drift_year_doc``: regenerate ``docs/drift_year.md``.
 
 Runs the simulated year of ``local/simulations/drift_year.py`` (the one
-``tests/local/simulations/test_drift_year.py`` asserts) in a throw-away local Spark warehouse and MLflow store, and writes the per-month drift
-shares, drifted columns, statuses and the confusion table at the configured ``drift_share``. A
-few minutes on two cores.
+``tests/local/simulations/test_drift_year.py`` asserts) in a throw-away local Spark warehouse and
+MLflow store, and writes the per-month drift shares, drifted columns, statuses and the confusion
+table at the configured ``drift_share``. A few minutes on two cores.
 
     python -m local.simulations.drift_year_doc [--output docs/drift_year.md] [--seed 42]
 """
@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-# As a spark_python_task imports them: the job modules, and the environment config.
+# As a spark_python_task imports them: the job modules, and the environment config. Set before
+# the simulation is imported, which is why this command is a module of its own.
 for folder in ("spark_jobs", "include"):
     if str(ROOT / folder) not in sys.path:
         sys.path.insert(0, str(ROOT / folder))

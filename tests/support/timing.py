@@ -1,9 +1,10 @@
 """Pytest plugin: the wall time of each test session, by folder, for the CI-budget benchmark.
 
-Loaded through ``-p tests.timing`` (pyproject). At the end of every session it writes
+Loaded through ``-p tests.support.timing`` (pyproject). At the end of every session it writes
 ``.local/test-timings/last.json``: wall time, outcomes, the time spent in each test folder
-(setup + call + teardown), the slowest tests and the command's arguments, so
-``bench/test_suite.py`` can report the last full ``make test`` without running the suite again.
+(setup + call + teardown), the slowest tests, the command's arguments and whether they selected
+part of the suite (``selection``), so ``bench/test_suite.py`` can report the last full
+``make test`` without running the suite again.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 OUTPUT = ROOT / ".local" / "test-timings" / "last.json"
-# Each test file's time in the last session of the whole suite: tests/conftest.py orders the
-# files for the xdist workers by it.
+# Each test file's time in the last session of the whole suite: tests/support/ordering.py
+# orders the files for the xdist workers by it.
 FILE_TIMES = ROOT / ".local" / "test-timings" / "files.json"
 
 _started = time.monotonic()
@@ -51,6 +52,7 @@ def pytest_sessionfinish(session, exitstatus):
     ):
         return
     args = list(session.config.invocation_params.args)
+    selection = is_selection(args)
     OUTPUT.parent.mkdir(parents=True, exist_ok=True)
     OUTPUT.write_text(
         json.dumps(
@@ -59,6 +61,7 @@ def pytest_sessionfinish(session, exitstatus):
                 "wall_seconds": round(time.monotonic() - _started, 1),
                 "exit_status": int(exitstatus),
                 "args": args,
+                "selection": selection,
                 "workers": getattr(session.config.option, "numprocesses", None) or 0,
                 "outcomes": dict(_outcomes),
                 "folders": {k: round(v, 1) for k, v in sorted(_folders.items())},
@@ -72,7 +75,7 @@ def pytest_sessionfinish(session, exitstatus):
         )
         + "\n"
     )
-    if exitstatus in (0, 1) and not is_selection(args):
+    if exitstatus in (0, 1) and not selection:
         files = {k: round(v, 1) for k, v in sorted(_files.items(), key=lambda kv: -kv[1])}
         FILE_TIMES.write_text(json.dumps(files, indent=2) + "\n")
 
