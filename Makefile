@@ -16,11 +16,10 @@ run: setup
 	@$(PY) -m local.story $(ARGS)
 
 # PYTEST_WORKERS=N runs the suite on N pytest-xdist workers (each test file whole on one worker,
-# the e2e folder on one; tests/conftest.py); PYTEST_WORKERS=0 runs it in one process. The
-# default is two workers (one process on a one-core machine): one process leaves a third of two
-# cores idle while tests wait on the scheduler, a service or a JVM start, and two workers
-# measured 20.3 and 20.0 min against 27.0 min in one process on the same 2-core machine
-# (docs/performance.md).
+# the e2e folder on one; tests/support/ordering.py); PYTEST_WORKERS=0 runs it in one process.
+# The default is two workers (one process on a one-core machine): in one process a third of two
+# cores sits idle while tests wait on the scheduler, a service or a JVM start (figures in
+# docs/performance.md).
 NPROC := $(shell nproc 2>/dev/null || echo 2)
 PYTEST_WORKERS ?= $(if $(filter 1,$(NPROC)),0,2)
 XDIST := $(if $(filter-out 0,$(PYTEST_WORKERS)),-n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder)
@@ -60,8 +59,10 @@ bench: setup
 payloads: setup
 	@$(PY) -m deploy.payloads render $(if $(ENV),--env $(ENV)) $(ARGS)
 
-# The architecture diagram: docs/architecture.dot from the code, rendered to SVG by Graphviz.
+# Generated docs: the quality checks' table (docs/quality_checks.md) and the architecture
+# diagram (docs/architecture.dot), both from the code; the diagram rendered to SVG by Graphviz.
 docs: setup
+	@$(PY) -m local.docs.quality_checks
 	@$(PY) -m local.docs.architecture
 	@command -v dot >/dev/null 2>&1 || { echo "make docs: Graphviz's 'dot' is not installed, so docs/architecture.svg was not rendered; install Graphviz (Debian/Ubuntu: apt-get install graphviz, macOS: brew install graphviz) and run make docs again" >&2; exit 1; }
 	@dot -Tsvg docs/architecture.dot -o docs/architecture.svg && echo "rendered docs/architecture.svg"

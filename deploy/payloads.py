@@ -18,7 +18,7 @@ rendered as Airflow renders it and validated against the Jobs API, one JSON file
    ...), renders the operator's templated fields with Airflow's ``render_template_fields`` and
    takes the body the operator would POST (its ``_prepare_submit_json``: ``json`` merged with
    ``run_name`` and ``idempotency_token``, numbers as strings, as the provider sends them).
-3. Validates each body with :mod:`tools.jobs_api_schema` (the ``databricks-sdk`` types of the
+3. Validates each body with :mod:`deploy.jobs_api_schema` (the ``databricks-sdk`` types of the
    Jobs API) and checks that no Jinja was left unrendered.
 4. Writes ``<out>/<dag_id>/<task_id>.json`` and ``<out>/index.json`` (default ``out``:
    ``.local/payloads/<env>``), sorted keys, so two renders diff cleanly

@@ -12,6 +12,6 @@ from airflow.plugins_manager import AirflowPlugin
 from ecom_plugins.blob_report import ReportLink
 
 
-class EcomPlugin(AirflowPlugin):
+class ReportLinkPlugin(AirflowPlugin):
     name = "ecom_plugins"
     operator_extra_links = [ReportLink()]

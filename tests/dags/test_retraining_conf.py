@@ -2,7 +2,7 @@
 it, and what ``model_training`` passes on to its job from that conf (or from its defaults).
 
 Templates are rendered with the Task SDK's own template context of a run (params validated
-against the run's conf, ``ds``, ``data_interval_*``, ``macros`` ...), as ``tools.payloads`` does,
+against the run's conf, ``ds``, ``data_interval_*``, ``macros`` ...), as ``deploy.payloads`` does,
 through ``task.render_template``, which leaves the DAG's tasks unchanged.
 """
 

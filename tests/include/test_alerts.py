@@ -8,7 +8,6 @@ what the webhook receives.
 from __future__ import annotations
 
 import json
-import os
 import threading
 import uuid
 from contextlib import contextmanager
@@ -24,6 +23,7 @@ from ecom_airflow.alerts import ALERT_CONN_ID
 from ecom_airflow.config import LOCAL
 from ecom_airflow.tasks import DEFAULT_ARGS
 from tests.support.airflow import serialize
+from tests.support.env import environment
 
 pytestmark = [pytest.mark.airflow, pytest.mark.spark]
 
@@ -57,17 +57,10 @@ def webhook(status: int = 200):
         server.server_close()
 
 
-@contextmanager
 def alert_connection(url: str | None):
-    previous = os.environ.pop(CONN_ENV, None)
-    if url:
-        os.environ[CONN_ENV] = json.dumps({"conn_type": "slackwebhook", "password": url})
-    try:
-        yield
-    finally:
-        os.environ.pop(CONN_ENV, None)
-        if previous is not None:
-            os.environ[CONN_ENV] = previous
+    """``with alert_connection(url):`` the alert webhook at ``url`` (None: no connection)."""
+    value = json.dumps({"conn_type": "slackwebhook", "password": url}) if url else None
+    return environment(**{CONN_ENV: value})
 
 
 def _failing_dag(message: str):

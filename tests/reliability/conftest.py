@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from tests.support.reliability import DAYS, LANDING, ingest
+from tests.support.landing import DAYS, LANDING, ingest
 
 
 @pytest.fixture(scope="session")

@@ -19,20 +19,16 @@ import pytest
 from build_silver_events import main as silver_main
 from pyspark.testing import assertDataFrameEqual
 
-from tests.support.reliability import (
-    DAYS,
-    LANDING,
-    ROOT,
+from tests.support.landing import DAYS, LANDING, ingest
+from tests.support.processes import ROOT, kill_group, project_env
+from tests.support.tables import (
     assert_tables_equal,
     committed_files,
     data_files,
     delta_version,
-    ingest,
-    kill_group,
-    project_env,
     snapshot,
-    wait_for,
 )
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.spark
 

@@ -23,20 +23,22 @@ from train_models import main as train_main
 from clickstream.models import registry
 from clickstream.models.recommender.training import RecommenderConfig
 from clickstream.models.recommender.training import train_recommender as train_recommender_model
-from tests.spark_jobs.models.test_recommender_job import AS_OF as RECOMMENDER_AS_OF
-from tests.spark_jobs.models.test_recommender_job import silver  # noqa: F401 (a fixture)
-from tests.spark_jobs.models.test_training import AS_OF as TRAINING_AS_OF
-from tests.spark_jobs.models.test_training import _feature_tables
-from tests.support.reliability import (
-    DAYS,
-    LANDING,
-    assert_tables_equal,
-    ingest,
-    snapshot,
-    volumes_root,
+from tests.support.landing import DAYS, LANDING, ingest, volumes_root
+from tests.support.tables import assert_tables_equal, snapshot
+from tests.support.training_data import (
+    PROPENSITY_AS_OF,
+    RECOMMENDER_AS_OF,
+    propensity_tables,
+    recommender_silver,
 )
 
 pytestmark = pytest.mark.spark
+
+
+@pytest.fixture(scope="module")
+def silver(spark):
+    """The recommender tests' silver events and online features (one schema)."""
+    return recommender_silver(spark)
 
 
 def test_ingest_backfill_in_shuffled_order_equals_the_days_in_order(
@@ -84,11 +86,11 @@ def test_a_retraining_on_the_same_data_adds_a_version_and_keeps_the_champion(
     """A rerun of the training task (a cleared or retried ``train_models``) registers a new
     version as challenger; equal to the champion, it is not promoted: champion stays."""
     schema = new_schema("rel_train")
-    _feature_tables(spark, schema, TRAINING_AS_OF)
+    propensity_tables(spark, schema, PROPENSITY_AS_OF)
     name = new_schema("rel_propensity")
     argv = [
         "--ds",
-        TRAINING_AS_OF,
+        PROPENSITY_AS_OF,
         "--catalog",
         "spark_catalog",
         "--silver-schema",
@@ -118,7 +120,7 @@ def test_a_retraining_on_the_same_data_adds_a_version_and_keeps_the_champion(
     assert client.get_model_version(name, again).tags["decision"] == "kept"
 
 
-def test_recommend_products_rerun_leaves_the_table_identical(spark, tracking, silver):  # noqa: F811
+def test_recommend_products_rerun_leaves_the_table_identical(spark, tracking, silver):
     name = f"rel_recommender_{random.Random().randrange(16**8):08x}"
     config = RecommenderConfig(
         model_name=name,

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -32,17 +31,12 @@ from pyspark.testing import assertDataFrameEqual
 from tenacity import stop_after_delay, wait_fixed
 
 from local.workspace.process import RunningWorkspace, free_port, start_workspace, stop_workspace
-from tests.reliability import airflow_runs
-from tests.support.reliability import (
-    DAYS,
-    LANDING,
-    ROOT,
-    delta_tables,
-    kill_group,
-    project_env,
-    table_names,
-    wait_for,
-)
+from tests.support import airflow_runs
+from tests.support.env import environment
+from tests.support.landing import DAYS, LANDING
+from tests.support.processes import ROOT, kill_group, project_env
+from tests.support.tables import delta_tables, table_names
+from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.spark, pytest.mark.airflow]
 
@@ -93,23 +87,17 @@ def ws(session_dir, volumes):
     )
     shutil.copytree(volumes, workspace.state / "volumes", dirs_exist_ok=True)
     workspace.start()
-    previous = os.environ.get("AIRFLOW_CONN_DATABRICKS_DEFAULT")
-    os.environ["AIRFLOW_CONN_DATABRICKS_DEFAULT"] = json.dumps(
-        {
-            "conn_type": "databricks",
-            "host": "127.0.0.1",
-            "port": workspace.port,
-            "schema": "http",
-            "password": workspace.token,
-        }
-    )
+    connection = {
+        "conn_type": "databricks",
+        "host": "127.0.0.1",
+        "port": workspace.port,
+        "schema": "http",
+        "password": workspace.token,
+    }
     try:
-        yield workspace
+        with environment(AIRFLOW_CONN_DATABRICKS_DEFAULT=json.dumps(connection)):
+            yield workspace
     finally:
-        if previous is None:
-            os.environ.pop("AIRFLOW_CONN_DATABRICKS_DEFAULT", None)
-        else:
-            os.environ["AIRFLOW_CONN_DATABRICKS_DEFAULT"] = previous
         if workspace.running is not None:
             stop_workspace(workspace.running.process)
 
@@ -224,7 +212,7 @@ def test_worker_killed_while_polling_the_retry_reattaches_to_the_same_run(
     name = airflow_runs.run_name(dag_id, ds)
     with open(tmp_path / "worker.log", "wb") as log:
         worker = subprocess.Popen(
-            [sys.executable, "-m", "tests.reliability.airflow_runs", dag_id, schema, ds],
+            [sys.executable, "-m", "tests.support.airflow_runs", dag_id, schema, ds],
             cwd=ROOT,
             env=project_env(),
             stdout=log,

@@ -1,15 +1,15 @@
 """No secret in the logs: real runs through Airflow and the local workspace, then every log.
 
-``dag.test()`` drives one run of ``log_masking_dag.py`` (metadata database, execution API,
-dependencies), but each task runs the way a worker runs it: under Airflow's real task
-supervisor (``supervise_task``, a forked task process, the structured task log file with the
-secrets masker), not in process (``dag.test()``'s in-process runner writes to the console and
-masks nothing). The Databricks jobs run on the local workspace, the report goes to Azurite.
+``dag.test()`` drives one run of ``tests/support/log_masking_dag.py`` (metadata database,
+execution API, dependencies), but each task runs the way a worker runs it: under Airflow's real
+task supervisor (``supervise_task``, a forked task process, the structured task log file with
+the secrets masker), not in process (``dag.test()``'s in-process runner writes to the console
+and masks nothing). The Databricks jobs run on the local workspace, the report goes to Azurite.
 
 Then every log is read: the Airflow task log files, the workspace's run logs, driver logs and
 server log, and the run pages. The workspace token and the Blob account key never appear, the
 careless task's lines show Airflow's mask in their place, and nothing in any log matches a
-secret pattern (``secret_scan.py``).
+secret pattern (``tests/support/secret_scan.py``).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from tests.support.secret_scan import scan_for_values, scan_text
 
 pytestmark = [pytest.mark.airflow, pytest.mark.spark]
 
-DAG_FILE = Path(__file__).with_name("log_masking_dag.py")
+DAG_FILE = Path(__file__).resolve().parents[1] / "support" / "log_masking_dag.py"
 DAY = pendulum.datetime(2019, 10, 1, tz="UTC")
 
 
@@ -110,7 +110,7 @@ def _task_log_lines(text: str) -> list[str]:
 def logged(airflow_db, databricks_conn, azurite, workspace, put_volume_file, tmp_path_factory):
     import airflow.sdk.execution_time.supervisor as supervisor
 
-    from tests.security import log_masking_dag
+    from tests.support import log_masking_dag
 
     suffix = uuid.uuid4().hex[:8]
     report = f"/Volumes/ecom/raw/reports/security_{suffix}/2019-10-01/r.html"
@@ -168,7 +168,7 @@ def test_the_tasks_ran_under_the_supervisor_and_wrote_their_log_files(logged):
     }
     assert len(logged.task_logs) == 4
     assert len(logged.alerts) == 1  # job_fails' failure alert, refused by the webhook
-    assert any("summary written to" in text for text in logged.logs.values())
+    assert any("ground truth of 20 users" in text for text in logged.logs.values())
     refusal = "build_silver_events failed: a date must be YYYY-MM-DD"
     assert refusal in "\n".join(_log_of(logged, "job_fails", raw=True))
 

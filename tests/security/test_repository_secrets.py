@@ -22,7 +22,7 @@ CODE_FOLDERS = ("dags", "plugins", "include")
 
 # Where Azurite's public key may appear (the local Blob connection), and nowhere else.
 AZURITE_KEY_FILES = {
-    "local/stack/services.py",
+    "local/stack/config.py",
     "airflow_settings.yaml",
     "docker-compose.yaml",
     "docker-compose.override.yml",
@@ -58,7 +58,7 @@ def test_the_repository_holds_no_secret(repository):
 
 
 def test_the_azurite_key_is_the_public_one_and_only_where_expected(repository):
-    from local.stack.services import AZURITE_KEY
+    from local.stack.config import AZURITE_KEY
 
     assert AZURITE_KEY == AZURITE_PUBLIC_KEY
     holders = {name for name, text in repository.items() if AZURITE_PUBLIC_KEY in text}
@@ -197,14 +197,14 @@ def _connection_ids() -> set[str]:
 
 
 def test_the_docs_say_where_every_connection_comes_from():
-    readme = (ROOT / "README.md").read_text()
-    match = re.search(r"^### Connections and secrets\n(.*?)(?=^#{1,3} )", readme, re.M | re.S)
-    assert match, "README.md has no 'Connections and secrets' section"
+    deployment = (ROOT / "docs" / "deployment.md").read_text()
+    match = re.search(r"^##+ Connections and secrets\n(.*?)(?=^#{1,3} )", deployment, re.M | re.S)
+    assert match, "docs/deployment.md has no 'Connections and secrets' section"
     section = match.group(1)
     assert "secrets backend" in section and "AIRFLOW_CONN_" in section
     assert "No secret is ever in the repository" in section
     ids = _connection_ids()
     assert {"databricks_default", "wasb_default", "ecom_alerts"} <= ids
     assert [conn_id for conn_id in sorted(ids) if f"`{conn_id}`" not in section] == []
-    local = re.search(r"^## The local stack\n(.*?)(?=^## )", readme, re.M | re.S).group(1)
+    local = (ROOT / "docs" / "local_stack.md").read_text()
     assert "connections from the environment" in local

@@ -13,7 +13,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psutil
@@ -23,9 +22,11 @@ import yaml
 
 from local.spark.runtime import LocalLayout
 from local.workspace.__main__ import main
+from local.workspace.errors import ApiError
 from local.workspace.process import free_port, running_workspace, stop_workspace
-from local.workspace.server import ApiError, create_app, validate_python_file
-from tests.support.reliability import wait_for
+from local.workspace.server import create_app
+from local.workspace.validation import validate_python_file
+from tests.support.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -168,21 +169,21 @@ def test_a_token_given_through_the_environment_stays_out_of_the_job_processes(se
             start_new_session=True,
         )
     try:
-        deadline = time.monotonic() + 60
         _assert_children_environments_without(token, process.pid, timeout=60)
-        while time.monotonic() < deadline:
-            try:
-                answer = requests.get(
-                    f"http://127.0.0.1:{port}/api/2.1/jobs/runs/list",
-                    headers={"Authorization": f"Bearer {token}"},
-                    timeout=5,
-                )
-                break
-            except requests.ConnectionError:
-                time.sleep(0.2)
-        assert answer.status_code == 200  # the token was taken from the environment
+        url = f"http://127.0.0.1:{port}/api/2.1/jobs/runs/list"
+        status = wait_for(lambda: _status(url, token), 60, "the server answering", interval=0.2)
+        assert status == 200  # the token was taken from the environment
     finally:
         stop_workspace(process)
+
+
+def _status(url: str, token: str) -> int | None:
+    """The status code of a GET of ``url``, or None while nothing listens."""
+    headers = {"Authorization": f"Bearer {token}"}
+    try:
+        return requests.get(url, headers=headers, timeout=5).status_code
+    except requests.ConnectionError:
+        return None
 
 
 def _assert_children_environments_without(token: str, server_pid: int, timeout: float) -> None:

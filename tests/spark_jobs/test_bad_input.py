@@ -88,9 +88,16 @@ from clickstream.core.schema import HEADER
 from clickstream.pipeline.features import build_features
 from clickstream.pipeline.ingest import BRONZE_INGEST_LOG
 from clickstream.pipeline.silver import build_silver_events
-from clickstream.quality.suite import DQ_RESULTS
-from tests.spark_jobs.pipeline.test_ingest import BAD, NOT_SILENTLY_FIXED, REAL
-from tests.spark_jobs.quality.test_quality import CATALOG, ROWS_PER_DAY, _land, _lines
+from clickstream.quality.results import DQ_RESULTS
+from tests.support.landing import (
+    BAD,
+    CATALOG,
+    NOT_SILENTLY_FIXED,
+    REAL,
+    ROWS_PER_DAY,
+    land_bronze,
+    landing_lines,
+)
 
 pytestmark = pytest.mark.spark
 
@@ -163,7 +170,7 @@ def _cases() -> list[Case]:
     gz_ok = gzip.compress(content(*REAL, BAD["bad_user_id"]))
     spike, prices = "2019-10-04", "2019-10-07"
     unknown, far, dupes = "2019-10-08", "2019-10-09", "2019-10-10"
-    day_of_40 = content(*_lines(dupes))
+    day_of_40 = content(*landing_lines(dupes))
     return [
         Case(
             "malformed_csv_lines",
@@ -276,7 +283,7 @@ def _cases() -> list[Case]:
         Case(
             "truncated_gzip",
             "2019-11-08",
-            {**good, "events.csv.gz": gzip.compress(content(*_lines("2019-11-08")))[:-40]},
+            {**good, "events.csv.gz": gzip.compress(content(*landing_lines("2019-11-08")))[:-40]},
             error="ingest_events failed: {folder}/events.csv.gz is not a readable gzip file "
             "(EOFError: Compressed file ended before the end-of-stream marker was "
             "reached); deliver it again and rerun the date",
@@ -308,8 +315,8 @@ def _cases() -> list[Case]:
             prices,
             {
                 "events.csv": content(
-                    _lines(prices, 1, price="250000.00")[0],
-                    *_lines(prices)[1:],
+                    landing_lines(prices, 1, price="250000.00")[0],
+                    *landing_lines(prices)[1:],
                     _line(prices, price="-5.00"),
                     _line(prices, price="12345678901.00"),
                 )
@@ -327,7 +334,7 @@ def _cases() -> list[Case]:
             unknown,
             {
                 "events.csv": content(
-                    *_lines(unknown),
+                    *landing_lines(unknown),
                     *(_line(unknown, kind=k) for k in ("click", "View", "", "buy")),
                 )
             },
@@ -341,7 +348,7 @@ def _cases() -> list[Case]:
             far,
             {
                 "events.csv": content(
-                    *_lines(far),
+                    *landing_lines(far),
                     _line("2099-01-01"),
                     _line("1970-01-01"),
                 )
@@ -364,7 +371,7 @@ def _cases() -> list[Case]:
         Case(
             "volume_spike_10x",
             spike,
-            {"events.csv": content(*_lines(spike, 10 * ROWS_PER_DAY))},
+            {"events.csv": content(*landing_lines(spike, 10 * ROWS_PER_DAY))},
             bronze=10 * ROWS_PER_DAY,
             blocking={"volume_ratio": "volume ratio 10 (400 rows / median 40 of 3 days)"},
         ),
@@ -434,7 +441,7 @@ def env(spark, tmp_path_factory):
     root = tmp_path_factory.mktemp("bad_input")
     base = f"bad_{uuid.uuid4().hex[:8]}"
     schemas = {"bronze": f"{base}_b", "silver": f"{base}_s", "monitoring": f"{base}_m"}
-    _land(spark, {ds: _lines(ds) for ds in HISTORY}, schemas["bronze"])
+    land_bronze(spark, {ds: landing_lines(ds) for ds in HISTORY}, schemas["bronze"])
     return {"root": root, "landing": str(root / "landing"), **schemas}
 
 

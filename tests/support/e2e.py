@@ -1,13 +1,12 @@
-"""What the end-to-end tests share besides fixtures: the landing Volume, the dates of the
-shared backfill, and backfilling the daily chain."""
+"""What the end-to-end tests share besides fixtures: the dates of the shared backfill, and
+backfilling the daily chain."""
 
 from __future__ import annotations
 
 import functools
 
-from local.story.run import PIPELINES, prune_unplanned_runs, run_backfills
+from local.story.story import PIPELINES, prune_unplanned_runs, run_backfills
 
-LANDING = "/Volumes/ecom/raw/landing/events"
 # The shared backfill's dates (tests/e2e/conftest.py): two clean days, then a day whose bronze
 # only warns at the quality gate and a day the gate blocks (last, so no later date of the chain
 # follows a blocked one). No other test backfills these dates.

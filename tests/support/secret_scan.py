@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 
 # Azurite's development account key, published in Microsoft's Azurite documentation and
-# identical in every Azurite install: not a secret. It appears by design in local/stack/services.py,
+# identical in every Azurite install: not a secret. It appears by design in local/stack/config.py,
 # airflow_settings.yaml and the compose files (the local Blob connection). Nothing else is
 # allowed.
 AZURITE_PUBLIC_KEY = (
@@ -21,7 +21,7 @@ AZURITE_PUBLIC_KEY = (
 
 RULES: dict[str, re.Pattern[str]] = {
     "Databricks personal access token": re.compile(r"\bdapi[0-9a-f]{32}(?:-\d+)?\b"),
-    # local/stack/services.py: "local-" + secrets.token_hex(16)
+    # local/stack/config.py: "local-" + secrets.token_hex(16)
     "local workspace token": re.compile(r"\blocal-[0-9a-f]{32}\b"),
     "Azure storage account key": re.compile(
         r"(?i)(?:AccountKey|account_key|storage_key|AZURE_STORAGE_KEY)[\"']?\s*[=:]\s*[\"']?"

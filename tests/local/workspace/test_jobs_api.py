@@ -10,6 +10,7 @@ import requests
 from databricks.sdk.service.jobs import SparkPythonTask, SubmitTask
 
 from local.workspace.process import running_workspace
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.spark
 
@@ -77,10 +78,12 @@ def test_timeout_ends_as_timedout(client):
 def test_queueing_and_cancel_of_running_and_queued_runs(ws, client):
     first = _submit(client, "local/jobs/sleep_job.py", ["--seconds", "60"])
     second = _submit(client, "local/jobs/sleep_job.py", ["--seconds", "60"])
-    deadline = time.monotonic() + 120
-    while _state(ws, first)["life_cycle_state"] != "RUNNING":
-        assert time.monotonic() < deadline
-        time.sleep(0.3)
+    wait_for(
+        lambda: _state(ws, first)["life_cycle_state"] == "RUNNING",
+        120,
+        "the first run running",
+        interval=0.3,
+    )
     assert _state(ws, second)["life_cycle_state"] == "QUEUED"
     client.jobs.cancel_run(second)
     client.jobs.cancel_run(first)

@@ -1,7 +1,7 @@
 """A DAG running the real ingest job as the project's DAGs do, and the Airflow steps a test
 needs to play a worker crash: the scheduler failing the task instance, then its retry.
 
-Also run as ``python -m tests.reliability.airflow_runs DAG_ID SCHEMA LOGICAL_DATE``: the
+Also run as ``python -m tests.support.airflow_runs DAG_ID SCHEMA LOGICAL_DATE``: the
 "worker" a test kills while the task polls its Databricks run (``dag.test()``, which runs the
 task in this process through Airflow's execution API and task state store).
 """
@@ -16,7 +16,7 @@ from datetime import timedelta
 
 import pendulum
 
-from tests.support.reliability import LANDING
+from tests.support.landing import LANDING
 
 TASK_ID = "ingest_events"
 

@@ -1,6 +1,6 @@
-"""The DAG of ``test_log_masking.py``, in a file of its own: the real task supervisor starts a
-task process that parses the DAG again from its file (environment variables carry the values
-of the test session).
+"""The DAG of ``tests/security/test_log_masking.py``, in a file of its own: the real task
+supervisor starts a task process that parses the DAG again from its file (environment variables
+carry the values of the test session).
 
 Tasks: a Databricks job that succeeds and one that fails on a crafted date (the project's
 ``databricks_job`` factory; ``databricks_default``'s password is the workspace token; the
