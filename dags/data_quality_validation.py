@@ -30,19 +30,20 @@ Great Expectations: `wait_for_landing_files` -> `ingest_events` -> `validate_bro
   with 0 rows, null keys, unknown event types, a volume far from the recent days, too many
   quarantined rows). Its message names each failed expectation with the observed and expected
   values (an empty day: `0 rows (the 1 file(s) of the date hold no rows: empty or header
-  only)`); the *Report*
-  link of `upload_bronze_events_report` opens the full page. The downstream DAGs of that date
-  do not run. **Warning** expectations (prices out of range, late events, duplicates) are
+  only)`); the *Report* link of `upload_bronze_events_report` opens the full page. The
+  downstream DAGs of that date do not run. **Warning** expectations (prices out of range, late events, duplicates) are
   listed in the log and the report but let the day through. Fix the input (or accept it and
-  change the threshold in `spark_jobs/clickstream/quality/suite.py`), then clear `ingest_events`
-  with its downstream tasks.
+  change the threshold in `spark_jobs/clickstream/quality/`; every check and its threshold:
+  `docs/quality_checks.md`), then rerun the date.
 
-**Rerun one date.** Clear the task for that date in the grid (or
-`airflow tasks clear data_quality_validation -s <ds> -e <ds> -y`). The job overwrites only that
-date's partition (`replaceWhere`), so a rerun leaves the tables exactly as one run would.
+What every DAG's failures have in common (alerts, retries, a job's one-line error, a full pool):
+`docs/runbook.md` in the repository.
 
-**Backfill a range.** *Trigger* -> *Backfill* in the UI, or
-`airflow backfill create --dag-id data_quality_validation --from-date <start> --to-date <end>`.
+**Rerun one date.** Clear `ingest_events` (or the failed task) with its downstream tasks for
+the date; the downstream DAGs of that date follow as `docs/runbook.md` (*Rerun one date*) says.
+
+**Backfill a range.** Together with the downstream daily DAGs over the same range
+(`docs/runbook.md`, *Backfill a range*).
 """
 
 from __future__ import annotations

@@ -18,14 +18,11 @@ training window using Evidently, publishes the report, and retrains when the mon
 
 **The decision.** `check_drift` (a reschedule-mode sensor: it holds no worker slot while it
 waits) reads the JSON summary and picks `trigger_retraining` when the share of drifted feature
-columns is at or above the threshold (`drift_share` in the environment config, 0.1: at least
-5 of the 43 feature columns, see `docs/drift_year.md`), each side had enough rows
-(`drift_min_rows`; fewer is "insufficient data", never drift), no drift retraining happened
-within the cooldown (`drift_cooldown`, 14 days, counted in data time from the month's end) and
-none is in flight. Otherwise `skip_retraining`. The decision and its
-reason are in the task log and its XCom. `trigger_retraining` starts `model_training` with the
-run id `drift__<ds>` and conf `{"reason": "drift", "as_of": <month's last day>,
-"drift_summary": <path>}`; a rerun of the month does not start a second one.
+columns reaches `drift_share` with enough rows on both sides (fewer is "insufficient data",
+never drift), no drift retraining happened within `drift_cooldown` and none is in flight;
+otherwise `skip_retraining`. The decision and its reason are in the task log and its XCom.
+`trigger_retraining` starts `model_training` with the run id `drift__<ds>`. The details and the
+threshold: `docs/drift.md`.
 
 **What a failure means.**
 - `detect_drift` failed with "no champion": nothing was promoted yet, so there is no reference
@@ -34,11 +31,13 @@ run id `drift__<ds>` and conf `{"reason": "drift", "as_of": <month's last day>,
 - `check_drift` timed out: the summary named in the message was never written; look at
   `detect_drift`'s run.
 
+What every DAG's failures have in common: `docs/runbook.md` in the repository.
+
 **Rerun one month.** Clear `detect_drift` with its downstream tasks for that `ds`: the metrics
 of the period are replaced, the report overwritten, and the retraining is not triggered twice.
 
-**Backfill a range.** `airflow backfill create --dag-id drift_detection --from-date 2019-10-01
---to-date 2019-12-01` (one run per month).
+**Backfill a range.** One run per month (`ds` = the month's first day; `docs/runbook.md`,
+*Backfill a range*); backfill past months only if their reports are wanted.
 """
 
 from __future__ import annotations

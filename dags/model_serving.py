@@ -19,14 +19,16 @@ promotion while the run is in flight cannot mix versions in one date.
 
 **What a failure means.** "has no version with the alias 'champion'": no model was promoted
 yet; run `model_training` (serving never trains). "does not exist: run the
-online_feature_table DAG": the online table is missing.
+online_feature_table DAG": the online table is missing. What every DAG's failures have in
+common: `docs/runbook.md` in the repository.
 
-**Rerun one date.** Clear `score_users` for the date: the `score_date` partition is replaced,
-scored by the champion of that moment (its version is in the rows).
+**Rerun one date.** Clear `score_users` (or `recommend_products`) for the date: the
+`score_date` partition is replaced, scored by the champion of that moment (its version is in
+the rows). After a model rollback, this is how the dates the bad model served are re-scored
+(`docs/runbook.md`, *Roll back a model*).
 
-**Backfill a range.** UI *Trigger* -> *Backfill*, or `airflow backfill create --dag-id
-model_serving --from-date <start> --to-date <end>`; note that a backfill scores past dates with
-today's champion.
+**Backfill a range.** As in `docs/runbook.md` (*Backfill a range*), with one caveat: a backfill
+scores past dates with today's champion.
 """
 
 from __future__ import annotations

@@ -12,38 +12,28 @@ MLflow registry's aliases, whether it replaces the champion.
 | **Runs on** | Databricks (`spark_jobs/train_models.py`); locally on the local workspace, MLflow server on SQLite |
 | **Owner** | ml-platform |
 
-**Split by time.** As of date T with label horizon h: validation = the feature dates ending at
-T-h; training = the feature dates ending h days before validation starts (no label window
-reaches into validation). Window lengths are the environment's `train_days` and
-`validation_days`; the windows are tags on the MLflow run (the drift pipeline's reference).
+**What it decides.** `train_propensity_model` trains the candidates on a time split of the
+feature table as of date T (training windows before a validation window, no label window
+reaching into it) and registers the best as `challenger`; `champion` moves to it only when it
+beats the current champion on the same validation rows by `promotion_margin` ROC AUC (the first
+model must beat a recency baseline). `train_recommender` does the same for ALS against a
+popularity baseline on precision@10, by `recommender_promotion_margin`. The decision, its reason
+and the training windows (drift detection's reference) are tags of the MLflow run and of the
+model version. The details: `docs/models.md`.
 
-**Recommender.** `train_recommender` trains ALS (implicit feedback: views, carts, purchases
-with weights) on the interactions before an evaluation window ending at T, logs precision@10
-and recall@10 next to a popularity baseline, and is promoted by the same alias rule on
-precision@10, by the environment's `recommender_promotion_margin` (`--margin`; 0 locally, where
-any strict gain promotes, 0.001 on dev and prod); a tie keeps the champion at any margin.
-
-**Promotion.** `champion` moves to the new version only when it beats the current champion on
-the same validation rows by `promotion_margin` ROC AUC (the first model must beat a recency
-baseline). The decision and its reason are tags of the MLflow run and of the model version.
-
-**Trigger by hand or from drift.** Run conf (every key optional): `reason` (`schedule`,
-`drift` or `manual`; default `schedule`), `as_of` (the date to train as of; default: the run's
-logical date; the run waits for the offline features of that date) and `drift_summary` (the
-drift summary JSON on the reports Volume that caused the run; default none). `drift_detection`
-triggers with `{"reason": "drift", "as_of": <month end>, "drift_summary": <its summary>}`.
-`reason` and `drift_summary` become the MLflow tags `reason` and `drift_summary` of the
-propensity run (`drift_summary` is `none` when the conf has none).
-
-**Roll back the champion.** `python spark_jobs/rollback_champion.py --model-name <name>
---from-version <current champion>` with `MLFLOW_TRACKING_URI` set (or as a job on the
-workspace) re-points `champion` to the version it replaced; `--to-version N` picks one. With
-`--from-version` a repeated run changes nothing. Serving uses it from its next run.
+**Trigger by hand or from drift.** Run conf (every key optional, shown in the trigger form):
+`reason` (`schedule`, `drift` or `manual`; default `schedule`), `as_of` (the date to train as
+of; default: the run's logical date; the run waits for the offline features of that date) and
+`drift_summary` (the drift summary that caused the run). `drift_detection` triggers with
+`{"reason": "drift", "as_of": <month end>, "drift_summary": <its summary>}`.
 
 **What a failure means.** `train_propensity_model` fails with "no labelled feature rows in the
 training window" when the feature table has too little history for the windows (run the
 offline DAG for earlier dates, or shorten the windows), or with an MLflow error when the
-tracking server is unreachable. The champion is untouched by a failed run.
+tracking server is unreachable. The champion is untouched by a failed run. A run that *kept*
+the champion is no failure: the challenger did not win by the margin (the figures are tags of
+the MLflow run). A bad champion serving: roll it back (`docs/runbook.md`, *Roll back a model*).
+What every DAG's failures have in common: `docs/runbook.md` in the repository.
 
 **Rerun one date.** Clear `train_propensity_model` for the date: it registers a new version and
 applies the rule again (the registry keeps every version).
@@ -51,9 +41,8 @@ applies the rule again (the registry keeps every version).
 **Backfill a range.** Rarely useful: each run trains as of its own date and the promotion rule
 compares it with the champion of that moment, so a backfill walks the champion forward day by
 day. To retrain as of one past date, trigger with conf `{"as_of": "<date>", "reason":
-"manual"}` instead. If a range is wanted, `airflow backfill create --dag-id model_training
---from-date <start> --to-date <end>` runs the dates one at a time (`max_active_runs=1`), each
-after the offline features of its date.
+"manual"}` instead. A backfill of a range (`docs/runbook.md`, *Backfill a range*) runs the
+dates one at a time (`max_active_runs=1`), each after the offline features of its date.
 """
 
 from __future__ import annotations

@@ -15,16 +15,13 @@ feature rows with Great Expectations (`validate_features` -> `upload_features_re
 | **Runs on** | Databricks (`spark_jobs/build_silver_events.py`, `spark_jobs/build_user_features.py`); locally on the local workspace |
 | **Owner** | ml-platform |
 
-**Point in time.** The features of date D use only events that happened on or before D *and*
-were delivered by D (`ingest_date <= D`): rerunning D next month gives the same row.
-
-**Ordering.** `build_user_features` has `depends_on_past`: the features of D run only after
-those of D-1 succeeded, so every day of the 30-day horizon is in silver first. A backfill
-therefore runs forward (a backwards backfill is refused by Airflow for this DAG).
+The features of date D use only events that happened on or before D *and* were delivered by D
+(`ingest_date <= D`), so rerunning D next month gives the same row
+(`docs/tables_and_features.md`).
 
 **What a failure means.**
 - `wait_for_data_quality_validation` failed: the data quality run of this date failed (a
-  blocking expectation or a missing file). Fix that date there; then clear this task.
+  blocking expectation or a missing file). Fix and rerun that date there first.
 - `build_silver_events` / `build_user_features` failed: the task log and *See Databricks Job
   Run* show the job's one-line error (a schema contract break names the column).
 - `check_features_gate` failed: a blocking expectation on silver events (duplicate event
@@ -32,15 +29,19 @@ therefore runs forward (a backwards backfill is refused by Airflow for this DAG)
   message names it with its observed value and the *Report* link opens the page. The online
   table and serving of that date do not run.
 
-**Rerun one date.** Clear `build_silver_events` downstream for the date (or
-`airflow tasks clear offline_feature_table -s <ds> -e <ds> -y`). Silver MERGE and the
-`feature_date` partition overwrite leave the tables exactly as one run would.
+What every DAG's failures have in common (alerts, retries, a job's one-line error, a full pool):
+`docs/runbook.md` in the repository.
 
-**Backfill a range.** Backfill `data_quality_validation` and this DAG for the same range (UI
-*Trigger* -> *Backfill*, or `airflow backfill create --dag-id offline_feature_table
---from-date <start> --to-date <end>`); each run waits for the data quality run of its date.
-For a first load of months of history, `spark_jobs/build_user_features.py --start-ds ...
---end-ds ...` computes the whole range in one Spark job with the same result.
+**Rerun one date.** Clear `build_silver_events` (or the failed task) with its downstream tasks
+for the date; the downstream DAGs of that date follow as `docs/runbook.md` (*Rerun one date*)
+says.
+
+**Backfill a range.** Together with `data_quality_validation` over the same range
+(`docs/runbook.md`, *Backfill a range*). This DAG runs forward only: `build_user_features` has
+`depends_on_past`, so the features of D run only after those of D-1 succeeded and every day of
+the 30-day horizon is in silver first (Airflow refuses a backwards backfill of it). For months
+of history, the features of a whole range are one Spark job (`docs/runbook.md`, *Load months of
+history in one job*).
 """
 
 from __future__ import annotations

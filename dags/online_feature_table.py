@@ -15,21 +15,25 @@ the online values equal the offline ones.
 
 `updated_at` is the run's data-interval end, not the wall clock, so a rerun writes the same
 row. When the environment sets `ECOM_ONLINE_SYNC_PIPELINE_ID`, `sync_online_store` triggers
-the Databricks synced (online) table over this Delta table for low-latency serving.
+the Databricks synced (online) table over this Delta table for low-latency serving
+(`docs/deployment.md`).
 
 **What a failure means.**
-- `wait_for_offline_feature_table` failed: the offline run of this date failed; fix it first.
+- `wait_for_offline_feature_table` failed: the offline run of this date failed; fix and rerun
+  it first.
 - `check_online_skew` failed: online and offline values differ for this date. The error names
   the columns and example users. Do not serve from the online table until it is understood;
   republishing the date (clear `publish_online_features`) rewrites the rows from offline.
 
-**Rerun one date.** Clear `publish_online_features` with downstream for the date (or
-`airflow tasks clear online_feature_table -s <ds> -e <ds> -y`). A rerun rewrites the same
-values; an older date never replaces a newer row.
+What every DAG's failures have in common (alerts, retries, a job's one-line error, a full pool):
+`docs/runbook.md` in the repository.
 
-**Backfill a range.** UI *Trigger* -> *Backfill* or `airflow backfill create --dag-id
-online_feature_table --from-date <start> --to-date <end>`, together with the upstream DAGs.
-Dates may run in any order: the table ends with each user's latest row.
+**Rerun one date.** Clear `publish_online_features` with its downstream tasks for the date
+(`docs/runbook.md`, *Rerun one date*).
+
+**Backfill a range.** Together with the upstream DAGs over the same range (`docs/runbook.md`,
+*Backfill a range*). Dates may run in any order: an older date never replaces a newer row, so
+the table ends with each user's latest row.
 """
 
 from __future__ import annotations
