@@ -22,7 +22,6 @@ The output is sorted, so a change of the code shows up as a diff of the DOT file
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import sys
@@ -31,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from deploy.environment import environment, importable
+from local.docs import generated
 from local.docs.job_io import MLFLOW, contract_tables, parsed_package, script_io
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -382,23 +382,13 @@ def generate() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m local.docs.architecture", description=__doc__)
-    parser.add_argument("--output", type=Path, default=DOT_PATH)
-    parser.add_argument("--check", action="store_true", help="fail if --output is not current")
-    args = parser.parse_args(argv)
-    text = generate()
-    if args.check:
-        current = args.output.read_text(encoding="utf-8") if args.output.exists() else ""
-        if current != text:
-            print(f"{args.output.name} is out of date: run `make docs`", file=sys.stderr)
-            return 1
-        print(f"{args.output.name} is up to date")
-        return 0
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(text, encoding="utf-8")
-    shown = args.output.relative_to(ROOT) if args.output.is_relative_to(ROOT) else args.output
-    print(f"wrote {shown}")
-    return 0
+    return generated.main(
+        argv,
+        prog="python -m local.docs.architecture",
+        description=__doc__,
+        default=DOT_PATH,
+        generate=generate,
+    )
 
 
 if __name__ == "__main__":

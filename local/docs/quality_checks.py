@@ -17,11 +17,12 @@ Only ``clickstream.quality.checks`` is imported (no Spark, no Great Expectations
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from local.docs import generated
 
 ROOT = Path(__file__).resolve().parents[2]
 MD_PATH = ROOT / "docs" / "quality_checks.md"
@@ -134,25 +135,13 @@ def generate() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m local.docs.quality_checks", description=__doc__
+    return generated.main(
+        argv,
+        prog="python -m local.docs.quality_checks",
+        description=__doc__,
+        default=MD_PATH,
+        generate=generate,
     )
-    parser.add_argument("--output", type=Path, default=MD_PATH)
-    parser.add_argument("--check", action="store_true", help="fail if --output is not current")
-    args = parser.parse_args(argv)
-    text = generate()
-    if args.check:
-        current = args.output.read_text(encoding="utf-8") if args.output.exists() else ""
-        if current != text:
-            print(f"{args.output.name} is out of date: run `make docs`", file=sys.stderr)
-            return 1
-        print(f"{args.output.name} is up to date")
-        return 0
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(text, encoding="utf-8")
-    shown = args.output.relative_to(ROOT) if args.output.is_relative_to(ROOT) else args.output
-    print(f"wrote {shown}")
-    return 0
 
 
 if __name__ == "__main__":

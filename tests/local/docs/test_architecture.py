@@ -9,7 +9,6 @@ no Graphviz.
 
 from __future__ import annotations
 
-import difflib
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -18,6 +17,7 @@ import pytest
 from airflow.providers.databricks.operators.databricks import DatabricksSubmitRunOperator
 
 from local.docs import architecture
+from tests.support.generated import assert_committed
 
 ROOT = Path(__file__).resolve().parents[3]
 REGENERATE = "run `make docs` (needs Graphviz) and commit docs/architecture.dot and .svg"
@@ -51,20 +51,7 @@ def scripts_of(dags) -> dict[str, list[str]]:
 
 
 def test_committed_dot_is_generated_from_the_current_code(diagram):
-    expected = architecture.render_dot(diagram)
-    path = ROOT / "docs" / "architecture.dot"
-    committed = path.read_text(encoding="utf-8") if path.exists() else ""
-    diff = "".join(
-        list(
-            difflib.unified_diff(
-                committed.splitlines(keepends=True),
-                expected.splitlines(keepends=True),
-                "docs/architecture.dot (committed)",
-                "generated from the code",
-            )
-        )[:60]
-    )
-    assert committed == expected, f"docs/architecture.dot is out of date: {REGENERATE}\n{diff}"
+    assert_committed("docs/architecture.dot", architecture.render_dot(diagram), REGENERATE)
 
 
 def test_generation_is_deterministic(dags, diagram):

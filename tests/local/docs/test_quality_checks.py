@@ -7,7 +7,6 @@ Great Expectations.
 
 from __future__ import annotations
 
-import difflib
 import re
 import subprocess
 import sys
@@ -17,6 +16,7 @@ import pytest
 
 from clickstream.quality.checks import BLOCKING, SUITES, WARNING
 from local.docs import quality_checks
+from tests.support.generated import assert_committed
 
 ROOT = Path(__file__).resolve().parents[3]
 REGENERATE = "run `make docs` and commit docs/quality_checks.md"
@@ -37,20 +37,7 @@ def _sections(text: str) -> dict[str, list[list[str]]]:
 
 
 def test_committed_page_is_generated_from_the_current_checks():
-    expected = quality_checks.generate()
-    path = ROOT / "docs" / "quality_checks.md"
-    committed = path.read_text(encoding="utf-8") if path.exists() else ""
-    diff = "".join(
-        list(
-            difflib.unified_diff(
-                committed.splitlines(keepends=True),
-                expected.splitlines(keepends=True),
-                "docs/quality_checks.md (committed)",
-                "generated from the checks",
-            )
-        )[:60]
-    )
-    assert committed == expected, f"docs/quality_checks.md is out of date: {REGENERATE}\n{diff}"
+    assert_committed("docs/quality_checks.md", quality_checks.generate(), REGENERATE)
 
 
 def test_every_suite_has_a_table_in_the_order_of_suites():
