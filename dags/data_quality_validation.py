@@ -33,7 +33,7 @@ Great Expectations: `wait_for_landing_files` -> `ingest_events` -> `validate_bro
   only)`); the *Report* link of `upload_bronze_events_report` opens the full page. The
   downstream DAGs of that date do not run. **Warning** expectations (prices out of range, late events, duplicates) are
   listed in the log and the report but let the day through. Fix the input (or accept it and
-  change the threshold in `spark_jobs/clickstream/quality/`; every check and its threshold:
+  change the threshold in `spark_jobs/clickstream/quality/checks.py`; every check and its threshold:
   `docs/quality_checks.md`), then rerun the date.
 
 What every DAG's failures have in common (alerts, retries, a job's one-line error, a full pool):

@@ -11,7 +11,7 @@ flagged `model_alias = popularity_fallback`).
 | **Waits for** | `online_feature_table` run of the same logical date (success) |
 | **Input** | `gold.user_features_online` (users with `feature_date = ds`), `models:/<model>@champion` |
 | **Output** | `gold.propensity_scores` (partition `score_date = ds`): user id, score, model name, version, alias, feature date, logical date, Airflow run id; `gold.recommendations` (same partition and lineage): top 10 products per active user with rank and score, excluding products bought in the last 30 days |
-| **Runs on** | Databricks (`spark_jobs/score_users.py`); locally on the local workspace |
+| **Runs on** | Databricks (`spark_jobs/score_users.py`, `spark_jobs/recommend_products.py`); locally on the local workspace |
 | **Owner** | ml-platform |
 
 The alias is resolved once per run to a version, and every row names it: a rollback or a

@@ -9,7 +9,7 @@ MLflow registry's aliases, whether it replaces the champion.
 | **Waits for** | `offline_feature_table` run of the as-of date (success) |
 | **Input** | `silver.user_features`, `silver.user_labels` (read at recorded Delta versions) |
 | **Output** | MLflow: a parent run with one child per candidate (logistic regression, random forest); registry: a new version of the model with alias `challenger`, and `champion` when it wins |
-| **Runs on** | Databricks (`spark_jobs/train_models.py`); locally on the local workspace, MLflow server on SQLite |
+| **Runs on** | Databricks (`spark_jobs/train_models.py`, `spark_jobs/train_recommender.py`); locally on the local workspace, MLflow server on SQLite |
 | **Owner** | ml-platform |
 
 **What it decides.** `train_propensity_model` trains the candidates on a time split of the

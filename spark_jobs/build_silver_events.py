@@ -4,8 +4,8 @@
         [--bronze-schema bronze] [--silver-schema silver]
 
 Reads only the ``ingest_date = ds`` partition of bronze and MERGEs it on the event key into
-the event-date partitions it touches (see ``clickstream/silver.py``). A rerun changes nothing;
-dates processed in any order give the same table.
+the event-date partitions it touches (see ``clickstream/pipeline/silver.py``). A rerun changes
+nothing; dates processed in any order give the same table.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@
 The daily DAGs process one date per run: right for every day after go-live, slow for months
 of history (three DAG runs and about ten tasks per date). This job does to the tables what
 those runs would, for the whole range, with the same parsing, cleaning and feature code
-(``clickstream/history.py``): every date's files into bronze and quarantine in one write
+(``clickstream/pipeline/history.py``): every date's files into bronze and quarantine in one write
 (rows in = bronze + quarantined checked per date), one silver MERGE, then the features and
 labels in bulk mode. The tables end as the daily runs would leave them, so the DAGs take over
 from the day after the range (or rerun any date of it) without a seam. It does not validate

@@ -167,7 +167,7 @@ def _argv(entry: str, landing: Path, flag: str | None = None, value: str = "") -
 
 
 # Entry points that still reach Spark before refusing a value: they are being edited elsewhere
-# (see the reason); the fix is to parse with clickstream.jobs.parse_arguments. strict: once
+# (see the reason); the fix is to parse with clickstream.core.jobs.parse_arguments. strict: once
 # fixed, the marker must go.
 KNOWN_GAPS = {}
 
