@@ -55,7 +55,9 @@ def run_script(script: Path, args: list[str], log_path: Path, job_dirs: tuple[Pa
     """Execute ``script`` with ``args``; never raises for a failure of the script itself."""
     saved_argv, saved_path = sys.argv[:], sys.path[:]
     sys.argv = [str(script), *args]
-    sys.path.insert(0, str(script.parent))
+    # The script's folder first, as Databricks runs a spark_python_task; then the shipped job
+    # folder (job_dirs[0]), so a local-only job imports the clickstream library as well.
+    sys.path[:0] = list(dict.fromkeys((str(script.parent), str(job_dirs[0]))))
     result: dict = {"ok": True, "error": None, "error_trace": None}
     with (
         open(log_path, "a", buffering=1, encoding="utf-8") as log,
