@@ -266,6 +266,14 @@ def test_training_tracks_registers_promotes_and_serving_scores_with_lineage(
     assert result["decision"].promote is True
     assert result["decision"].reference == "recency baseline"
     client = MlflowClient()
+    _assert_parent_run(client, result, config, validation, schema_name)
+    _assert_candidate_runs(client, result["parent_run_id"])
+    _assert_registered_model(client, name, result["version"])
+    _assert_serving(spark, client, schema_name, name, result["version"])
+
+
+def _assert_parent_run(client, result, config, validation, schema_name: str) -> None:
+    """The parent run's lineage tags, decision and the oracle's figures."""
     parent = client.get_run(result["parent_run_id"])
     assert parent.data.tags["train_window_start"] == "2019-11-02"
     assert parent.data.tags["validation_window_end"] == "2019-11-23"
@@ -292,6 +300,11 @@ def test_training_tracks_registers_promotes_and_serving_scores_with_lineage(
     )
     assert parent.data.tags["decision"] == "promoted"
     assert parent.data.params["train_rows"] == str(300 * 10)
+
+
+def _assert_candidate_runs(client, parent_run_id: str) -> None:
+    """One nested run per candidate, with its validation metrics and plots."""
+    parent = client.get_run(parent_run_id)
     children = client.search_runs(
         [parent.info.experiment_id],
         filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
@@ -311,16 +324,21 @@ def test_training_tracks_registers_promotes_and_serving_scores_with_lineage(
             f"plots/{p}.png"
             for p in ("roc", "precision_recall", "calibration", "feature_importance")
         }
-    # The registered model carries its signature (every feature in, one probability out) and
-    # an input example that the loaded model scores.
-    info = mlflow.models.get_model_info(f"models:/{name}/{result['version']}")
+
+
+def _assert_registered_model(client, name: str, version: str) -> None:
+    """The registered model carries its signature (every feature in, one probability out) and
+    an input example that the loaded model scores; it is the champion."""
+    info = mlflow.models.get_model_info(f"models:/{name}/{version}")
     assert [c.name for c in info.signature.inputs.inputs] == list(FEATURE_COLUMNS)
     assert len(info.signature.outputs.inputs) == 1
     example = mlflow.models.Model.load(info.model_uri).load_input_example()
     assert list(example.columns) == list(FEATURE_COLUMNS) and len(example) == 5
-    assert registry.champion(client, name).version == result["version"]
+    assert registry.champion(client, name).version == version
 
-    # Serving: every active user scored by the champion, lineage on every row, rerun = same.
+
+def _assert_serving(spark, client, schema_name: str, name: str, version: str) -> None:
+    """Serving: every active user scored by the champion, lineage on every row, rerun = same."""
     args = dict(ds=AS_OF, catalog="spark_catalog", model_name=name, gold_schema=schema_name)
     score_users(spark, airflow_run_id="scheduled__x", **args)
     scores = spark.table(f"{schema_name}.propensity_scores")
@@ -339,7 +357,7 @@ def test_training_tracks_registers_promotes_and_serving_scores_with_lineage(
         .collect()
     )
     assert [tuple(map(str, r)) for r in lineage] == [
-        (name, result["version"], "champion", AS_OF, AS_OF, "scheduled__x", AS_OF)
+        (name, version, "champion", AS_OF, AS_OF, "scheduled__x", AS_OF)
     ]
     first = scores.collect()
     assert all(0.0 <= r["score"] <= 1.0 for r in first)
