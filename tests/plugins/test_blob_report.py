@@ -20,7 +20,7 @@ from azure.storage.blob import BlobServiceClient
 
 from ecom_plugins import HtmlReportToBlobOperator
 from ecom_plugins.blob_report import ReportLink
-from tests.support.airflow import serialize
+from tests.support.airflow import serialize, xcom
 
 pytestmark = pytest.mark.airflow
 
@@ -47,16 +47,7 @@ def _dag(dag_id: str, tasks: dict[str, dict]) -> DAG:
 
 
 def _xcom(dag_run, key: str, task_id: str = TASK_ID):
-    from airflow.models.xcom import XComModel
-    from airflow.settings import Session
-
-    with Session() as session:
-        row = (
-            session.query(XComModel)
-            .filter_by(dag_id=dag_run.dag_id, run_id=dag_run.run_id, task_id=task_id, key=key)
-            .one()
-        )
-        return XComModel.deserialize_value(row)
+    return xcom(dag_run.dag_id, dag_run.run_id, task_id, key)
 
 
 def _task_states(dag_run) -> dict[str, str]:

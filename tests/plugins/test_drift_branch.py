@@ -18,7 +18,7 @@ from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import DAG
 
 from ecom_plugins import DriftBranchSensor
-from tests.support.airflow import serialize
+from tests.support.airflow import serialize, xcom
 
 pytestmark = pytest.mark.airflow
 
@@ -94,21 +94,7 @@ class _Scenario:
         return self.dag_run
 
     def decision(self) -> dict:
-        from airflow.models.xcom import XComModel
-        from airflow.settings import Session
-
-        with Session() as session:
-            row = (
-                session.query(XComModel)
-                .filter_by(
-                    dag_id=self.dag.dag_id,
-                    run_id=self.dag_run.run_id,
-                    task_id="wait_for_drift",
-                    key="drift_decision",
-                )
-                .one()
-            )
-            return XComModel.deserialize_value(row)
+        return xcom(self.dag.dag_id, self.dag_run.run_id, "wait_for_drift", "drift_decision")
 
 
 TRIGGERED = {

@@ -20,7 +20,7 @@ from airflow.sdk.exceptions import AirflowException
 from clickstream.core.schema import HEADER
 from ecom_plugins import LandingFilesSensor
 from ecom_plugins.landing_sensor import list_folder
-from tests.support.airflow import serialize
+from tests.support.airflow import serialize, xcom
 
 pytestmark = pytest.mark.airflow
 
@@ -59,21 +59,7 @@ class _Scenario:
         return self.dag_run
 
     def returned(self):
-        from airflow.models.xcom import XComModel
-        from airflow.settings import Session
-
-        with Session() as session:
-            row = (
-                session.query(XComModel)
-                .filter_by(
-                    dag_id=self.dag.dag_id,
-                    run_id=self.dag_run.run_id,
-                    task_id="wait_for_landing_files",
-                    key="return_value",
-                )
-                .one()
-            )
-            return XComModel.deserialize_value(row)
+        return xcom(self.dag.dag_id, self.dag_run.run_id, "wait_for_landing_files", "return_value")
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import DAG
 
 from ecom_plugins import DataQualityGateOperator
-from tests.support.airflow import serialize
+from tests.support.airflow import serialize, xcom
 
 pytestmark = pytest.mark.airflow
 
@@ -63,16 +63,7 @@ def _run(summary: dict | str | None, put_volume_file, retries: int = 2):
 
 
 def _xcom(ti, key: str):
-    from airflow.models.xcom import XComModel
-    from airflow.settings import Session
-
-    with Session() as session:
-        row = (
-            session.query(XComModel)
-            .filter_by(dag_id=ti.dag_id, run_id=ti.run_id, task_id=ti.task_id, key=key)
-            .one()
-        )
-        return XComModel.deserialize_value(row)
+    return xcom(ti.dag_id, ti.run_id, ti.task_id, key)
 
 
 def test_a_passing_summary_succeeds_and_pushes_the_counts(

@@ -22,7 +22,7 @@ from airflow.sdk import DAG
 
 from ecom_plugins import HtmlReportToBlobOperator
 from ecom_plugins.blob_report import REPORT_LINK_KEY, SAS_EXPIRY_MAX
-from tests.support.airflow import serialize
+from tests.support.airflow import serialize, xcom
 
 pytestmark = pytest.mark.airflow
 
@@ -33,8 +33,6 @@ REPORT = "<!DOCTYPE html><html><body><h1>private</h1></body></html>"
 
 @pytest.fixture(scope="module")
 def published(airflow_db, databricks_conn, azurite, put_volume_file):
-    from airflow.models.xcom import XComModel
-    from airflow.settings import Session
 
     suffix = uuid.uuid4().hex[:8]
     pipeline = f"security_{suffix}"
@@ -52,9 +50,7 @@ def published(airflow_db, databricks_conn, azurite, put_volume_file):
     before = datetime.now(UTC)
     run = dag.test(logical_date=DAY)
     after = datetime.now(UTC)
-    with Session() as session:
-        row = session.query(XComModel).filter_by(run_id=run.run_id, key=REPORT_LINK_KEY).one()
-        link = XComModel.deserialize_value(row)
+    link = xcom(run.dag_id, run.run_id, None, REPORT_LINK_KEY)
     url = f"{azurite.blob_url}/reports/{pipeline}/2019-10-01/r.html"
     return SimpleNamespace(
         run=run,

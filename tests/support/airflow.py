@@ -14,3 +14,15 @@ def serialize(dag: DAG) -> None:
     bag = DagBag(collect_dags=False)
     bag.bag_dag(dag)
     sync_bag_to_db(bag, "dags-folder", None)
+
+
+def xcom(dag_id: str, run_id: str, task_id: str | None, key: str):
+    """The value a task of a DAG run pushed under ``key`` (any task when ``task_id`` is None)."""
+    from airflow.models.xcom import XComModel
+    from airflow.settings import Session
+
+    filters = {"dag_id": dag_id, "run_id": run_id, "key": key}
+    if task_id is not None:
+        filters["task_id"] = task_id
+    with Session() as session:
+        return XComModel.deserialize_value(session.query(XComModel).filter_by(**filters).one())
