@@ -36,6 +36,13 @@ D1, D2 = DAYS[0], DAYS[1]
 CATALOG = "spark_catalog"
 
 
+# The ingest job of D2 into the test's bronze schema, as the workspace would run it.
+INGEST_D2 = [
+    "spark_jobs/ingest_events.py",
+    *("--ds", D2, "--catalog", CATALOG, "--landing-dir", LANDING, "--bronze-schema", "kw_bronze"),
+]
+
+
 def _silver(bronze: str, silver: str, ds: str) -> None:
     silver_main(
         ["--ds", ds, "--catalog", CATALOG, "--bronze-schema", bronze, "--silver-schema", silver]
@@ -120,17 +127,6 @@ def test_ingest_killed_mid_write_shows_the_previous_version_and_its_rerun_heals(
     before = snapshot(spark, "kw_bronze")
     version = delta_version(spark, "kw_bronze.events")
     table_dir = local_layout.warehouse_dir / "kw_bronze.db" / "events"
-    job = [
-        "spark_jobs/ingest_events.py",
-        "--ds",
-        D2,
-        "--catalog",
-        CATALOG,
-        "--landing-dir",
-        LANDING,
-        "--bronze-schema",
-        "kw_bronze",
-    ]
 
     written = _kill_while_writing(
         local_layout,
@@ -138,7 +134,7 @@ def test_ingest_killed_mid_write_shows_the_previous_version_and_its_rerun_heals(
         tmp_path,
         table_dir,
         ["--table", f"{CATALOG}.kw_bronze.events"],
-        job,
+        INGEST_D2,
     )
 
     # The killed write's files are on disk, none of them is part of the table.
@@ -157,30 +153,18 @@ def test_ingest_killed_between_its_table_commits_leaves_the_log_unchanged_and_it
     spark, local_layout, kill_volumes, bronze_sequential, tmp_path
 ):
     """Ingest commits three tables one after another: events, quarantine, ingest log. Killed
-    after the first commit (paused just before the quarantine write), the date's events are the new delivery's while its quarantine and
-    ingest log still describe the previous one; the task failed, so nothing downstream ran for
+    after the first commit (paused just before the quarantine write), the date's events are the
+    new delivery's while its quarantine and ingest log still describe the previous one; the task failed, so nothing downstream ran for
     the date, and the rerun replaces all three."""
     folder = kill_volumes / LANDING.removeprefix("/Volumes/") / D2
     complete = (folder / "events.csv").read_text()
     header, *lines = complete.splitlines(keepends=True)
     (folder / "events.csv").write_text(header + "".join(lines[: len(lines) // 2]))
-    ingest(
-        kill_volumes, "kw_bronze", D2
-    )  # D2 as first delivered (the other test may have healed it)
+    # D2 as first delivered (the other test may have healed it).
+    ingest(kill_volumes, "kw_bronze", D2)
     (folder / "events.csv").write_text(complete)
     before = snapshot(spark, "kw_bronze")
     table_dir = local_layout.warehouse_dir / "kw_bronze.db" / "events_quarantine"
-    job = [
-        "spark_jobs/ingest_events.py",
-        "--ds",
-        D2,
-        "--catalog",
-        CATALOG,
-        "--landing-dir",
-        LANDING,
-        "--bronze-schema",
-        "kw_bronze",
-    ]
     quarantine_files = data_files(table_dir)
 
     _kill_while_writing(
@@ -189,7 +173,7 @@ def test_ingest_killed_between_its_table_commits_leaves_the_log_unchanged_and_it
         tmp_path,
         table_dir,
         ["--before-table", f"{CATALOG}.kw_bronze.events_quarantine"],
-        job,
+        INGEST_D2,
         files=False,
     )
 
