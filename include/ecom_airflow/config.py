@@ -23,6 +23,10 @@ import re
 from dataclasses import dataclass
 from datetime import timedelta
 
+# The longest feature window (days): a feature date is mature once this many days of data
+# lie behind it (``clickstream.core.maturity.MATURITY_DAYS``; a test keeps the two equal).
+MATURITY_DAYS = 30
+
 # Job-side libraries the Databricks Runtime does not ship at these versions. pyspark and
 # delta-spark are part of the runtime and must not be installed over it.
 JOB_LIBRARIES: tuple[str, ...] = (
@@ -122,6 +126,19 @@ class Environment:
     drift_min_rows: int = 5_000
     drift_max_rows: int = 100_000
     drift_cooldown: timedelta = timedelta(days=14)
+
+    @property
+    def first_training_days(self) -> int:
+        """Days of data a first training needs before its as-of date.
+
+        The training's earliest feature date must be mature (its 30-day window inside the data:
+        29 days after the first day, ``clickstream.core.maturity``), and the training reaches
+        back over its windows: the validation window ends a label horizon before the as-of
+        date, the training window ends a horizon before the validation window starts
+        (``Windows.history_needed`` of ``train_models``; a test keeps the two equal).
+        """
+        maturity = MATURITY_DAYS - 1
+        return maturity + 2 * self.label_horizon_days + self.validation_days + self.train_days - 1
 
     @property
     def landing_dir(self) -> str:

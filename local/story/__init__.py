@@ -4,7 +4,8 @@ The story, through the real Airflow scheduler, the local workspace, MLflow and A
 
 1. starts the local stack (``local.stack up``; reused when already running);
 2. generates synthetic REES46 click-stream for a drift month (default: the last full calendar
-   month) plus ``--warmup-days`` before it, with a drift scenario (default
+   month) plus ``--warmup-days`` before it (default: the fewest that give the first champion
+   mature 30-day windows before the drift), with a drift scenario (default
    ``behaviour_change``: shoppers put fewer products in the cart and buy less) starting on a
    known day of the month;
 3. loads the history before the month's last ``--airflow-days`` days in one job

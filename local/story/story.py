@@ -46,8 +46,18 @@ class Story:
 
     @classmethod
     def build(
-        cls, month: str | None, warmup_days: int, drift_day: int, today: date, airflow_days: int
+        cls,
+        month: str | None,
+        warmup_days: int | None,
+        drift_day: int,
+        today: date,
+        airflow_days: int,
+        first_training_days: int = LOCAL.first_training_days,
     ) -> Story:
+        """The story's dates. The first champion is trained the day before the drift starts, on
+        mature windows only (``first_training_days`` of data before it), so its training window,
+        the drift check's reference, is neither drifted nor truncated. ``warmup_days`` (days
+        before the month) defaults to the fewest that allow it."""
         if month:
             start = date.fromisoformat(f"{month}-01")
         else:
@@ -57,26 +67,28 @@ class Story:
             raise ValueError(f"--month {start:%Y-%m} has not ended yet: pick a past month")
         if not 1 <= drift_day <= end.day:
             raise ValueError(f"--drift-day must be a day of {start:%Y-%m} (1..{end.day})")
-        first = start - timedelta(days=warmup_days)
-        days = [(first + timedelta(days=i)).isoformat() for i in range((end - first).days + 1)]
-        # The first training needs its windows inside the history: as of the earliest such day.
-        history = 2 * LOCAL.label_horizon_days + LOCAL.validation_days + LOCAL.train_days - 1
-        seed_as_of = first + timedelta(days=history)
         if not 1 <= airflow_days <= end.day:
             raise ValueError(f"--airflow-days must be 1..{end.day} (days of {start:%Y-%m})")
+        drift_start = start + timedelta(days=drift_day - 1)
+        fewest = first_training_days - drift_day + 2
+        if warmup_days is None:
+            warmup_days = fewest
+        if warmup_days < fewest:
+            raise ValueError(
+                f"--warmup-days {warmup_days} is too few: the first champion needs "
+                f"{first_training_days} days of data (mature 30-day windows, then its training "
+                f"and validation windows) before a training date ahead of the drift on "
+                f"{drift_start}; use at least {fewest} (or a later --drift-day)"
+            )
+        first = start - timedelta(days=warmup_days)
+        days = [(first + timedelta(days=i)).isoformat() for i in range((end - first).days + 1)]
+        seed_as_of = first + timedelta(days=first_training_days)
         if seed_as_of.isoformat() >= days[-airflow_days]:
             raise ValueError(
                 f"{len(days)} days are too few to train before the DAGs' last {airflow_days} "
                 "days: raise --warmup-days or lower --airflow-days"
             )
-        return cls(
-            start,
-            end,
-            days,
-            start + timedelta(days=drift_day - 1),
-            seed_as_of,
-            days[-airflow_days:],
-        )
+        return cls(start, end, days, drift_start, seed_as_of, days[-airflow_days:])
 
 
 @dataclass(frozen=True)
@@ -338,6 +350,45 @@ def read_results(workspace, outcome: Outcome, story: Story) -> None:
             f"{LOCAL.reports_dir}/drift_detection/{month}/feature_drift.json"
         ).contents.read()
     )
+
+
+def recall(story: Story, config: StackConfig, clock: StageClock) -> Outcome:
+    """The outcome of the same story told earlier on this state, read back without rerunning
+    anything: its DAG runs, the drift decision and the tables as they stand."""
+    up(config)
+    clock.done("stack up")
+    env = config.client_env()
+    airflow = AirflowClient(
+        env["AIRFLOW_API_URL"], env["AIRFLOW_USERNAME"], env["AIRFLOW_PASSWORD"]
+    )
+    outcome = Outcome(airflow)
+    month = story.month_start.isoformat()
+    planned = {
+        **{dag_id: {story.seed_as_of.isoformat(), *story.airflow_days} for dag_id in PIPELINES},
+        "model_training": {story.seed_as_of.isoformat()},
+        "model_serving": {story.days[-1]},
+        DRIFT_PIPELINE: {month},
+    }
+    for dag_id, dates in planned.items():
+        outcome.runs[dag_id] = [
+            r
+            for r in airflow.all_dag_runs(dag_id)
+            if (r.get("logical_date") or "")[:10] in dates and r["run_type"] != "manual"
+        ]
+    retraining = airflow.dag_run("model_training", f"drift__{month}")
+    if retraining:
+        outcome.runs["model_training"].append(retraining)
+    drift_runs = outcome.runs[DRIFT_PIPELINE]
+    if drift_runs:
+        outcome.decision = (
+            airflow.xcom(
+                DRIFT_PIPELINE, drift_runs[-1]["dag_run_id"], "check_drift", "drift_decision"
+            )
+            or {}
+        )
+    read_results(workspace_client(config), outcome, story)
+    clock.done("summary")
+    return outcome
 
 
 def tell(
