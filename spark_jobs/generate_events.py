@@ -7,13 +7,18 @@
 Layout (the one ``ingest_events.py`` and ``split_monthly_file.py`` share)::
 
     <landing>/<YYYY-MM-DD>/events.csv[.gz]      the day's events (a few late ones of D-1, D-2)
-    <landing>/../ground_truth/users.csv         user_id,purchase_propensity (never ingested)
+    <landing>/../ground_truth/users.csv         user_id,purchase_propensity,activity_share
+    <landing>/../ground_truth/days.csv          day,sessions,cart_scale,buy_scale (one row a
+                                                day generated, merged across calls)
     <landing>/../ground_truth/generator.json    the parameters of the last generation
 
 The same seed, users, volume and drift settings give byte-identical files for a day whatever
 other days are generated, so a day can be regenerated alone. Files are written under a hidden
 temporary name and renamed, so an ingest never reads a half-written file. Plain Python and
 numpy: no Spark session is needed (the script also runs as a ``spark_python_task``).
+
+The ground truth is never ingested: it is what the training job's oracle needs to compute each
+user's true probability of a purchase within the label horizon (see ``docs/models.md``).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from pathlib import Path
 
 from clickstream.core.schema import parse_ds
 from clickstream.core.volumes import local_path
+from clickstream.sources.ground_truth import day_truth, days_csv, parse_days_csv
 from clickstream.sources.synthetic import (
     DRIFT_SCENARIOS,
     Drift,
@@ -43,6 +49,19 @@ def _write(path: Path, content: bytes) -> None:
     partial = path.with_name(f".{path.name}.partial")
     partial.write_bytes(content)
     partial.replace(path)
+
+
+def _earlier_days(truth: Path, args) -> dict:
+    """The days.csv rows of earlier calls of the same world and volume (else none): a day
+    generated again replaces its row, the other days stay."""
+    days_path, generator = truth / "days.csv", truth / "generator.json"
+    if not (days_path.exists() and generator.exists()):
+        return {}
+    earlier = json.loads(generator.read_text())
+    same = all(
+        earlier.get(key) == getattr(args, key) for key in ("seed", "users", "events_per_day")
+    )
+    return parse_days_csv(days_path.read_text()) if same else {}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -78,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
 
     world = build_world(args.seed, args.users)
     truth = landing.parent / "ground_truth"
+    days = _earlier_days(truth, args)
     _write(truth / "users.csv", ground_truth_csv(world))
     parameters = {
         "seed": args.seed,
@@ -101,11 +121,13 @@ def main(argv: list[str] | None = None) -> int:
         _write(folder / name, to_csv(lines, compress=args.gzip))
         # The ingest reads every CSV of the day: a copy in the other format would double it.
         (folder / other).unlink(missing_ok=True)
+        days[day] = day_truth(world, args.seed, day, args.events_per_day, drift)
         print(
             f"{day}: {len(lines)} events -> {logical_landing}/{day}/{name} "
             f"({time.monotonic() - started:.2f}s)",
             flush=True,
         )
+    _write(truth / "days.csv", days_csv(list(days.values())))
     return 0
 
 

@@ -158,9 +158,10 @@ def test_every_category_has_products_and_ids_are_unique(world):
 
 def test_ground_truth_has_one_propensity_per_user(world):
     lines = ground_truth_csv(world).decode().splitlines()
-    assert lines[0] == "user_id,purchase_propensity"
+    assert lines[0] == "user_id,purchase_propensity,activity_share"
     assert len(lines) == 501
     assert all(0 <= float(line.split(",")[1]) <= 1 for line in lines[1:])
+    assert sum(float(line.split(",")[2]) for line in lines[1:]) == pytest.approx(1.0)
 
 
 def test_cli_writes_the_landing_layout_and_keeps_the_truth_apart(tmp_path):
@@ -172,9 +173,20 @@ def test_cli_writes_the_landing_layout_and_keeps_the_truth_apart(tmp_path):
     truth = tmp_path / "raw" / "landing" / "ground_truth"
     assert len((truth / "users.csv").read_text().splitlines()) == 51
     assert json.loads((truth / "generator.json").read_text())["users"] == 50
+    days = (truth / "days.csv").read_text().splitlines()
+    assert days[0] == "day,sessions,cart_scale,buy_scale"
+    assert [d.split(",")[0] for d in days[1:]] == ["2019-10-01", "2019-10-02"]
     # Regenerating a day as gzip replaces the plain file, so a day is never ingested twice.
-    generate_main([*argv[:3], "1", *argv[4:], "--users", "50", "--gzip"])
+    generate_main([*argv[:3], "1", *argv[4:], "--users", "50", "--gzip", "--events-per-day", "300"])
     assert sorted(p.name for p in (landing / "2019-10-01").iterdir()) == ["events.csv.gz"]
+    # A later call keeps the days of earlier calls of the same world, and adds its own.
+    later = ["--start-date", "2019-10-03", "--days", "1", "--landing-dir", str(landing)]
+    assert generate_main([*later, "--users", "50", "--events-per-day", "300"]) == 0
+    merged = (truth / "days.csv").read_text().splitlines()
+    assert merged[:3] == days and merged[3].startswith("2019-10-03,")
+    # Another world (here: more users) starts the days afresh: its sessions are other ones.
+    assert generate_main([*later, "--users", "60", "--events-per-day", "300"]) == 0
+    assert len((truth / "days.csv").read_text().splitlines()) == 2
 
 
 def test_cli_refuses_a_bad_date_with_a_usage_error(tmp_path, capsys):
