@@ -14,22 +14,28 @@ MLflow registry's aliases, whether it replaces the champion.
 
 **What it decides.** `train_propensity_model` trains the candidates on a time split of the
 feature table as of date T (training windows before a validation window, no label window
-reaching into it) and registers the best as `challenger`; `champion` moves to it only when it
-beats the current champion on the same validation rows by `promotion_margin` ROC AUC (the first
-model must beat a recency baseline). `train_recommender` does the same for ALS against a
+reaching into it), picks the best on the validation window's earlier dates (selection) and
+registers it as `challenger`; `champion` moves to it only when, on the later dates
+(evaluation), the low end of the 95% paired per-user bootstrap interval of its ROC AUC gain
+over the current champion is above `promotion_margin` and its calibration error is at most
+`promotion_calibration_tolerance` worse (the first model is compared with a recency baseline). `train_recommender` does the same for ALS against a
 popularity baseline on precision@10, by `recommender_promotion_margin`. The decision, its reason
 and the training windows (drift detection's reference) are tags of the MLflow run and of the
 model version. The details: `docs/models.md`.
 
 **Trigger by hand or from drift.** Run conf (every key optional, shown in the trigger form):
-`reason` (`schedule`, `drift` or `manual`; default `schedule`), `as_of` (the date to train as
+`reason` (`schedule`, `drift`, `performance` or `manual`; default `schedule`), `as_of` (the date to train as
 of; default: the run's logical date; the run waits for the offline features of that date) and
-`drift_summary` (the drift summary that caused the run). `drift_detection` triggers with
-`{"reason": "drift", "as_of": <month end>, "drift_summary": <its summary>}`.
+`drift_summary` (the drift or performance summary that caused the run). `drift_detection` triggers with
+`{"reason": "drift", "as_of": <month end>, "drift_summary": <its summary>}`;
+`model_performance` with `{"reason": "performance", "as_of": <its ds>, "drift_summary":
+<its performance summary>}` when the served scores decayed.
 
-**What a failure means.** `train_propensity_model` fails with "no labelled feature rows in the
-training window" when the feature table has too little history for the windows (run the
-offline DAG for earlier dates, or shorten the windows), or with an MLflow error when the
+**What a failure means.** `train_propensity_model` fails with "the training window ... starts
+before ..., the first mature feature date" when the data begins less than 29 days before the
+training window (load more history or train as of a later date), with "no labelled feature
+rows in the training window" when the feature table has too little history for the windows
+(run the offline DAG for earlier dates, or shorten the windows), or with an MLflow error when the
 tracking server is unreachable. The champion is untouched by a failed run. A run that *kept*
 the champion is no failure: the challenger did not win by the margin (the figures are tags of
 the MLflow run). A bad champion serving: roll it back (`docs/runbook.md`, *Roll back a model*).
@@ -68,6 +74,7 @@ training_parameters = {
     "--label-horizon-days": str(ENV.label_horizon_days),
     "--max-train-rows": str(ENV.max_train_rows),
     "--margin": str(ENV.promotion_margin),
+    "--calibration-tolerance": str(ENV.promotion_calibration_tolerance),
     "--reason": "{{ params.reason }}",
     "--drift-summary": DRIFT_SUMMARY,
     "--airflow-run-id": "{{ run_id }}",
@@ -84,7 +91,9 @@ with daily_dag(
     tags=["ml", "training", "mlflow", "daily"],
     max_active_runs=1,
     params={
-        "reason": Param("schedule", type="string", enum=["schedule", "drift", "manual"]),
+        "reason": Param(
+            "schedule", type="string", enum=["schedule", "drift", "performance", "manual"]
+        ),
         "as_of": Param(
             None,
             type=["null", "string"],
@@ -94,7 +103,8 @@ with daily_dag(
         "drift_summary": Param(
             None,
             type=["null", "string"],
-            description="the drift summary JSON that triggered this run (set by drift_detection)",
+            description="the monitoring summary JSON that triggered this run (set by "
+            "drift_detection or model_performance)",
         ),
     },
 ):
@@ -118,6 +128,8 @@ with daily_dag(
             "--reason": "{{ params.reason }}",
             "--airflow-run-id": "{{ run_id }}",
             "--git-commit": training_parameters["--git-commit"],
+            # Synthetic data only: the generator's true ranking, the recommender's ceiling.
+            **({"--ground-truth": ENV.ground_truth_path} if ENV.ground_truth_path else {}),
         },
     )
     upstream >> [train, recommender]

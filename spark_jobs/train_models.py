@@ -4,15 +4,22 @@
         --model-name ecom_propensity --experiment /Shared/ecom/propensity \
         [--train-days 14] [--validation-days 7] \
         [--label-horizon-days 7] [--max-train-rows 200000] [--margin 0.002] \
+        [--calibration-tolerance 0.02] [--bootstrap-replicates 400] \
         [--reason schedule|drift|manual] [--drift-summary PATH] [--airflow-run-id ...] \
         [--git-commit ...] \
         [--ground-truth /Volumes/ecom/raw/landing/ground_truth/users.csv]
 
 Reads ``silver.user_features`` and ``silver.user_labels`` (at the Delta versions it records),
 splits by time as of ``--ds`` (see ``clickstream/models/propensity/data.py``), trains the logistic
-regression and random forest pipelines, logs everything to MLflow, registers the best as
-``challenger`` and moves ``champion`` only when it wins by ``--margin``. MLflow is the one the
-environment names (``MLFLOW_TRACKING_URI``; Databricks sets it on its clusters).
+regression and random forest pipelines, picks the best on the selection split, logs
+everything to MLflow, registers it as ``challenger`` and moves ``champion`` only when, on the
+later evaluation split, the low end of the paired per-user bootstrap interval of its ROC AUC
+gain is above ``--margin`` and its calibration error is at most ``--calibration-tolerance``
+worse (``docs/models.md``). The winner is refitted on every labelled date up to the cut-off
+before it is registered (measured better; ``--no-refit`` registers the train-window fit). Every
+window must be mature: a feature date needs 29 days of data
+before it, else the job stops before fitting. MLflow is the one the environment names
+(``MLFLOW_TRACKING_URI``; Databricks sets it on its clusters).
 """
 
 from __future__ import annotations
@@ -60,6 +67,20 @@ def arguments(argv: list[str] | None = None):
     cli.add_argument("--label-horizon-days", type=int, default=7)
     cli.add_argument("--max-train-rows", type=int, default=200_000)
     cli.add_argument("--margin", type=float, default=0.002)
+    cli.add_argument(
+        "--calibration-tolerance",
+        type=float,
+        default=0.02,
+        help="how much worse the challenger's calibration error may be than the reference's",
+    )
+    cli.add_argument("--bootstrap-replicates", type=int, default=400)
+    cli.add_argument(
+        "--no-refit",
+        dest="refit",
+        action="store_false",
+        help="register the winner as fitted on the training window (default: refit it on every "
+        "labelled date up to the cut-off first)",
+    )
     cli.add_argument("--seed", type=int, default=0)
     cli.add_argument("--reason", default="schedule")
     cli.add_argument(
@@ -67,7 +88,10 @@ def arguments(argv: list[str] | None = None):
     )
     cli.add_argument("--airflow-run-id", default="manual")
     cli.add_argument("--git-commit", default="local")
-    cli.add_argument("--ground-truth", help="user_id,purchase_propensity CSV (synthetic data)")
+    cli.add_argument(
+        "--ground-truth",
+        help="the synthetic generator's users.csv (its days.csv lies beside it): oracle figures",
+    )
     return parse_arguments(cli, argv, "train_models")
 
 
@@ -82,6 +106,9 @@ def training_config(args) -> TrainingConfig:
             ),
             max_rows=args.max_train_rows,
             margin=args.margin,
+            calibration_tolerance=args.calibration_tolerance,
+            bootstrap_replicates=args.bootstrap_replicates,
+            refit=args.refit,
             seed=args.seed,
             reason=args.reason,
             drift_summary=args.drift_summary,
@@ -100,8 +127,21 @@ def main(argv: list[str] | None = None) -> int:
         result = train_propensity(spark, config, args.catalog, args.silver_schema)
     decision = result["decision"]
     print(f"best candidate: {result['best']} -> {args.model_name} v{result['version']}")
-    for name, value in sorted(result["summary"].items()):
+    summary = result["summary"]
+    for name, value in sorted(summary.items()):
         print(f"  {name}: {value:.4f}")
+    for name in ("challenger", "champion", "baseline", "oracle", "delta"):
+        key = f"{name}_roc_auc"
+        if f"{key}_ci_low" in summary:
+            print(
+                f"  {name} ROC AUC {summary[key]:.4f}, 95% per-user bootstrap interval "
+                f"[{summary[f'{key}_ci_low']:.4f}, {summary[f'{key}_ci_high']:.4f}]"
+            )
+    if "lift_capture_ci_low" in summary:
+        print(
+            f"  lift capture {summary['lift_capture']:.3f}, 95% interval "
+            f"[{summary['lift_capture_ci_low']:.3f}, {summary['lift_capture_ci_high']:.3f}]"
+        )
     print(("PROMOTED: " if decision.promote else "KEPT CHAMPION: ") + decision.reason)
     return 0
 

@@ -137,3 +137,53 @@ def test_the_job_reads_the_rendered_conf_into_its_training_config():
             config.windows.as_of.isoformat(),
             config.logical_date,
         ) == expected
+
+
+PERFORMANCE_DS = "2019-11-08"
+PERFORMANCE_SUMMARY = (
+    "/Volumes/ecom/raw/reports/model_performance/2019-11-08/model_performance.json"
+)
+
+
+def test_performance_run_measures_ds_minus_the_horizon_and_triggers_with_its_summary(dagbag):
+    dag = dagbag.dags["model_performance"]
+    dag_run = payloads._scheduled_run(dag, PERFORMANCE_DS)
+    monitor = _job_parameters(dag.get_task("monitor_performance"), dag_run)
+    assert (monitor["--ds"], monitor["--start-ds"], monitor["--end-ds"]) == (
+        PERFORMANCE_DS,
+        "2019-11-01",
+        "2019-11-01",
+    )
+    trigger = dag.get_task("trigger_retraining")
+    conf = _render(trigger, dag_run, trigger.conf)
+    assert conf == {
+        "reason": "performance",
+        "as_of": PERFORMANCE_DS,
+        "drift_summary": PERFORMANCE_SUMMARY,
+    }
+    assert conf["drift_summary"] == monitor["--output"] + ".json"
+    check = dag.get_task("check_performance")
+    assert conf["drift_summary"] == _render(check, dag_run, check.summary_path)
+    assert _render(trigger, dag_run, trigger.trigger_run_id) == "performance__2019-11-08"
+    # model_training accepts every key, and the reason, it is sent.
+    training = dagbag.dags["model_training"]
+    assert set(conf) <= set(training.params)
+    dag, task = _training()
+    params = _job_parameters(task, _training_run(dag, conf))
+    assert (params["--reason"], params["--ds"]) == ("performance", PERFORMANCE_DS)
+    assert params["--drift-summary"] == PERFORMANCE_SUMMARY
+
+
+def test_a_performance_backfill_range_comes_from_the_run_conf():
+    bag = DagBag(dag_folder=str(payloads.ROOT / "dags" / "model_performance.py"))
+    dag = bag.dags["model_performance"]
+    scheduled = payloads._scheduled_run(dag, PERFORMANCE_DS)
+    run = scheduled.model_copy(
+        update={
+            "run_id": "manual__range",
+            "run_type": "manual",
+            "conf": {"start_ds": "2019-10-01", "end_ds": "2019-10-31"},
+        }
+    )
+    monitor = _job_parameters(dag.get_task("monitor_performance"), run)
+    assert (monitor["--start-ds"], monitor["--end-ds"]) == ("2019-10-01", "2019-10-31")

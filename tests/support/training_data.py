@@ -33,10 +33,17 @@ def synthetic_features(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray, np.
     return frame, y, propensity
 
 
+# Days of silver events before the as-of date: the split's earliest feature date (34 days
+# back with the job's default windows) must be mature, 29 days after the first ingest date.
+HISTORY_DAYS = 70
+
+
 def propensity_tables(spark, schema: str, as_of: str, users: int = 300) -> None:
-    """Feature and label tables for every feature date the split needs (signal included)."""
+    """Feature and label tables for every feature date the split needs (signal included),
+    and a silver ``events`` table whose first ingest date makes those dates mature."""
     spark.sql(f"CREATE SCHEMA IF NOT EXISTS {schema}")
     end = date.fromisoformat(as_of)
+    history_events(spark, schema, end - timedelta(days=HISTORY_DAYS))
     frames, labels = [], []
     for offset in range(0, 40):
         day = end - timedelta(days=offset)
@@ -69,6 +76,14 @@ def propensity_tables(spark, schema: str, as_of: str, users: int = 300) -> None:
     )
     online.select(*ONLINE_FEATURES.names).write.format("delta").mode("overwrite").saveAsTable(
         f"{schema}.user_features_online"
+    )
+
+
+def history_events(spark, schema: str, first_day: date) -> None:
+    """A silver ``events`` table whose data begins on ``first_day`` (what maturity reads)."""
+    rows = [event(1, first_day, "view"), event(2, first_day + timedelta(days=1), "view")]
+    spark.createDataFrame(rows, SILVER_SCHEMA).write.format("delta").mode("overwrite").saveAsTable(
+        f"{schema}.events"
     )
 
 

@@ -21,6 +21,7 @@ from pyspark.testing import assertDataFrameEqual
 from sklearn.metrics import roc_auc_score
 
 from clickstream.core.contracts import FEATURE_COLUMNS
+from clickstream.core.maturity import ImmatureWindowError
 from clickstream.models import registry
 from clickstream.models.promotion import decide
 from clickstream.models.propensity import evaluation
@@ -30,6 +31,7 @@ from clickstream.models.propensity.candidates import (
     feature_importance,
 )
 from clickstream.models.propensity.data import (
+    TrainingDataError,
     Windows,
     bounded_pandas,
     features_frame,
@@ -37,8 +39,9 @@ from clickstream.models.propensity.data import (
 )
 from clickstream.models.propensity.serving import score_users
 from clickstream.models.propensity.training import TrainingConfig, train_propensity
+from clickstream.sources.ground_truth import DayTruth, days_csv
 from tests.support.training_data import PROPENSITY_AS_OF as AS_OF
-from tests.support.training_data import propensity_tables, synthetic_features
+from tests.support.training_data import history_events, propensity_tables, synthetic_features
 
 SPARK_JOBS = Path(__file__).resolve().parents[3] / "spark_jobs"
 
@@ -50,7 +53,7 @@ def _model_name() -> str:
 # -- the split ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("horizon", "train", "val"), [(7, 14, 7), (3, 5, 2), (1, 1, 1)])
+@pytest.mark.parametrize(("horizon", "train", "val"), [(7, 14, 7), (3, 5, 2), (1, 1, 2)])
 def test_windows_leave_no_label_overlap_between_train_and_validation(horizon, train, val):
     w = Windows.build(AS_OF, horizon, train, val)
     as_of = date.fromisoformat(AS_OF)
@@ -60,11 +63,17 @@ def test_windows_leave_no_label_overlap_between_train_and_validation(horizon, tr
     # A training label looks at (F, F + horizon]: it must end before validation starts.
     assert w.train[1] + timedelta(days=horizon) < w.validation[0]
     assert w.history_needed == (as_of - w.train[0]).days
+    # The validation window splits in time: selection first, evaluation later, no date shared.
+    assert (w.selection[0], w.evaluation[1]) == w.validation
+    assert w.selection[1] + timedelta(days=1) == w.evaluation[0]
+    assert (w.selection[1] - w.selection[0]).days + 1 == val // 2
 
 
 def test_bad_windows_are_refused():
     with pytest.raises(ValueError, match="at least 1 day"):
         Windows.build(AS_OF, 7, 0, 7)
+    with pytest.raises(ValueError, match="selection and a later evaluation"):
+        Windows.build(AS_OF, 7, 14, 1)
 
 
 def test_labelled_rows_take_closed_labels_of_the_window_and_horizon(spark):
@@ -228,8 +237,10 @@ def test_the_rollback_command_is_safe_to_repeat_and_refuses_bad_input(tracking):
 
 
 def _ground_truth(spark, schema: str, start: str, end: str, path: Path) -> pd.DataFrame:
-    """A per-user "true propensity" (the user's share of positive labels in [start, end]),
-    written where the job reads it; returns the window's labels for an independent oracle."""
+    """A per-user "true propensity" (the user's share of positive labels in [start, end]) with
+    equal activity shares, and a days.csv of equal days beside it, written where the job reads
+    them; returns the window's labels for an independent oracle. With equal shares and days,
+    the true probability ranks as the propensity does."""
     labels = (
         spark.table(f"{schema}.user_labels")
         .where(F.col("feature_date").between(start, end))
@@ -237,7 +248,11 @@ def _ground_truth(spark, schema: str, start: str, end: str, path: Path) -> pd.Da
         .toPandas()
     )
     truth = labels.groupby("user_id")["purchased"].mean().rename("purchase_propensity")
-    truth.reset_index().to_csv(path, index=False)
+    users = truth.reset_index().assign(activity_share=1.0 / len(truth))
+    users.to_csv(path, index=False)
+    first = date.fromisoformat(start)
+    days = [DayTruth(first + timedelta(days=k), 1000, 1.0, 1.0) for k in range(40)]
+    (path.parent / "days.csv").write_bytes(days_csv(days))
     return labels.merge(truth.reset_index(), on="user_id")
 
 
@@ -247,7 +262,7 @@ def test_training_tracks_registers_promotes_and_serving_scores_with_lineage(
     propensity_tables(spark, schema_name, AS_OF)
     windows = Windows.build(AS_OF, 7, 10, 5)
     validation = _ground_truth(
-        spark, schema_name, *map(str, windows.validation), tmp_path / "users.csv"
+        spark, schema_name, *map(str, windows.evaluation), tmp_path / "users.csv"
     )
     name = _model_name()
     config = TrainingConfig(
@@ -289,8 +304,10 @@ def _assert_parent_run(client, result, config, validation, schema_name: str) -> 
         "reason": "drift",
         "drift_summary": config.drift_summary,
     }
-    # The oracle: the true propensity's AUC on the same validation rows (all of them: 5 days x
-    # 300 users = max_rows), and the share of its lift the serving model captures.
+    assert parent.data.tags["selection_window_end"] < parent.data.tags["evaluation_window_start"]
+    # The oracle: the true probability's AUC on the same evaluation rows (all of them: 3 days x
+    # 300 users; the window's 1,500 rows = max_rows), and the share of its lift the serving
+    # model captures.
     metrics = parent.data.metrics
     oracle = roc_auc_score(validation["purchased"], validation["purchase_propensity"])
     assert metrics["oracle_roc_auc"] == pytest.approx(oracle)
@@ -299,6 +316,15 @@ def _assert_parent_run(client, result, config, validation, schema_name: str) -> 
         (metrics["challenger_roc_auc"] - 0.5) / (oracle - 0.5)
     )
     assert parent.data.tags["decision"] == "promoted"
+    # Per-user bootstrap intervals around each headline figure, and the paired difference
+    # (challenger - baseline, for a first model) whose low end cleared the margin.
+    for name in ("challenger", "baseline", "oracle", "delta"):
+        low, high = metrics[f"{name}_roc_auc_ci_low"], metrics[f"{name}_roc_auc_ci_high"]
+        assert low <= metrics[f"{name}_roc_auc"] <= high and high - low < 0.2
+    assert metrics["delta_roc_auc_ci_low"] > config.margin
+    low, high = metrics["lift_capture_ci_low"], metrics["lift_capture_ci_high"]
+    assert low <= metrics["lift_capture"] <= high
+    assert "interval" in parent.data.tags["decision_reason"]
     assert parent.data.params["train_rows"] == str(300 * 10)
 
 
@@ -309,7 +335,20 @@ def _assert_candidate_runs(client, parent_run_id: str) -> None:
         [parent.info.experiment_id],
         filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'",
     )
-    assert sorted(c.info.run_name for c in children) == ["logistic_regression", "random_forest"]
+    names = sorted(c.info.run_name for c in children)
+    best = parent.data.tags["best_candidate"]
+    assert names == sorted(["logistic_regression", "random_forest", f"refit {best}"])
+    # The registered model is the winner refitted on every labelled date up to the cut-off.
+    (refit,) = [c for c in children if c.info.run_name.startswith("refit")]
+    assert (refit.data.tags["fit_window_start"], refit.data.tags["fit_window_end"]) == (
+        parent.data.tags["train_window_start"],
+        parent.data.tags["validation_window_end"],
+    )
+    assert int(refit.data.params["refit_rows"]) > int(parent.data.params["train_rows"])
+    version = parent.data.tags["challenger_version"]
+    assert client.get_model_version(parent.data.tags["model_name"], version).run_id == (
+        refit.info.run_id
+    )
     for child in children:
         assert {
             "roc_auc",
@@ -319,6 +358,8 @@ def _assert_candidate_runs(client, parent_run_id: str) -> None:
             "calibration_error",
             "lift_top_decile",
         } <= set(child.data.metrics)
+        if child is refit:
+            continue
         plots = {a.path for a in client.list_artifacts(child.info.run_id, "plots")}
         assert plots == {
             f"plots/{p}.png"
@@ -369,6 +410,33 @@ def _assert_serving(spark, client, schema_name: str, name: str, version: str) ->
     assert np.allclose([by_user[u] for u in online["user_id"]], expected)
     score_users(spark, airflow_run_id="scheduled__x", **args)
     assertDataFrameEqual(spark.table(f"{schema_name}.propensity_scores"), first)
+
+
+def test_training_refuses_an_immature_window_before_reading_or_fitting(
+    spark, tracking, schema_name
+):
+    """The data begins 40 days before the as-of date: the training window (34..21 days back)
+    has feature dates whose 30-day window starts before the data. No run is started."""
+    windows = Windows.build(AS_OF, 7, 14, 7)
+    config = TrainingConfig(model_name=_model_name(), experiment=tracking, windows=windows)
+    spark.sql(f"CREATE SCHEMA {schema_name}")
+    with pytest.raises(ImmatureWindowError, match=r"no data: silver\.events is empty"):
+        train_propensity(spark, config, "spark_catalog", schema_name)
+    history_events(spark, schema_name, date.fromisoformat(AS_OF) - timedelta(days=40))
+    with pytest.raises(ImmatureWindowError, match=r"training window 2019-10-27\.\.") as refused:
+        train_propensity(spark, config, "spark_catalog", schema_name)
+    assert "first mature feature date" in str(refused.value)
+    experiment = mlflow.get_experiment_by_name(tracking)
+    if experiment is not None:  # no run of this model was started
+        started = mlflow.search_runs(
+            [experiment.experiment_id], filter_string=f"tags.model_name = '{config.model_name}'"
+        )
+        assert started.empty
+    # The same windows on data that begins 63 days back are mature (the training then fails
+    # for the next reason: this schema has no feature table).
+    history_events(spark, schema_name, date.fromisoformat(AS_OF) - timedelta(days=63))
+    with pytest.raises(TrainingDataError, match="user_features does not exist"):
+        train_propensity(spark, config, "spark_catalog", schema_name)
 
 
 def test_serving_without_a_champion_fails_telling_what_to_run(spark, tracking):

@@ -7,6 +7,11 @@ the ``validation_days`` feature dates ending at ``L``; the training window is th
 training label (a purchase in ``(F, F+h]``) reaches into the validation period. Both windows are
 tags on the MLflow run; the drift pipeline uses the training window as its reference.
 
+The validation window is split in time once more: its earlier ``validation_days // 2`` dates
+are the *selection* split (which candidate wins), the later ones the *evaluation* split (the
+challenger against the champion, the reported figures). The rows that picked the winner never
+judge it, so the choice's own luck does not inflate the comparison.
+
 **Bounded driver memory.** scikit-learn trains on the driver. Each window is sampled on Spark
 (a seeded Bernoulli sample) down to at most ``max_rows`` rows *before* ``toPandas()``, so a large
 feature table cannot exhaust the driver; the sampling fraction is logged.
@@ -44,12 +49,28 @@ class Windows:
     def build(cls, as_of: str, horizon_days: int, train_days: int, validation_days: int) -> Windows:
         if min(horizon_days, train_days, validation_days) < 1:
             raise ValueError("horizon, train and validation windows must be at least 1 day")
+        if validation_days < 2:
+            raise ValueError(
+                "the validation window needs at least 2 days: a selection and a later "
+                "evaluation split"
+            )
         return cls(date.fromisoformat(parse_ds(as_of)), horizon_days, train_days, validation_days)
 
     @property
     def validation(self) -> tuple[date, date]:
         end = self.as_of - timedelta(days=self.horizon_days)
         return end - timedelta(days=self.validation_days - 1), end
+
+    @property
+    def selection(self) -> tuple[date, date]:
+        """The earlier dates of the validation window: the candidates are compared here."""
+        start = self.validation[0]
+        return start, start + timedelta(days=self.validation_days // 2 - 1)
+
+    @property
+    def evaluation(self) -> tuple[date, date]:
+        """The later dates of the validation window: challenger against champion, here."""
+        return self.selection[1] + timedelta(days=1), self.validation[1]
 
     @property
     def train(self) -> tuple[date, date]:
@@ -69,6 +90,10 @@ class Windows:
             "train_window_end": self.train[1].isoformat(),
             "validation_window_start": self.validation[0].isoformat(),
             "validation_window_end": self.validation[1].isoformat(),
+            "selection_window_start": self.selection[0].isoformat(),
+            "selection_window_end": self.selection[1].isoformat(),
+            "evaluation_window_start": self.evaluation[0].isoformat(),
+            "evaluation_window_end": self.evaluation[1].isoformat(),
         }
 
 

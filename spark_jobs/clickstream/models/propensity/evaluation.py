@@ -1,9 +1,17 @@
-"""How good a propensity model is on the validation rows: metrics, a baseline and the oracle.
+"""How good a propensity model is on the validation rows: metrics, a baseline, the oracle and
+per-user bootstrap intervals.
 
 Every candidate, the current champion and the recency baseline are scored with :func:`metrics`
-on the *same* validation rows, so their figures compare. When the generator's ground truth is
-available, :func:`oracle_auc` is the best ROC AUC any model could reach on those rows and
-:func:`lift_capture` the share of it a model achieves.
+on the *same* rows, so their figures compare. The ranking metrics (ROC AUC, PR AUC, lift) use
+the raw scores; only the log loss clips them away from 0 and 1. When the generator's ground
+truth is available, :func:`oracle_auc` is the ROC AUC of each row's true probability of a
+purchase (``clickstream.sources.ground_truth``): no model can rank better in expectation, and
+:func:`lift_capture` is the share of its lift over chance a model achieves.
+
+**Uncertainty.** A user appears once per feature date, so rows are not independent:
+:func:`bootstrap_aucs` resamples *users* (each with all their rows) and recomputes the ROC AUC of
+every score on the same resample, which gives both one model's interval and the paired interval
+of a difference between two models.
 """
 
 from __future__ import annotations
@@ -34,12 +42,15 @@ def lift_at_top_decile(y: np.ndarray, p: np.ndarray) -> float:
 
 
 def metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    """Ranking metrics on the raw scores ``p`` (in [0, 1]); only the log loss clips them."""
     y = np.asarray(y, dtype=int)
-    p = np.clip(np.asarray(p, dtype=float), 1e-6, 1 - 1e-6)
+    p = np.asarray(p, dtype=float)
+    if p.size and (p.min() < 0.0 or p.max() > 1.0):
+        raise ValueError("scores must be probabilities in [0, 1]; squash or rank them first")
     return {
         "roc_auc": float(roc_auc_score(y, p)),
         "pr_auc": float(average_precision_score(y, p)),
-        "log_loss": float(log_loss(y, p, labels=[0, 1])),
+        "log_loss": float(log_loss(y, np.clip(p, 1e-6, 1 - 1e-6), labels=[0, 1])),
         "brier_score": float(brier_score_loss(y, p)),
         "calibration_error": expected_calibration_error(y, p),
         "lift_top_decile": lift_at_top_decile(y, p),
@@ -47,15 +58,90 @@ def metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
 
 
 def recency_baseline(x: pd.DataFrame) -> np.ndarray:
-    """A score without a model: more recent activity and more purchases rank higher."""
-    since_view = x["days_since_last_view"].fillna(31.0).to_numpy()
-    purchases = x["purchases_30d"].to_numpy()
-    return 1.0 / (1.0 + since_view) + 0.1 * np.log1p(purchases)
+    """A score without a model: more recent activity and more purchases rank higher.
+
+    ``s = 1 / (1 + days since the last view) + 0.1 log(1 + purchases)`` is >= 0 and often > 1,
+    so it is squashed by ``s / (1 + s)`` into [0, 1): the ranking (and so every ranking metric)
+    is the raw score's, and the figures that need a probability are defined. It is not a
+    calibrated probability: its log loss and calibration error say how far off it is.
+    """
+    since_view = x["days_since_last_view"].fillna(31.0).to_numpy(dtype=float)
+    purchases = x["purchases_30d"].fillna(0.0).to_numpy(dtype=float)
+    score = 1.0 / (1.0 + since_view) + 0.1 * np.log1p(purchases)
+    return score / (1.0 + score)
 
 
-def oracle_auc(y: np.ndarray, true_propensity: np.ndarray) -> float:
-    """ROC AUC of the generator's true propensity on the same rows: the best a model can do."""
-    return float(roc_auc_score(np.asarray(y, dtype=int), true_propensity))
+def oracle_auc(y: np.ndarray, true_probability: np.ndarray) -> float:
+    """ROC AUC of each row's true purchase probability: no model ranks better in expectation."""
+    return float(roc_auc_score(np.asarray(y, dtype=int), true_probability))
+
+
+def oracle_scores(
+    rows: pd.DataFrame, users: pd.DataFrame, days: dict, horizon_days: int
+) -> np.ndarray:
+    """The true probability of a purchase within the horizon of each (user, feature date) row.
+
+    ``users``: the generator's ``users.csv`` (``user_id, purchase_propensity,
+    activity_share``); ``days``: its parsed ``days.csv``. Raises ``KeyError`` when a row's user
+    or a day of its horizon is not covered.
+    """
+    from clickstream.sources.ground_truth import label_probability
+
+    joined = rows[["user_id", "feature_date"]].merge(users, on="user_id", how="left")
+    if joined[["purchase_propensity", "activity_share"]].isna().any().any():
+        raise KeyError("the ground truth does not cover every user of the rows")
+    return label_probability(
+        joined["purchase_propensity"].to_numpy(),
+        joined["activity_share"].to_numpy(),
+        joined["feature_date"].to_numpy(),
+        days,
+        horizon_days,
+    )
+
+
+def _weighted_auc(y: np.ndarray, tie_group: np.ndarray, groups: int, w: np.ndarray) -> float:
+    """ROC AUC with row weights; ``tie_group`` numbers the distinct scores in ascending order."""
+    pos = np.bincount(tie_group, weights=w * y, minlength=groups)
+    neg = np.bincount(tie_group, weights=w * (1 - y), minlength=groups)
+    below = np.cumsum(neg) - neg  # negatives with a strictly lower score
+    total = pos.sum() * neg.sum()
+    return float((pos * (below + 0.5 * neg)).sum() / total) if total > 0 else float("nan")
+
+
+def bootstrap_aucs(
+    users: np.ndarray,
+    y: np.ndarray,
+    scores: dict[str, np.ndarray],
+    replicates: int = 400,
+    seed: int = 0,
+) -> dict[str, np.ndarray]:
+    """ROC AUC replicates of each score over the same per-user bootstrap resamples.
+
+    Each replicate draws as many users as there are, with replacement, and weights every row of
+    a user by how often the user was drawn. Pairing: replicate ``i`` of every score uses the
+    same draw, so ``reps[a] - reps[b]`` is the bootstrap distribution of the difference.
+    """
+    y = np.asarray(y, dtype=float)
+    _, user_index = np.unique(np.asarray(users), return_inverse=True)
+    n_users = int(user_index.max()) + 1 if len(user_index) else 0
+    ranked = {}
+    for name, p in scores.items():
+        values, tie_group = np.unique(np.asarray(p, dtype=float), return_inverse=True)
+        ranked[name] = (tie_group, len(values))
+    rng = np.random.default_rng(seed)
+    out = {name: np.empty(replicates) for name in scores}
+    for i in range(replicates):
+        weight = np.bincount(rng.integers(0, n_users, n_users), minlength=n_users)[user_index]
+        for name, (tie_group, groups) in ranked.items():
+            out[name][i] = _weighted_auc(y, tie_group, groups, weight.astype(float))
+    return out
+
+
+def interval(replicates: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """The percentile interval of bootstrap replicates at ``level`` (two-sided)."""
+    tail = 100 * (1 - level) / 2
+    low, high = np.nanpercentile(replicates, [tail, 100 - tail])
+    return float(low), float(high)
 
 
 def lift_capture(model_auc: float, oracle: float) -> float:
