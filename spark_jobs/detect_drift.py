@@ -4,7 +4,7 @@
         --model-name ecom_propensity --experiment /Shared/ecom/propensity \
         --output /Volumes/ecom/raw/reports/drift_detection/2019-10-01/feature_drift \
         [--silver-schema silver] [--gold-schema gold] [--monitoring-schema monitoring] \
-        [--drift-share 0.1] [--min-rows 1000] [--max-rows 50000] [--seed 0] \
+        [--drift-share 0.069] [--min-rows 1000] [--max-rows 50000] [--seed 0] \
         [--airflow-run-id ...]
 
 Current: the ``silver.user_features`` rows of the period (and its ``gold.propensity_scores``).
@@ -12,7 +12,9 @@ Reference: the rows of the training window named by the tags of ``models:/<model
 run (and the champion's scores on it, when there are any). Each side is sampled on Spark to at
 most ``--max-rows`` rows (seeded, deterministic) before Evidently runs on pandas. Writes
 ``<output>.html`` (the Evidently report, one self-contained file), ``<output>.json`` (the
-summary the drift sensor reads: ``status`` is ``drift``, ``no_drift`` or ``insufficient_data``)
+summary the drift sensor reads: ``status`` is ``drift``, ``no_drift`` or ``insufficient_data``
+with its ``reason``; immature feature dates, whose 30-day windows start before the data, are
+skipped on both sides and noted under ``maturity``)
 and replaces the period's rows of ``<catalog>.<monitoring-schema>.drift_metrics``. Fails with
 what to run when there is no champion. See ``clickstream/monitoring/drift.py``.
 """
@@ -70,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         summary = detect_drift(spark, config)
     share = summary["drift_share"]
     if share is None:
-        figures = f"(fewer than {config.min_rows} feature rows on a side: nothing compared)"
+        figures = f"({summary['reason']})"
     else:
         figures = f"(drift share {share:.3f}, threshold {config.drift_share})"
     print(f"{config.start}..{config.end}: {summary['status'].upper()} {figures}")

@@ -23,8 +23,8 @@ default choice: :mod:`clickstream.monitoring.drift_report`).
 
 **Decision.** ``drift_share`` is Evidently's share of drifted feature columns
 (``DriftedColumnsCount``); the status is ``drift`` when it is ``>= threshold`` (the DAG passes the
-environment config's ``drift_share``, 0.1 like ``DriftConfig``'s default: at least 5 of the 43
-feature columns). With fewer than
+environment config's ``drift_share``, 0.069 like ``DriftConfig``'s default: at least 3 of the 43
+feature columns, calibrated in ``docs/drift_calibration.md``). With fewer than
 ``min_rows`` rows on either side the status is ``insufficient_data``: nothing is compared and no
 drift is claimed (with the default 1000 rows, the normed distance of two samples of one
 distribution stays around 0.03-0.05, well under the 0.1 of a drifted column).
@@ -37,6 +37,14 @@ the score (``column_name = 'score'``) when compared and one with ``column_name =
 holding the drift share, all replaced for the period on a rerun (``replaceWhere`` on
 ``period_start`` and ``period_end``).
 
+**Maturity.** A feature date is mature when its whole 30-day window lies inside the data
+(:mod:`clickstream.core.maturity`: from ``mature_from(first ingest date of silver.events)`` on).
+Both sides use their mature dates only: the immature dates of the reference window or of the
+period are skipped with a printed message and a note in the summary (``maturity``), since a
+truncated 30-day window "drifts" against a full one with no drift at all. When no mature date
+remains on a side, the status is ``insufficient_data`` with the reason in ``reason``: nothing is
+compared and no drift is claimed.
+
 **Cooldown input.** The latest finished parent run of the training experiment tagged
 ``reason = drift`` (a training triggered by drift): its ``logical_date`` tag and run id.
 """
@@ -45,7 +53,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +71,7 @@ from clickstream.core.contracts import (
     write_partition,
 )
 from clickstream.core.jobs import JobError
+from clickstream.core.maturity import MATURITY_DAYS, first_data_date, mature_from
 from clickstream.core.schema import parse_ds
 from clickstream.core.volumes import local_path
 from clickstream.monitoring.drift_reference import Reference, champion_reference
@@ -116,7 +125,7 @@ class DriftConfig:
     silver_schema: str = "silver"
     gold_schema: str = "gold"
     monitoring_schema: str = "monitoring"
-    drift_share: float = 0.1
+    drift_share: float = 0.069  # Environment.drift_share (docs/drift_calibration.md)
     min_rows: int = 1000
     max_rows: int = 50_000
     seed: int = 0
@@ -216,6 +225,57 @@ def bounded_sample(df: DataFrame, max_rows: int, seed: int) -> pd.DataFrame:
     return sample.sort_values(["feature_date", "user_id"], ignore_index=True)
 
 
+# -- maturity ----------------------------------------------------------------------------------
+
+
+def mature_side(side: str, start: str, end: str, data_start: date | None) -> dict[str, Any]:
+    """The mature part of the window ``[start, end]`` of ``side`` (reference or current).
+
+    ``compared_start``/``compared_end``: the mature feature dates compared (None when none is
+    mature), ``skipped_days``: the immature dates left out, ``note``: why (None when nothing was
+    skipped).
+    """
+    first, last = date.fromisoformat(start), date.fromisoformat(end)
+    days = (last - first).days + 1
+    result: dict[str, Any] = {"start": start, "end": end, "skipped_days": 0, "note": None}
+    if data_start is None:
+        result.update(compared_start=None, compared_end=None, skipped_days=days)
+        result["note"] = (
+            f"the {side} window {start}..{end} cannot be checked for maturity: silver.events is "
+            "empty or missing, so no feature date is known to be mature"
+        )
+        return result
+    mature = max(first, mature_from(data_start))
+    if mature > last:
+        result.update(compared_start=None, compared_end=None, skipped_days=days)
+        result["note"] = (
+            f"the {side} window {start}..{end} has no mature feature date: the data begins on "
+            f"{data_start}, so the first date whose {MATURITY_DAYS}-day window lies inside the "
+            f"data is {mature_from(data_start)}"
+        )
+        return result
+    result.update(compared_start=mature.isoformat(), compared_end=end)
+    if mature > first:
+        result["skipped_days"] = (mature - first).days
+        result["note"] = (
+            f"the {side} window {start}..{end}: skipped {result['skipped_days']} immature "
+            f"feature date(s) {start}..{mature - timedelta(days=1)} (the data begins on "
+            f"{data_start}; a date's {MATURITY_DAYS}-day window must lie inside the data); "
+            f"compared {mature}..{end}"
+        )
+    return result
+
+
+def maturity_summary(config: DriftConfig, reference: Reference, data_start: date | None) -> dict:
+    """The ``maturity`` entry of the summary: the data start and each side's mature part."""
+    return {
+        "data_start": data_start.isoformat() if data_start else None,
+        "first_mature": mature_from(data_start).isoformat() if data_start else None,
+        "reference": mature_side("reference", reference.start, reference.end, data_start),
+        "current": mature_side("current", config.start, config.end, data_start),
+    }
+
+
 # -- the job -----------------------------------------------------------------------------------
 
 
@@ -278,18 +338,36 @@ def _insufficient_summary(
     rows: tuple[int, int],
     retraining: dict[str, str] | None,
     table: str,
+    maturity: dict[str, Any],
 ) -> dict[str, Any]:
-    """The summary of the period as it stands when nothing is compared (``insufficient_data``);
-    :func:`_compare_windows` records the comparison in it when there are enough rows."""
+    """The summary of the period as it stands when nothing is compared (``insufficient_data``,
+    with the ``reason``); :func:`_compare_windows` records the comparison in it when both sides
+    have mature dates and enough rows."""
     ref_count, cur_count = rows
+    immature = [
+        maturity[side]["note"]
+        for side in ("reference", "current")
+        if maturity[side]["compared_start"] is None
+    ]
+    if immature:
+        reason = "; ".join(immature) + ": nothing compared"
+    elif min(ref_count, cur_count) < config.min_rows:
+        reason = (
+            f"fewer than {config.min_rows} mature feature rows on a side (reference "
+            f"{ref_count}, current {cur_count}): nothing compared"
+        )
+    else:
+        reason = None
     return {
         "period_start": config.start,
         "period_end": config.end,
         "status": "insufficient_data",
+        "reason": reason,
         "drift_share": None,
         "threshold": config.drift_share,
-        "sufficient": min(ref_count, cur_count) >= config.min_rows,
+        "sufficient": reason is None,
         "min_rows": config.min_rows,
+        "maturity": maturity,
         "drifted_columns": [],
         "columns": {},
         "reference": {
@@ -305,7 +383,7 @@ def _insufficient_summary(
         "scores": {
             "compared": False,
             **UNTESTED,
-            "note": "not enough feature rows: nothing compared",
+            "note": "not enough mature feature rows: nothing compared",
         },
         "last_drift_retraining": retraining,
         "report": config.output + ".html",
@@ -368,16 +446,31 @@ def detect_drift(
         f"training window {reference.start}..{reference.end}"
     )
     silver = (config.catalog, config.silver_schema)
-    ref_rows = feature_rows(spark, *silver, reference.start, reference.end)
-    cur_rows = feature_rows(spark, *silver, config.start, config.end)
-    ref_count, cur_count = ref_rows.count(), cur_rows.count()
-    print(f"feature rows: reference {ref_count}, current {cur_count} (min {config.min_rows})")
+    maturity = maturity_summary(config, reference, first_data_date(spark, *silver))
+    frames, counts = [], []
+    for side in ("reference", "current"):
+        window = maturity[side]
+        if window["note"]:
+            print(f"maturity: {window['note']}")
+        if window["compared_start"] is None:
+            frames.append(None)
+            counts.append(0)
+            continue
+        frame = feature_rows(spark, *silver, window["compared_start"], window["compared_end"])
+        frames.append(frame)
+        counts.append(frame.count())
+    ref_rows, cur_rows = frames
+    ref_count, cur_count = counts
+    print(
+        f"mature feature rows: reference {ref_count}, current {cur_count} (min {config.min_rows})"
+    )
     summary = _insufficient_summary(
         config,
         reference,
         (ref_count, cur_count),
         last_drift_retraining(client, config.experiment),
         DRIFT_METRICS.name(config.catalog, config.monitoring_schema),
+        maturity,
     )
     comparison, counts = None, {}
     local_html = Path(local_path(summary["report"]))

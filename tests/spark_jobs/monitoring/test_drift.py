@@ -32,6 +32,7 @@ from clickstream.monitoring.drift import (
 from clickstream.monitoring.drift import last_drift_retraining as find_last_drift
 from clickstream.monitoring.drift_reference import champion_reference
 from ecom_airflow.config import LOCAL, Environment
+from tests.support.training_data import history_events
 
 pytestmark = pytest.mark.spark
 
@@ -40,11 +41,14 @@ TRAIN = (date(2019, 9, 1), date(2019, 9, 7))  # the champion's training window (
 SAME = (date(2019, 10, 1), date(2019, 10, 7))  # same distribution as the training window
 SHIFTED = (date(2019, 11, 1), date(2019, 11, 7))  # 1d and 7d window features doubled
 SMALL = (date(2019, 12, 1), date(2019, 12, 1))  # 100 rows: below --min-rows
+DATA_START = date(2019, 8, 1)  # silver.events begins here: every window above is mature
 SHIFTED_COLUMNS = [c for c in FEATURE_COLUMNS if c.endswith(("_1d", "_7d"))]  # 26 of 43
 JSON_KEYS = {
     "period_start",
     "period_end",
     "status",
+    "reason",
+    "maturity",
     "drift_share",
     "threshold",
     "sufficient",
@@ -114,6 +118,7 @@ def world(spark, tracking, tmp_path_factory):
     """Feature and score tables in a fresh schema, a champion and its experiment."""
     schema = f"t_{uuid.uuid4().hex[:8]}"
     spark.sql(f"CREATE SCHEMA {schema}")
+    history_events(spark, schema, DATA_START)
     experiment = f"/test/drift-{uuid.uuid4().hex[:6]}"
     mlflow.create_experiment(experiment, artifact_location=str(tmp_path_factory.mktemp("art")))
     name = f"propensity_{uuid.uuid4().hex[:8]}"
@@ -231,6 +236,20 @@ def test_same_distribution_is_no_drift_and_a_rerun_replaces_the_period(
     summary = json.loads(output.with_suffix(".json").read_text())
     assert set(summary) == JSON_KEYS
     assert summary["status"] == "no_drift" and summary["sufficient"] is True
+    assert summary["reason"] is None
+    # Both windows are mature (the data begins 2019-08-01): nothing skipped, nothing noted.
+    assert summary["maturity"]["data_start"] == "2019-08-01"
+    assert summary["maturity"]["first_mature"] == "2019-08-30"
+    for side, window in (("reference", TRAIN), ("current", SAME)):
+        assert summary["maturity"][side] == {
+            "start": window[0].isoformat(),
+            "end": window[1].isoformat(),
+            "compared_start": window[0].isoformat(),
+            "compared_end": window[1].isoformat(),
+            "skipped_days": 0,
+            "note": None,
+        }
+    assert "maturity:" not in out
     assert summary["threshold"] == LOCAL.drift_share  # the configured threshold
     assert summary["drift_share"] == 0.0 < summary["threshold"]  # no column drifted
     assert summary["drifted_columns"] == [] and set(summary["columns"]) == set(FEATURE_COLUMNS)
@@ -294,6 +313,10 @@ def test_too_few_rows_is_insufficient_data_and_never_drift(spark, world, schema_
     assert summary["status"] == "insufficient_data" and summary["sufficient"] is False
     assert summary["drift_share"] is None and summary["drifted_columns"] == []
     assert summary["current"]["rows"] == 100 and summary["reference"]["rows"] == 2100
+    assert summary["reason"] == (
+        "fewer than 1000 mature feature rows on a side (reference 2100, current 100): "
+        "nothing compared"
+    )
     assert summary["scores"]["compared"] is False
     page = (tmp_path / "small.html").read_text()
     assert "insufficient data" in page and "at least 1000" in page
