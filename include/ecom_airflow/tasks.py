@@ -157,6 +157,7 @@ def wait_for_dag(
     env: Environment | None = None,
     follow_as_of: bool = False,
     execution_date_fn=None,
+    execution_delta: timedelta | None = None,
 ) -> ExternalTaskSensor:
     """Wait until ``upstream_dag_id``'s run of the same logical date has succeeded.
 
@@ -168,7 +169,8 @@ def wait_for_dag(
     date is fixed, clearing this sensor resumes the date. Deferrable: a waiting sensor holds no
     worker slot, only a triggerer coroutine.
     ``follow_as_of`` waits for the run of the ``as_of`` param instead; ``execution_date_fn``
-    (e.g. :func:`last_day_of_interval`) for any other date.
+    (e.g. :func:`last_day_of_interval`) for any other date, ``execution_delta`` for the run
+    that long before (``timedelta(days=7)``: the run of ``ds - 7``).
     """
     env = env or current_environment()
     return ExternalTaskSensor(
@@ -181,6 +183,7 @@ def wait_for_dag(
         poke_interval=env.sensor_poke_seconds,
         timeout=env.sensor_timeout.total_seconds(),
         execution_date_fn=as_of_logical_date if follow_as_of else execution_date_fn,
+        execution_delta=execution_delta,
     )
 
 

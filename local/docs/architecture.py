@@ -245,8 +245,10 @@ def _draw_dag(
         if kind == "databricks":
             _draw_databricks_task(diagram, task, node_id, lineage, env)
         elif kind == "sensor":
-            fn = task.execution_date_fn
+            fn, delta = task.execution_date_fn, task.execution_delta
             when = fn.__name__ if fn else "same logical date"
+            if delta:
+                when = f"logical date - {delta.days} days"
             diagram.edge(
                 task.external_dag_id, node_id, label=f"success\\n({when})", **STYLE["cross_dag"]
             )

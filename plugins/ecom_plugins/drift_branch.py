@@ -61,6 +61,9 @@ class DriftBranchSensor(BaseSensorOperator, BranchMixIn):
     """
 
     template_fields = ("summary_path", "retraining_run_id")
+    # What the summary is about and where the decision goes (a subclass watches another signal).
+    subject = "drift"
+    decision_key = DECISION_KEY
     inherits_from_skipmixin = True  # lets the scheduler keep the skipped branch skipped on clear
     ui_color = "#f0e8fd"
 
@@ -94,7 +97,7 @@ class DriftBranchSensor(BaseSensorOperator, BranchMixIn):
                 self.summary_path, databricks_conn_id=self.databricks_conn_id
             )
         except workspace_files.WorkspaceFileNotFound:
-            self.log.info("Waiting for the drift summary %s", self.summary_path)
+            self.log.info("Waiting for the %s summary %s", self.subject, self.summary_path)
             return False
         return PokeReturnValue(is_done=True, xcom_value=summary)
 
@@ -103,18 +106,29 @@ class DriftBranchSensor(BaseSensorOperator, BranchMixIn):
             summary = super().execute(context)
         except AirflowSensorTimeout as error:
             raise AirflowSensorTimeout(
-                f"The drift summary {self.summary_path} did not appear within "
-                f"{self.timeout:.0f} s: did the drift job of this run succeed? ({error})"
+                f"The {self.subject} summary {self.summary_path} did not appear within "
+                f"{self.timeout:.0f} s: did the {self.subject} job of this run succeed? ({error})"
             ) from error
         decision = self.decide(summary, context)
+        self.log_decision(decision)
+        context["ti"].xcom_push(key=self.decision_key, value=decision)
+        self.do_branch(context, decision["decision"])
+        return decision
+
+    def log_decision(self, decision: dict[str, Any]) -> None:
         self.log.info(
             "Drift decision: %(decision)s, reason %(reason)s: %(detail)s "
             "(status %(status)s, drift_share %(drift_share)s, threshold %(threshold)s)",
             decision,
         )
-        context["ti"].xcom_push(key=DECISION_KEY, value=decision)
-        self.do_branch(context, decision["decision"])
-        return decision
+
+    def in_flight(self, context: Context) -> int:
+        """Queued or running runs ``retraining_run_id`` of the training DAG (execution API)."""
+        return context["ti"].get_dr_count(
+            dag_id=self.training_dag_id,
+            run_ids=[self.retraining_run_id],
+            states=IN_FLIGHT_STATES,
+        )
 
     def decide(self, summary: Any, context: Context) -> dict[str, Any]:
         """The branch to follow and why, from the summary and the training DAG's runs."""
@@ -146,12 +160,7 @@ class DriftBranchSensor(BaseSensorOperator, BranchMixIn):
                     f"{(period_end - last_date).days} days before period_end {period_end}, "
                     f"within the cooldown of {self.cooldown.days} days",
                 )
-        in_flight = context["ti"].get_dr_count(
-            dag_id=self.training_dag_id,
-            run_ids=[self.retraining_run_id],
-            states=IN_FLIGHT_STATES,
-        )
-        if in_flight:
+        if self.in_flight(context):
             return outcome(
                 skip,
                 "in_flight",

@@ -289,3 +289,48 @@ def test_drift_period_templates_render_the_calendar_month(dagbag):
         context["data_interval_start"], **{k: v for k, v in context.items() if k != "macros"}
     )
     assert day == pendulum.datetime(2019, 11, 30, tz="UTC")
+
+
+def test_performance_dag_measures_the_closed_score_date_and_branches_to_retraining(dagbag):
+    """Labels of ds - horizon close in the offline run of ds; their scores are serving's of
+    ds - horizon. The decision follows the drift pattern with reason=performance."""
+    from datetime import timedelta
+
+    from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
+    from airflow.sdk import TriggerRule
+
+    from ecom_plugins import PerformanceBranchSensor
+
+    dag = dagbag.dags["model_performance"]
+    assert dag.schedule == dagbag.dags["model_serving"].schedule
+    labels = dag.get_task("wait_for_offline_feature_table")
+    scores = dag.get_task("wait_for_model_serving")
+    assert labels.execution_delta is None and labels.execution_date_fn is None
+    assert scores.execution_delta == timedelta(days=LOCAL.label_horizon_days)
+    assert set(dag.roots) == {labels, scores}
+    monitor = dag.get_task("monitor_performance")
+    assert monitor.upstream_task_ids == {labels.task_id, scores.task_id}
+    params = monitor.json["spark_python_task"]["parameters"]
+    flags = dict(zip(params[::2], params[1::2], strict=True))
+    assert flags["--horizon-days"] == str(LOCAL.label_horizon_days)
+    assert flags["--max-ece"] == str(LOCAL.performance_max_ece)
+    assert flags["--max-auc-drop"] == str(LOCAL.performance_max_auc_drop)
+    assert flags["--min-rows"] == str(LOCAL.performance_min_rows)
+    output = flags["--output"]
+    assert output == "/Volumes/ecom/raw/reports/model_performance/{{ ds }}/model_performance"
+    assert monitor.downstream_task_ids == {"upload_performance_report", "check_performance"}
+    assert dag.get_task("upload_performance_report").report_path == f"{output}.html"
+    check = dag.get_task("check_performance")
+    assert isinstance(check, PerformanceBranchSensor)
+    assert check.summary_path == f"{output}.json" and check.mode == "reschedule"
+    assert check.cooldown == LOCAL.performance_cooldown
+    assert check.max_ece is None and check.max_auc_drop is None  # the summary's: one source
+    assert check.downstream_task_ids == {"trigger_retraining", "skip_retraining"}
+    trigger = dag.get_task("trigger_retraining")
+    assert isinstance(trigger, TriggerDagRunOperator)
+    assert trigger.trigger_dag_id == "model_training"
+    assert trigger.trigger_run_id == check.retraining_run_id == "performance__{{ ds }}"
+    assert trigger.conf["reason"] == "performance" and trigger.skip_when_already_exists
+    done = dag.get_task("done")
+    assert done.trigger_rule == TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS
+    assert done.upstream_task_ids == {"trigger_retraining", "skip_retraining"}

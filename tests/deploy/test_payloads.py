@@ -144,6 +144,24 @@ def test_code_and_libraries_are_pinned_and_templates_rendered(rendered):
         assert parameters[parameters.index("--margin") + 1] == str(margin), task_id
 
 
+def test_performance_monitoring_passes_the_environments_decay_rule(rendered):
+    """The run of 2019-11-01 measures the score date a label horizon earlier, judged by the
+    environment's thresholds (the summary carries them on to the branching sensor)."""
+    _, payloads = rendered
+    monitor = next(p for p in payloads if p.task_id == "monitor_performance")
+    parameters = monitor.body["spark_python_task"]["parameters"]
+    flags = dict(zip(parameters[::2], parameters[1::2], strict=True))
+    assert monitor.body["spark_python_task"]["python_file"] == "spark_jobs/monitor_performance.py"
+    assert (flags["--ds"], flags["--start-ds"], flags["--end-ds"]) == (
+        "2019-11-01",
+        "2019-10-25",
+        "2019-10-25",
+    )
+    assert flags["--max-ece"] == str(Environment.performance_max_ece)
+    assert flags["--max-auc-drop"] == str(Environment.performance_max_auc_drop)
+    assert flags["--min-rows"] == str(Environment.performance_min_rows)
+
+
 # -- the command -----------------------------------------------------------------------------------
 
 

@@ -1,6 +1,6 @@
 """The Airflow UI in a real browser: headless Chromium (Debian's ``chromium`` and
 ``chromium-driver``, installed by ``make setup``) driven by Selenium against the stack that
-``make up`` starts. It signs in, sees the six DAGs without import errors, opens a DAG's runs and
+``make up`` starts. It signs in, sees the seven DAGs without import errors, opens a DAG's runs and
 follows a task's *Report* link to the Great Expectations report served from Azurite.
 
 Each step leaves a screenshot in ``test-artifacts/browser/`` (git-ignored), next to
@@ -43,6 +43,7 @@ CHROMIUM_FLAGS = (
 ALL_DAGS = (
     "data_quality_validation",
     "drift_detection",
+    "model_performance",
     "model_serving",
     "model_training",
     "offline_feature_table",
@@ -181,7 +182,7 @@ def test_the_six_dags_are_listed_without_import_errors(signed_in, stack, airflow
     from selenium.webdriver.support import expected_conditions as ec
 
     browser = signed_in
-    airflow.wait_for_dags(ALL_DAGS)  # all six parsed; raises on any import error
+    airflow.wait_for_dags(ALL_DAGS)  # all seven parsed; raises on any import error
     assert airflow.request("GET", "/importErrors")["total_entries"] == 0
     browser.get(f"{stack.airflow_url}/")
 

@@ -105,6 +105,26 @@ JOBS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "--monitoring-schema",
         ),
     ),
+    "spark_jobs/monitor_performance.py": (
+        (
+            "--ds",
+            "2019-10-09",
+            *CATALOG,
+            *MODEL,
+            *EXPERIMENT,
+            "--output",
+            "/Volumes/ecom/raw/reports/model_performance/x",
+        ),
+        (
+            "--ds",
+            "--start-ds",
+            "--end-ds",
+            "--catalog",
+            "--silver-schema",
+            "--gold-schema",
+            "--monitoring-schema",
+        ),
+    ),
     "local/jobs/table_summary.py": (
         (*CATALOG, "--output", "/Volumes/ecom/raw/system/summary.json"),
         ("--catalog",),
@@ -287,6 +307,22 @@ REVIEWED = {
         "spark_jobs/clickstream/monitoring/drift.py",
         "config.end",
     ): "DriftConfig.__post_init__ runs parse_ds",
+    (
+        "spark_jobs/clickstream/monitoring/performance.py",
+        "config.start",
+    ): "PerformanceConfig.__post_init__ runs parse_ds",
+    (
+        "spark_jobs/clickstream/monitoring/performance.py",
+        "config.end",
+    ): "PerformanceConfig.__post_init__ runs parse_ds",
+    (
+        "spark_jobs/clickstream/monitoring/performance.py",
+        "reason",
+    ): "checked against RETRAINING_REASONS (an MLflow filter, not Spark SQL)",
+    (
+        "spark_jobs/clickstream/monitoring/performance.py",
+        "_quoted(config.model_name)",
+    ): "a string literal with its quotes and backslashes escaped",
     ("spark_jobs/clickstream/pipeline/labels.py", "in_dates"): "each date through parse_ds",
     ("spark_jobs/clickstream/pipeline/features.py", "table"): "Contract.name value",
     ("spark_jobs/clickstream/pipeline/activity.py", "table"): "Contract.name / ensure_table values",

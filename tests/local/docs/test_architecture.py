@@ -134,7 +134,13 @@ def test_read_write_rules_on_known_scripts():
     assert online.reads == {"silver.user_features", "gold.user_features_online"}  # skew check
     training = architecture.script_io("train_models.py")
     assert training.writes == {architecture.MLFLOW}
-    assert training.reads == {"silver.user_features", "silver.user_labels", architecture.MLFLOW}
+    # silver.events: where the data begins, so that only mature feature dates are trained on.
+    assert training.reads == {
+        "silver.events",
+        "silver.user_features",
+        "silver.user_labels",
+        architecture.MLFLOW,
+    }
     scoring = architecture.script_io("score_users.py")
     assert scoring.reads == {"gold.user_features_online", architecture.MLFLOW}
     assert scoring.writes == {"gold.propensity_scores"}
