@@ -21,6 +21,8 @@ BENCHMARKS = (
     "system_run",
     "test_suite",
     "duckdb_reference",
+    "drift_calibration",
+    "recommender_quality",
 )
 # The benchmarks call job functions directly, as a spark_python_task would import them.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "spark_jobs"))

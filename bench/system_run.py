@@ -75,6 +75,10 @@ UNITS = {
     "lift_capture": "of the oracle's lift",
     "als_precision_at_10": "precision@10",
     "popularity_precision_at_10": "precision@10",
+    "category_popularity_precision_at_10": "precision@10",
+    "ceiling_precision_at_10": "precision@10",
+    "ceiling_capture": "of the ceiling's gain over popularity",
+    "champion_calibration_error": "ECE",
 }
 
 

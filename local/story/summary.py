@@ -76,26 +76,51 @@ def print_model_summary(summary: dict[str, Any]) -> None:
     for name, values in sorted(summary["candidates"].items()):
         print(f"  {name:22s}" + "".join(f"{values.get(c, float('nan')):18.4f}" for c in columns))
     for key, label in (
+        ("challenger_roc_auc", "challenger ROC AUC"),
         ("baseline_roc_auc", "recency baseline ROC AUC"),
         ("champion_roc_auc", "previous champion ROC AUC"),
-        ("oracle_roc_auc", "oracle (true propensity) ROC AUC"),
+        ("oracle_roc_auc", "oracle (the generator's true probability) ROC AUC"),
         ("lift_capture", "share of the oracle's lift captured (target >= 0.9)"),
+        ("delta_roc_auc", "ROC AUC gain over the reference (paired)"),
     ):
         if key in metrics:
-            print(f"  {label:52s} {metrics[key]:.4f}")
+            print(f"  {label:52s} {metrics[key]:.4f}{_interval(metrics, key)}")
+    if "evaluation_rows" in metrics:
+        print(
+            f"  (95% per-user bootstrap intervals on {metrics['evaluation_rows']:.0f} evaluation "
+            f"rows of {metrics.get('evaluation_users', float('nan')):.0f} users)"
+        )
     print(f"  decision: {tags.get('decision')}: {tags.get('decision_reason')}")
     print(f"  champion: v{tags.get('champion_after')} of {tags.get('model_name')}")
     print_trainings(summary.get("trainings", []))
     als = summary.get("recommender")
     if als:
         m = als["metrics"]
-        print(
-            f"\nALS recommender: precision@10 {m.get('precision_at_10', float('nan')):.4f}, "
-            f"recall@10 {m.get('recall_at_10', float('nan')):.4f}; popularity baseline "
-            f"precision@10 {m.get('popularity_precision_at_10', float('nan')):.4f}, "
-            f"recall@10 {m.get('popularity_recall_at_10', float('nan')):.4f}"
-        )
+        nan = float("nan")
+        print("\nrecommender, precision@10 / recall@10 on the evaluation window:")
+        for label, prefix in (
+            ("ALS (challenger)", ""),
+            ("global popularity", "popularity_"),
+            ("category-aware popularity", "category_popularity_"),
+            ("ceiling (the generator's true ranking)", "ceiling_"),
+        ):
+            if f"{prefix}precision_at_10" in m:
+                print(
+                    f"  {label:40s} {m[f'{prefix}precision_at_10']:.4f} / "
+                    f"{m.get(f'{prefix}recall_at_10', nan):.4f}"
+                )
+        if "ceiling_capture" in m:
+            print(
+                "  share of the ceiling's gain over popularity captured: "
+                f"{m['ceiling_capture']:.2f}"
+            )
         print(f"  decision: {als['tags'].get('decision')}: {als['tags'].get('decision_reason')}")
+
+
+def _interval(metrics: dict[str, float], key: str) -> str:
+    """`` [low, high]`` of ``key`` when the run logged its interval, else nothing."""
+    low, high = metrics.get(f"{key}_ci_low"), metrics.get(f"{key}_ci_high")
+    return "" if low is None or high is None else f"  [{low:.4f}, {high:.4f}]"
 
 
 TRAINING_COLUMNS = (
@@ -149,6 +174,14 @@ def quality_bars(summary: dict[str, Any]) -> dict[str, float]:
             "precision_at_10" if promoted else "champion_precision_at_10"
         ),
         "popularity_precision_at_10": als.get("popularity_precision_at_10"),
+        "category_popularity_precision_at_10": als.get("category_popularity_precision_at_10"),
+        "ceiling_precision_at_10": als.get("ceiling_precision_at_10"),
+        "ceiling_capture": als.get("ceiling_capture"),
+        "champion_calibration_error": metrics.get(
+            "challenger_calibration_error"
+            if summary.get("tags", {}).get("decision") == "promoted"
+            else "champion_calibration_error"
+        ),
     }
     return {k: v for k, v in wanted.items() if v is not None}
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 
 import pytest
 
@@ -71,7 +71,7 @@ def test_a_second_run_reuses_a_finished_story_resumes_a_failed_one_and_refuses_a
     record_run(record, wanted, "told")
     assert earlier_run(record, wanted) == "reuse"
     other = plan(story, Events(42, 20000, "none"))
-    with pytest.raises(SystemExit, match="holds another story.*make clean"):
+    with pytest.raises(SystemExit, match=r"holds another story.*make clean"):
         earlier_run(record, other)
 
 
