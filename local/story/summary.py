@@ -72,9 +72,9 @@ def print_model_summary(summary: dict[str, Any]) -> None:
         f"{tags.get('train_window_end')}, validation {tags.get('validation_window_start')}.."
         f"{tags.get('validation_window_end')}):"
     )
-    print(f"  {'candidate':22s}" + "".join(f"{c:>18s}" for c in columns))
+    print(f"  {'candidate':26s}" + "".join(f"{c:>18s}" for c in columns))
     for name, values in sorted(summary["candidates"].items()):
-        print(f"  {name:22s}" + "".join(f"{values.get(c, float('nan')):18.4f}" for c in columns))
+        print(f"  {name:26s}" + "".join(f"{values.get(c, float('nan')):18.4f}" for c in columns))
     for key, label in (
         ("challenger_roc_auc", "challenger ROC AUC"),
         ("baseline_roc_auc", "recency baseline ROC AUC"),
