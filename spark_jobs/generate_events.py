@@ -33,7 +33,7 @@ from pathlib import Path
 
 from clickstream.core.schema import parse_ds
 from clickstream.core.volumes import local_path
-from clickstream.sources.ground_truth import day_truth, days_csv, parse_days_csv
+from clickstream.sources.ground_truth import day_truth_of_lines, days_csv, parse_days_csv
 from clickstream.sources.synthetic import (
     DRIFT_SCENARIOS,
     Drift,
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         _write(folder / name, to_csv(lines, compress=args.gzip))
         # The ingest reads every CSV of the day: a copy in the other format would double it.
         (folder / other).unlink(missing_ok=True)
-        days[day] = day_truth(world, args.seed, day, args.events_per_day, drift)
+        days[day] = day_truth_of_lines(lines, day, drift)
         print(
             f"{day}: {len(lines)} events -> {logical_landing}/{day}/{name} "
             f"({time.monotonic() - started:.2f}s)",

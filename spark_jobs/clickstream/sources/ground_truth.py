@@ -48,6 +48,13 @@ def day_truth(
     return DayTruth(day, len(np.unique(columns["session"])), *behaviour_scales(day, drift))
 
 
+def day_truth_of_lines(lines: list[str], day: date, drift: Drift = NO_DRIFT) -> DayTruth:
+    """The day's :class:`DayTruth` from the lines ``generate_day`` returned, without drawing
+    the day again: each session has its own random UUID, the lines' last field."""
+    sessions = len({line.rsplit(",", 1)[1] for line in lines})
+    return DayTruth(day, sessions, *behaviour_scales(day, drift))
+
+
 def days_csv(days: list[DayTruth]) -> bytes:
     """The :class:`DayTruth` rows as CSV, one line per day in date order."""
     lines = [DAYS_HEADER] + [

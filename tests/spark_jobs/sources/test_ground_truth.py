@@ -12,6 +12,7 @@ from clickstream.sources import synthetic
 from clickstream.sources.ground_truth import (
     DayTruth,
     day_truth,
+    day_truth_of_lines,
     days_csv,
     label_probability,
     no_purchase_in_session,
@@ -105,6 +106,8 @@ def test_day_truth_counts_the_sessions_of_the_days_file():
     truth = day_truth(world, 5, START, 900, drift)
     assert truth.sessions == len({line.rsplit(",", 1)[1] for line in lines})
     assert (truth.cart_scale, truth.buy_scale) == pytest.approx((0.75, 0.8))
+    # generate_events counts them from the lines it wrote, without drawing the day again.
+    assert day_truth_of_lines(lines, START, drift) == truth
     before = day_truth(world, 5, START - timedelta(days=1), 900, drift)
     assert (before.cart_scale, before.buy_scale) == (1.0, 1.0)
 
