@@ -192,12 +192,19 @@ def _assert_children_environments_without(token: str, server_pid: int, timeout: 
     environ keeps its start-up copy; what counts is what the processes it starts inherit.)
 
     The JVM forks short-lived helpers (Hadoop's ``readlink``/``chmod``): one that exits
-    between the listing and the read is skipped, it inherited the JVM's environment."""
+    between the listing and the read is skipped, it inherited the JVM's environment. A child
+    caught between ``fork`` and ``exec`` still shows its parent's command line and start-up
+    environ block (the kernel's copy, which ``os.environ.pop`` does not rewrite): it is read
+    again on the next pass, once it has become the program it starts."""
     checked: dict[int, str] = {}
+    server = psutil.Process(server_pid)
+    server_cmdline = server.cmdline()
 
     def driver_and_jvm_read() -> bool:
-        for child in psutil.Process(server_pid).children(recursive=True):
+        for child in server.children(recursive=True):
             try:  # a zombie raises ZombieProcess, a NoSuchProcess
+                if child.cmdline() == server_cmdline:
+                    continue  # forked, not yet exec-ed
                 environ, cmdline = child.environ(), " ".join(child.cmdline())
             except psutil.NoSuchProcess:
                 continue
