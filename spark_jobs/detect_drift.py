@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     last = summary["last_drift_retraining"]
     print(
         "last drift retraining: "
-        + (f"{last['logical_date']} (run {last['run_id']})" if last else "none")
+        + (f"as of {last['as_of']} (run {last['run_id']})" if last else "none")
     )
     print(f"report {summary['report']}, summary {config.output}.json, rows in {summary['table']}")
     return 0

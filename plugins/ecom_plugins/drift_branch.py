@@ -7,7 +7,7 @@ The drift job (Evidently on Databricks) writes a JSON summary for its period::
      "drifted_columns": [...], "columns": [...],
      "reference": {"start", "end", "rows", "model_name", "model_version", "run_id"},
      "current": {"rows"}, "scores": {...},
-     "last_drift_retraining": {"logical_date": "YYYY-MM-DD", "run_id"} | null,
+     "last_drift_retraining": {"as_of": "YYYY-MM-DD", "run_id"} | null,
      "report": "/Volumes/.../drift.html", "table": "..."}
 
 Retraining is triggered (branch ``trigger_task_id``) only when all three hold, otherwise the
@@ -151,7 +151,7 @@ class DriftBranchSensor(BaseSensorOperator, BranchMixIn):
             return outcome(skip, "below_threshold", f"drift share {share} < {threshold}")
         last = summary.get("last_drift_retraining")
         if last:
-            last_date = self._date(last.get("logical_date"), "last_drift_retraining.logical_date")
+            last_date = self._date(last.get("as_of"), "last_drift_retraining.as_of")
             if period_end - last_date < self.cooldown:
                 return outcome(
                     skip,

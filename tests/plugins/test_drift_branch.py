@@ -138,7 +138,7 @@ def test_drift_above_the_threshold_triggers_retraining(
             "insufficient_data",
         ),
         (
-            _summary(last_drift_retraining={"logical_date": "2019-11-25", "run_id": "drift__x"}),
+            _summary(last_drift_retraining={"as_of": "2019-11-25", "run_id": "drift__x"}),
             "cooldown",
         ),
     ],

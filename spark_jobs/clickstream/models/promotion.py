@@ -15,12 +15,13 @@ calibrated one).
 
 **Recalibration.** A behaviour change can leave the ranking as it was and break the served
 probabilities (a champion trained before it: ROC AUC 0.821 but calibration error 0.164; the
-retrained model: 0.833 and 0.017). So a challenger also wins when its calibration error is
-lower than the reference's by more than ``recalibration_gain`` (0.05: a tenth of a behaviour
-change's damage is not needed, but sampling noise between two models of the same data, up to
-about 0.03 on the small A/A replays of the tests, never reaches it) and its ROC AUC is not
-materially worse: the low end of the interval above ``-non_inferiority``. Without an interval
-(the recommender) the point estimates decide.
+retrained model: 0.833 and 0.017). So a challenger also wins when it is *surely* better
+calibrated: the high end of the paired per-user interval of its calibration error minus the
+reference's is below ``-recalibration_gain`` (0.02, the calibration tolerance turned round: a
+challenger may be up to 0.02 worse, and must be at least 0.02 better beyond noise to win on
+calibration alone), and its ROC AUC is not materially worse: the low end of the ROC AUC
+interval above ``-non_inferiority``. Without intervals (the recommender) the point estimates
+decide and nothing is promoted on calibration.
 """
 
 from __future__ import annotations
@@ -55,7 +56,8 @@ def decide(
     calibration: tuple[float, float] | None = None,
     calibration_tolerance: float = 0.02,
     non_inferiority: float = 0.01,
-    recalibration_gain: float = 0.05,
+    recalibration_gain: float = 0.02,
+    calibration_interval: tuple[float, float] | None = None,
 ) -> Decision:
     """The promotion rule. A tie (or a gain below the margin) keeps the current champion.
 
@@ -63,6 +65,8 @@ def decide(
     (against the champion when there is one, else against the baseline); the low end must
     exceed ``margin``. ``calibration``: (challenger, reference) calibration errors; the
     challenger's may exceed the reference's by at most ``calibration_tolerance``.
+    ``calibration_interval``: the (low, high) interval of challenger - reference calibration
+    error on the same rows, for the recalibration rule.
 
     The same rule decides the recommender on precision@10 against the popularity baseline.
     """
@@ -96,14 +100,17 @@ def decide(
         promote = wins and calibrated
         recalibrates = (
             delta_interval is not None
-            and reference_ece - challenger_ece > recalibration_gain
+            and calibration_interval is not None
+            and calibration_interval[1] < -recalibration_gain
             and delta_interval[0] > -non_inferiority
         )
         if recalibrates and not promote:
             promote = True
+            low, high = calibration_interval
             reason += (
                 f"; promoted to recalibrate: its calibration error is lower by more than "
-                f"{recalibration_gain:.2f} and its ROC AUC is not worse by {non_inferiority:.4f} "
-                "or more at the low end of the interval"
+                f"{recalibration_gain:.2f} at the high end of the paired interval "
+                f"({low:+.4f}..{high:+.4f}) and its ROC AUC is not worse by "
+                f"{non_inferiority:.4f} or more at the low end of the interval"
             )
     return Decision(promote, reason, challenger_auc, reference, reference_auc, delta_interval)

@@ -46,7 +46,8 @@ remains on a side, the status is ``insufficient_data`` with the reason in ``reas
 compared and no drift is claimed.
 
 **Cooldown input.** The latest finished parent run of the training experiment tagged
-``reason = drift`` (a training triggered by drift): its ``logical_date`` tag and run id.
+``reason = drift`` (a training triggered by drift): its ``as_of`` tag (data time) and run id,
+``clickstream.models.retraining.last_retraining``, which the performance monitor shares.
 """
 
 from __future__ import annotations
@@ -74,6 +75,7 @@ from clickstream.core.jobs import JobError
 from clickstream.core.maturity import MATURITY_DAYS, first_data_date, mature_from
 from clickstream.core.schema import parse_ds
 from clickstream.core.volumes import local_path
+from clickstream.models.retraining import last_retraining
 from clickstream.monitoring.drift_reference import Reference, champion_reference
 from clickstream.monitoring.drift_report import (
     SCORE,
@@ -149,28 +151,6 @@ class DriftConfig:
 
 
 # -- MLflow ------------------------------------------------------------------------------------
-
-
-def last_drift_retraining(client: MlflowClient, experiment: str) -> dict[str, str] | None:
-    """The latest finished training triggered by drift: a parent run tagged ``reason=drift``.
-
-    Latest by its ``logical_date`` tag, then by start time; nested (candidate) runs carry the
-    same tags and are excluded; a failed or unfinished training does not count.
-    """
-    found = client.get_experiment_by_name(experiment)
-    if found is None:
-        return None
-    runs = client.search_runs(
-        [found.experiment_id],
-        filter_string="tags.reason = 'drift' AND tags.mlflow.parentRunId IS NULL "
-        "AND attributes.status = 'FINISHED'",
-        order_by=["tags.logical_date DESC", "attributes.start_time DESC"],
-        max_results=20,
-    )
-    for run in runs:
-        if "mlflow.parentRunId" not in run.data.tags:
-            return {"logical_date": run.data.tags.get("logical_date"), "run_id": run.info.run_id}
-    return None
 
 
 # -- Spark -------------------------------------------------------------------------------------
@@ -468,7 +448,7 @@ def detect_drift(
         config,
         reference,
         (ref_count, cur_count),
-        last_drift_retraining(client, config.experiment),
+        last_retraining(client, config.experiment, "drift"),
         DRIFT_METRICS.name(config.catalog, config.monitoring_schema),
         maturity,
     )

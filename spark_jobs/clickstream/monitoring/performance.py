@@ -66,6 +66,7 @@ from clickstream.models.propensity.evaluation import (
     lift_at_top_decile,
 )
 from clickstream.models.registry import alias_version
+from clickstream.models.retraining import last_retraining
 
 HEALTHY, DECAYED, INSUFFICIENT = "healthy", "decayed", "insufficient_data"
 NO_SCORES = "no_scores"  # the summary's status when the decision date has no scores at all
@@ -73,7 +74,6 @@ NO_SCORES = "no_scores"  # the summary's status when the decision date has no sc
 TRAINING_AUC_KEYS = ("roc_auc",)
 TRAINING_ECE_KEYS = ("calibration_error", "ece", "expected_calibration_error")
 CALIBRATION_BINS = 10  # as the training's expected_calibration_error
-RETRAINING_REASONS = ("schedule", "drift", "performance", "manual")  # model_training's
 
 MODEL_PERFORMANCE = Contract(
     schema="monitoring",
@@ -266,34 +266,6 @@ def training_figures(client: MlflowClient, model_name: str, version: str) -> dic
         "ece": _first(values, TRAINING_ECE_KEYS),
         "run_id": run_id,
     }
-
-
-def last_retraining(client: MlflowClient, experiment: str, reason: str) -> dict[str, str] | None:
-    """The latest finished training with ``reason`` (a parent run tagged ``reason=<reason>``).
-
-    Dated by its ``as_of`` tag (the data date it trained as of; the monitor's logical date when
-    it triggered it), else its ``logical_date`` tag: data time, never the wall clock.
-    """
-    if reason not in RETRAINING_REASONS:
-        raise ValueError(f"reason {reason!r} is not one of {RETRAINING_REASONS}")
-    found = client.get_experiment_by_name(experiment)
-    if found is None:
-        return None
-    runs = client.search_runs(
-        [found.experiment_id],
-        filter_string=f"tags.reason = '{reason}' AND attributes.status = 'FINISHED'",
-        order_by=["tags.as_of DESC", "attributes.start_time DESC"],
-        max_results=200,
-    )
-    latest = None
-    for run in runs:
-        tags = run.data.tags
-        if "mlflow.parentRunId" in tags:
-            continue  # a candidate run carries the same tags
-        day = tags.get("as_of") or tags.get("logical_date")
-        if day and (latest is None or day > latest["as_of"]):
-            latest = {"as_of": day[:10], "run_id": run.info.run_id}
-    return latest
 
 
 # -- Spark -------------------------------------------------------------------------------------

@@ -16,6 +16,9 @@ from clickstream.models.propensity.candidates import candidates
 from clickstream.models.propensity.data import features_frame
 from clickstream.models.propensity.evaluation import (
     bootstrap_aucs,
+    bootstrap_eces,
+    expected_calibration_error,
+    interval,
     lift_capture,
     metrics,
     oracle_auc,
@@ -87,6 +90,23 @@ def test_the_bootstrap_resamples_users_not_rows():
     )
 
 
+def test_the_calibration_bootstrap_is_the_weighted_ece_of_the_same_draws():
+    rng = np.random.default_rng(3)
+    users = np.repeat(np.arange(300), 2)
+    p = rng.random(600)
+    y = (rng.random(600) < p).astype(int)
+    miscalibrated = np.clip(p + 0.15, 0, 1)
+    reps = bootstrap_eces(users, y, {"good": p, "bad": miscalibrated}, replicates=200)
+    high = interval(reps["good"] - reps["bad"])[1]
+    assert high < -0.05  # a shift of 0.15 is seen beyond noise
+    assert reps["good"].mean() == pytest.approx(expected_calibration_error(y, p), abs=0.03)
+    # One replicate is the ECE of the resampled rows (each user's rows weighted by its draws).
+    draw = np.random.default_rng(0).integers(0, 300, 300)
+    rows = np.concatenate([np.flatnonzero(users == u) for u in draw])
+    one = bootstrap_eces(users, y, {"good": p}, replicates=1)["good"][0]
+    assert one == pytest.approx(expected_calibration_error(y[rows], p[rows]), abs=1e-12)
+
+
 def _first_replicate_auc(users, y, p) -> float:
     draw = np.random.default_rng(0).integers(0, len(users), len(users))
     weight = np.bincount(draw, minlength=len(users))
@@ -97,18 +117,24 @@ def _first_replicate_auc(users, y, p) -> float:
 
 
 @pytest.mark.parametrize(
-    ("interval", "calibration", "promote"),
+    ("interval", "calibration", "calibration_interval", "promote"),
     [
-        ((0.004, 0.02), (0.02, 0.02), True),
-        ((0.001, 0.02), (0.02, 0.02), False),  # the point gain clears the margin, the bound not
-        ((0.004, 0.02), (0.08, 0.02), False),  # ranks better, serves worse probabilities
-        ((0.004, 0.02), (0.035, 0.02), True),  # within the calibration tolerance
+        ((0.004, 0.02), (0.02, 0.02), (-0.005, 0.005), True),
+        # The point gain clears the margin, the bound not.
+        ((0.001, 0.02), (0.02, 0.02), (-0.005, 0.005), False),
+        # Ranks better, serves worse probabilities.
+        ((0.004, 0.02), (0.08, 0.02), (0.05, 0.07), False),
+        ((0.004, 0.02), (0.035, 0.02), (0.01, 0.02), True),  # within the calibration tolerance
         # The ranking barely moved but the reference's probabilities are off: recalibrate.
-        ((-0.005, 0.006), (0.017, 0.164), True),
+        ((-0.005, 0.006), (0.017, 0.164), (-0.16, -0.13), True),
+        # Surely better calibrated by 0.02 and more, even from a reference at 0.06.
+        ((-0.005, 0.006), (0.017, 0.06), (-0.05, -0.03), True),
         # Better calibrated, but ranks materially worse: keep the reference.
-        ((-0.03, -0.01), (0.017, 0.164), False),
-        # A small calibration gain does not outweigh a noisy ranking.
-        ((-0.005, 0.006), (0.017, 0.06), False),
+        ((-0.03, -0.01), (0.017, 0.164), (-0.16, -0.13), False),
+        # A calibration gain that noise could give does not outweigh a noisy ranking.
+        ((-0.005, 0.006), (0.017, 0.04), (-0.04, -0.005), False),
+        # Without a calibration interval, calibration alone never promotes.
+        ((-0.005, 0.006), (0.017, 0.164), None, False),
     ],
     ids=[
         "clear-gain",
@@ -116,12 +142,14 @@ def _first_replicate_auc(users, y, p) -> float:
         "miscalibrated",
         "calibration-within-tolerance",
         "recalibrates",
+        "recalibrates-a-moderate-error",
         "recalibrates-but-ranks-worse",
-        "small-calibration-gain",
+        "noisy-calibration-gain",
+        "no-calibration-interval",
     ],
 )
 def test_promotion_needs_the_interval_above_the_margin_and_calibration(
-    interval, calibration, promote
+    interval, calibration, calibration_interval, promote
 ):
     decision = decide(
         0.812,
@@ -132,6 +160,7 @@ def test_promotion_needs_the_interval_above_the_margin_and_calibration(
         delta_interval=interval,
         calibration=calibration,
         calibration_tolerance=TOLERANCE,
+        calibration_interval=calibration_interval,
     )
     assert decision.promote is promote
     assert f"{interval[0]:+.4f}" in decision.reason and "calibration" in decision.reason

@@ -29,7 +29,6 @@ from clickstream.monitoring.drift import (
     detect_drift,
     score_rows,
 )
-from clickstream.monitoring.drift import last_drift_retraining as find_last_drift
 from clickstream.monitoring.drift_reference import champion_reference
 from ecom_airflow.config import LOCAL, Environment
 from tests.support.training_data import history_events
@@ -127,7 +126,7 @@ def world(spark, tracking, tmp_path_factory):
     client = MlflowClient()
     drift_run = client.create_run(
         client.get_experiment_by_name(experiment).experiment_id,
-        tags={"reason": "drift", "logical_date": "2019-08-15"},
+        tags={"reason": "drift", "as_of": "2019-08-15", "logical_date": "2026-12-07"},
     )
     client.set_terminated(drift_run.info.run_id)
 
@@ -231,7 +230,9 @@ def test_same_distribution_is_no_drift_and_a_rerun_replaces_the_period(
     assert drift_main(_argv(world, SAME, output, schema_name)) == 0
     out = capsys.readouterr().out
     assert "2019-10-01..2019-10-07: NO_DRIFT (drift share" in out
-    assert f"champion v{world['version']}" in out and "last drift retraining: 2019-08-15" in out
+    assert (
+        f"champion v{world['version']}" in out and "last drift retraining: as of 2019-08-15" in out
+    )
 
     summary = json.loads(output.with_suffix(".json").read_text())
     assert set(summary) == JSON_KEYS
@@ -265,7 +266,7 @@ def test_same_distribution_is_no_drift_and_a_rerun_replaces_the_period(
     }
     assert summary["current"] == {"rows": 2100, "sampled_rows": 2100}
     assert summary["scores"]["compared"] is True and summary["scores"]["drifted"] is False
-    assert summary["last_drift_retraining"]["logical_date"] == "2019-08-15"
+    assert summary["last_drift_retraining"]["as_of"] == "2019-08-15"  # data time
     assert summary["report"] == f"{output}.html"
     assert summary["table"] == f"spark_catalog.{schema_name}.drift_metrics"
     _assert_self_contained(output.with_suffix(".html").read_text())
@@ -386,26 +387,3 @@ def test_the_driver_sample_is_bounded_and_the_same_on_every_run(spark):
     assert sample.equals(bounded_sample(df.repartition(3), 400, seed=0))
     assert not sample["user_id"].equals(bounded_sample(df, 400, seed=1)["user_id"])
     assert 1500 < sample["user_id"].mean() < 3500  # spread over the ids, not the first 400
-
-
-def test_last_drift_retraining_is_the_latest_finished_parent_run_tagged_drift(tmp_path, tracking):
-    client = MlflowClient()
-    name = f"/test/cooldown-{uuid.uuid4().hex[:6]}"
-    assert find_last_drift(client, name) is None  # no such experiment
-    experiment = client.create_experiment(name, artifact_location=str(tmp_path))
-    assert find_last_drift(client, name) is None
-
-    def run(logical_date: str, reason: str, status: str = "FINISHED", parent: str | None = None):
-        tags = {"reason": reason, "logical_date": logical_date}
-        if parent:
-            tags["mlflow.parentRunId"] = parent
-        created = client.create_run(experiment, tags=tags)
-        client.set_terminated(created.info.run_id, status=status)
-        return created.info.run_id
-
-    run("2019-08-31", "drift")
-    expected = run("2019-09-30", "drift")
-    later = run("2019-10-20", "schedule")
-    run("2019-10-21", "drift", parent=later)  # a candidate run: same tags, not a training
-    run("2019-10-25", "drift", status="FAILED")  # a failed training does not start a cooldown
-    assert find_last_drift(client, name) == {"logical_date": "2019-09-30", "run_id": expected}

@@ -31,14 +31,13 @@ from clickstream.monitoring import performance
 from clickstream.monitoring.performance import (
     MODEL_PERFORMANCE,
     PerformanceConfig,
-    last_retraining,
 )
 from ecom_airflow.config import LOCAL
 from ecom_plugins.performance_branch import decay_reasons as airflow_decay_reasons
 
 pytestmark = pytest.mark.spark
 
-USERS = 1500  # scored users per date, above --min-rows 1000
+USERS = 2500  # scored users per date, above --min-rows (LOCAL.performance_min_rows, 2000)
 HORIZON = 7
 HEALTHY, ECE_DECAY, AUC_DECAY, MISSING, OPEN = (date(2019, 10, d).isoformat() for d in range(1, 6))
 LOGICAL = "2019-10-12"  # labels of every score date up to 2019-10-05 have closed
@@ -255,7 +254,7 @@ def test_a_rerun_replaces_the_dates_rows_and_leaves_the_others(
     argv[argv.index("--airflow-run-id") + 1] = "scheduled__rerun"
     assert performance_main(argv) == 0  # HEALTHY again: measured by the backfill above
     out = capsys.readouterr().out
-    assert f"{HEALTHY} v{world['version']}: HEALTHY (1500 of 1500 scores labelled" in out
+    assert f"{HEALTHY} v{world['version']}: HEALTHY ({USERS} of {USERS} scores labelled" in out
     after = _rows(spark, monitoring)
     assert len(spark.table(MODEL_PERFORMANCE.name("spark_catalog", monitoring)).collect()) == 5
     assert after[HEALTHY]["airflow_run_id"] == "scheduled__rerun"
@@ -278,7 +277,11 @@ def test_the_page_is_self_contained_and_names_the_decision(measured):
     assert re.search(r"(src|href)=[\"']?https?:", page) is None
     assert re.search(r"url\(|@import", page) is None
     assert "<svg" in page and "reliability diagram" in page
-    assert "insufficient_data" in page and "decayed" in page and "ECE &gt; 0.08" in page
+    assert (
+        "insufficient_data" in page
+        and "decayed" in page
+        and f"ECE &gt; {LOCAL.performance_max_ece}" in page
+    )
 
 
 def test_the_job_and_the_sensor_apply_the_same_rule():
@@ -297,33 +300,6 @@ def test_the_job_and_the_sensor_apply_the_same_rule():
         job = performance.decay_reasons(figures, training, **thresholds)
         assert job == airflow_decay_reasons(figures, training, **thresholds)
         assert bool(job) is decayed, (figures, training)
-
-
-def test_last_performance_retraining_is_the_latest_finished_parent_run(tmp_path, tracking):
-    client = MlflowClient()
-    name = f"/test/perf-cooldown-{uuid.uuid4().hex[:6]}"
-    assert last_retraining(client, name, "performance") is None  # no such experiment
-    experiment = client.create_experiment(name, artifact_location=str(tmp_path))
-
-    def run(as_of: str, reason: str, status: str = "FINISHED", parent: str | None = None):
-        tags = {"reason": reason, "as_of": as_of, "logical_date": "2026-12-07"}
-        if parent:
-            tags["mlflow.parentRunId"] = parent
-        created = client.create_run(experiment, tags=tags)
-        client.set_terminated(created.info.run_id, status=status)
-        return created.info.run_id
-
-    assert last_retraining(client, name, "performance") is None
-    run("2019-10-01", "performance")
-    expected = run("2019-10-20", "performance")
-    later = run("2019-10-25", "drift")  # another reason starts no performance cooldown
-    run("2019-10-26", "performance", parent=later)  # a candidate run, not a training
-    run("2019-10-27", "performance", status="FAILED")  # a failed training does not count
-    # Dated by as_of (data time), not by the wall-clock logical date of a triggered run.
-    assert last_retraining(client, name, "performance") == {
-        "as_of": "2019-10-20",
-        "run_id": expected,
-    }
 
 
 def test_bad_arguments_are_refused(capsys):

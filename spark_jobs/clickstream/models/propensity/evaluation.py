@@ -137,6 +137,38 @@ def bootstrap_aucs(
     return out
 
 
+def bootstrap_eces(
+    users: np.ndarray,
+    y: np.ndarray,
+    scores: dict[str, np.ndarray],
+    replicates: int = 400,
+    seed: int = 0,
+    bins: int = 10,
+) -> dict[str, np.ndarray]:
+    """Expected calibration error replicates of each score over the same per-user bootstrap
+    resamples as :func:`bootstrap_aucs` (same draws for the same ``seed``): paired, so
+    ``reps[a] - reps[b]`` is the bootstrap distribution of the difference."""
+    y = np.asarray(y, dtype=float)
+    _, user_index = np.unique(np.asarray(users), return_inverse=True)
+    n_users = int(user_index.max()) + 1 if len(user_index) else 0
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    binned = {}
+    for name, p in scores.items():
+        p = np.asarray(p, dtype=float)
+        binned[name] = (np.clip(np.digitize(p, edges[1:-1]), 0, bins - 1), p)
+    rng = np.random.default_rng(seed)
+    out = {name: np.empty(replicates) for name in scores}
+    for i in range(replicates):
+        weight = np.bincount(rng.integers(0, n_users, n_users), minlength=n_users)[user_index]
+        weight = weight.astype(float)
+        total = weight.sum()
+        for name, (index, p) in binned.items():
+            observed = np.bincount(index, weights=weight * y, minlength=bins)
+            predicted = np.bincount(index, weights=weight * p, minlength=bins)
+            out[name][i] = float(np.abs(observed - predicted).sum() / total) if total else np.nan
+    return out
+
+
 def interval(replicates: np.ndarray, level: float = 0.95) -> tuple[float, float]:
     """The percentile interval of bootstrap replicates at ``level`` (two-sided)."""
     tail = 100 * (1 - level) / 2

@@ -50,6 +50,7 @@ from clickstream.models.propensity.data import (
 )
 from clickstream.models.propensity.evaluation import (
     bootstrap_aucs,
+    bootstrap_eces,
     interval,
     lift_capture,
     metrics,
@@ -303,6 +304,7 @@ class Judgment:
     metrics: dict[str, dict[str, float]]  # per score: challenger, champion?, baseline
     replicates: dict[str, np.ndarray]  # per score: per-user bootstrap ROC AUC replicates
     delta_interval: tuple[float, float]
+    calibration_interval: tuple[float, float]  # challenger - reference calibration error
 
 
 def judge(
@@ -322,12 +324,15 @@ def judge(
     ``champion``: the reference is the champion, else the baseline. The challenger is promoted
     when the low end of the paired per-user bootstrap interval (level :data:`CONFIDENCE`) of
     its ROC AUC minus the reference's is above ``margin``, and its calibration error exceeds
-    the reference's by at most ``calibration_tolerance``.
+    the reference's by at most ``calibration_tolerance``; or when it recalibrates (the paired
+    interval of the calibration error difference, :func:`clickstream.models.promotion.decide`).
     """
     figures = {name: metrics(y, p) for name, p in scores.items()}
     reps = bootstrap_aucs(users, y, scores, replicates=replicates, seed=seed)
     reference = "champion" if "champion" in scores else "baseline"
     delta_interval = interval(reps["challenger"] - reps[reference], CONFIDENCE)
+    eces = bootstrap_eces(users, y, scores, replicates=replicates, seed=seed)
+    calibration_interval = interval(eces["challenger"] - eces[reference], CONFIDENCE)
     champion = figures.get("champion")
     decision = decide(
         figures["challenger"]["roc_auc"],
@@ -341,8 +346,9 @@ def judge(
             figures[reference]["calibration_error"],
         ),
         calibration_tolerance=calibration_tolerance,
+        calibration_interval=calibration_interval,
     )
-    return Judgment(decision, figures, reps, delta_interval)
+    return Judgment(decision, figures, reps, delta_interval, calibration_interval)
 
 
 def _evaluate(
@@ -380,6 +386,8 @@ def _evaluate(
         "delta_roc_auc_ci_low": judgment.delta_interval[0],
         "delta_roc_auc_ci_high": judgment.delta_interval[1],
         "delta_roc_auc_se": float(np.nanstd(difference, ddof=1)),
+        "delta_calibration_error_ci_low": judgment.calibration_interval[0],
+        "delta_calibration_error_ci_high": judgment.calibration_interval[1],
         "evaluation_rows": float(len(data.y_eval)),
         "evaluation_users": float(data.evaluation["user_id"].nunique()),
     }
