@@ -85,8 +85,9 @@ class AirflowClient:
         *,
         max_active_runs: int | None = None,
         wait_for_other: float = 600,
+        dag_run_conf: dict | None = None,
     ) -> dict:
-        """Create a backfill of [from_date, to_date].
+        """Create a backfill of [from_date, to_date] (each run with ``dag_run_conf``).
 
         Airflow runs one backfill per DAG at a time and refuses another with 409. When the
         running one covers the same dates (a second ``make run``), it is returned. When it
@@ -107,6 +108,8 @@ class AirflowClient:
             # A second `make run` reruns only what failed; completed dates are kept.
             "reprocess_behavior": "failed",
         }
+        if dag_run_conf is not None:
+            body["dag_run_conf"] = dag_run_conf
         deadline = time.monotonic() + wait_for_other
         while True:
             try:

@@ -19,11 +19,15 @@ run follows ``skip_task_id``:
    data, never the wall clock);
 3. nothing in flight: the training DAG has no queued or running run ``retraining_run_id``
    (asked through the Task SDK's ``ti.get_dr_count``, i.e. the execution API: tasks do not
-   touch the metadata database in Airflow 3).
+   touch the metadata database in Airflow 3);
+4. not a backfill, unless it asks: a backfill of old months reports their drift but does not
+   retrain (a retraining as of an old month would replace today's champion with a model of old
+   data) unless the backfill's run conf holds ``{"retrain": true}``.
 
 The decision is logged in one line and pushed to XCom ``drift_decision``:
 ``{"decision", "reason", "detail", "drift_share", "threshold", "status"}`` with ``reason`` one
-of ``drift``, ``insufficient_data``, ``below_threshold``, ``cooldown``, ``in_flight``.
+of ``drift``, ``insufficient_data``, ``below_threshold``, ``cooldown``, ``backfill``,
+``in_flight``.
 
 Reschedule mode by default: between pokes the sensor holds no worker slot. A missing summary
 means "not yet"; any other error fails the task.
@@ -43,6 +47,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 DECISION_KEY = "drift_decision"
+RETRAIN_CONF_KEY = "retrain"  # a backfill's run conf that lets it retrain
 STATUSES = ("drift", "no_drift", "insufficient_data")
 IN_FLIGHT_STATES = ["queued", "running"]
 
@@ -122,6 +127,20 @@ class DriftBranchSensor(BaseSensorOperator, BranchMixIn):
             decision,
         )
 
+    def backfill_hold(self, context: Context) -> str | None:
+        """Why this run must not retrain although the rule says so: it is a backfill whose run
+        conf does not hold ``{"retrain": true}`` (None otherwise)."""
+        dag_run = context.get("dag_run")
+        run_type = getattr(dag_run, "run_type", None)
+        if getattr(run_type, "value", run_type) != "backfill":  # DagRunType is a str enum
+            return None
+        if (getattr(dag_run, "conf", None) or {}).get(RETRAIN_CONF_KEY) is True:
+            return None
+        return (
+            f"run {dag_run.run_id} is a backfill: it reports but does not retrain (create the "
+            f'backfill with run conf {{"{RETRAIN_CONF_KEY}": true}} to let it)'
+        )
+
     def in_flight(self, context: Context) -> int:
         """Queued or running runs ``retraining_run_id`` of the training DAG (execution API)."""
         return context["ti"].get_dr_count(
@@ -160,6 +179,9 @@ class DriftBranchSensor(BaseSensorOperator, BranchMixIn):
                     f"{(period_end - last_date).days} days before period_end {period_end}, "
                     f"within the cooldown of {self.cooldown.days} days",
                 )
+        held = self.backfill_hold(context)
+        if held:
+            return outcome(skip, "backfill", f"drift share {share} >= {threshold}, but {held}")
         if self.in_flight(context):
             return outcome(
                 skip,

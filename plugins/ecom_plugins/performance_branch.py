@@ -29,7 +29,8 @@ run follows ``skip_task_id``:
 The decision is logged in one line and pushed to XCom ``performance_decision``:
 ``{"decision", "reason", "detail", "status", "model_version", "roc_auc", "ece", ...}`` with
 ``reason`` one of ``performance``, ``insufficient_data``, ``healthy``, ``superseded``,
-``cooldown``, ``in_flight``.
+``cooldown``, ``backfill`` (a backfill without ``{"retrain": true}`` in its run conf: the
+drift sensor's rule), ``in_flight``.
 """
 
 from __future__ import annotations
@@ -154,6 +155,9 @@ class PerformanceBranchSensor(DriftBranchSensor):
                     f"{(logical_date - last_date).days} days before {logical_date}, within the "
                     f"cooldown of {self.cooldown.days} days ({'; '.join(reasons)})",
                 )
+        held = self.backfill_hold(context)
+        if held:
+            return outcome(skip, "backfill", f"{'; '.join(reasons)}, but {held}")
         if self.in_flight(context):
             return outcome(
                 skip,

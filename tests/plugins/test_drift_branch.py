@@ -18,7 +18,7 @@ from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import DAG
 
 from ecom_plugins import DriftBranchSensor
-from tests.support.airflow import serialize, xcom
+from tests.support.airflow import serialize, task_dag_run, xcom
 
 pytestmark = pytest.mark.airflow
 
@@ -235,3 +235,27 @@ def test_defaults_and_threshold_override():
         "below_threshold",
         0.5,
     )
+
+
+@pytest.mark.parametrize(
+    ("run_type", "conf", "held"),
+    [
+        ("backfill", None, True),  # a backfill of old months reports drift, retrains nothing
+        ("backfill", {"retrain": "yes"}, True),  # only a real true lets it
+        ("backfill", {"retrain": True}, False),  # the backfill asked to retrain
+        ("scheduled", None, False),
+        ("manual", None, False),
+    ],
+)
+def test_a_backfill_reports_drift_but_retrains_only_when_its_conf_asks(run_type, conf, held):
+    sensor = DriftBranchSensor(task_id="check_drift", summary_path="/Volumes/x/y/z/s.json")
+    context = {"dag_run": task_dag_run(run_type, conf)}
+    assert (sensor.backfill_hold(context) is not None) is held
+    if held:  # decided before anything else is asked (no run count needed)
+        decision = sensor.decide(_summary(), context)
+        assert (decision["decision"], decision["reason"]) == ("skip_retraining", "backfill")
+        assert decision["detail"].startswith("drift share 0.45 >= 0.3, but run backfill__")
+        assert '{"retrain": true}' in decision["detail"]
+    # Below the threshold a backfill says so: the hold is only about retraining.
+    quiet = sensor.decide(_summary(status="no_drift", drift_share=0.1), context)
+    assert quiet["reason"] == "below_threshold"

@@ -17,7 +17,7 @@ from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import DAG
 
 from ecom_plugins import PerformanceBranchSensor
-from tests.support.airflow import serialize, xcom
+from tests.support.airflow import serialize, task_dag_run, xcom
 
 pytestmark = pytest.mark.airflow
 
@@ -214,3 +214,13 @@ def test_defaults_thresholds_override_and_bad_summaries():
         sensor.decide({**_summary(), "status": "fine"}, context={})
     with pytest.raises(AirflowException, match="logical_date 'soon' is not a date"):
         sensor.decide({**_summary(), "logical_date": "soon"}, context={})
+
+
+def test_a_backfill_measures_decay_but_does_not_retrain_unless_its_conf_asks():
+    sensor = PerformanceBranchSensor(task_id="check_performance", summary_path="/Volumes/x/s.json")
+    backfill = {"dag_run": task_dag_run("backfill", None, "model_performance")}
+    decision = sensor.decide(_summary(STALE), backfill)
+    assert (decision["decision"], decision["reason"]) == ("skip_retraining", "backfill")
+    assert decision["detail"].startswith("ECE 0.1640 > ")
+    asked = {"dag_run": task_dag_run("backfill", {"retrain": True}, "model_performance")}
+    assert sensor.backfill_hold(asked) is None

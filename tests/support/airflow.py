@@ -26,3 +26,27 @@ def xcom(dag_id: str, run_id: str, task_id: str | None, key: str):
         filters["task_id"] = task_id
     with Session() as session:
         return XComModel.deserialize_value(session.query(XComModel).filter_by(**filters).one())
+
+
+def task_dag_run(run_type: str, conf: dict | None = None, dag_id: str = "drift_detection"):
+    """The Task SDK's ``DagRun`` a running task gets as ``context["dag_run"]`` (the execution
+    API's model), for a run of ``run_type`` ("backfill", "manual", "scheduled") with ``conf``."""
+    import pendulum
+    from airflow.sdk.api.datamodels._generated import DagRun
+
+    day = pendulum.datetime(2019, 12, 1, tz="UTC")
+    return DagRun(
+        dag_id=dag_id,
+        run_id=f"{run_type}__{day.isoformat()}",
+        logical_date=day,
+        data_interval_start=day,
+        data_interval_end=day,
+        run_after=day,
+        start_date=day,
+        end_date=None,
+        run_type=run_type,
+        state="running",
+        conf=conf,
+        consumed_asset_events=[],
+        partition_key=None,
+    )
