@@ -42,19 +42,16 @@ of the period are replaced, the report overwritten, and the retraining is not tr
 
 from __future__ import annotations
 
-from airflow.providers.standard.operators.empty import EmptyOperator
-from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
-from airflow.sdk import TriggerRule
-
 from ecom_airflow.config import current_environment
 from ecom_airflow.tasks import (
     databricks_job,
     last_day_of_interval,
     monthly_dag,
+    publish_and_branch,
     report_prefix,
     wait_for_dag,
 )
-from ecom_plugins import DriftBranchSensor, HtmlReportToBlobOperator
+from ecom_plugins import DriftBranchSensor
 
 ENV = current_environment()
 PERIOD_START = "{{ data_interval_start | ds }}"
@@ -84,35 +81,17 @@ with monthly_dag(
             "--airflow-run-id": "{{ run_id }}",
         },
     )
-    upload = HtmlReportToBlobOperator(
-        task_id="upload_drift_report",
-        report_path=f"{REPORT}.html",
+    upstream >> detect
+    publish_and_branch(
+        detect,
+        report=REPORT,
         pipeline="drift_detection",
         report_name="feature_drift",
-        container=ENV.reports_container,
-        databricks_conn_id=ENV.databricks_conn_id,
-        wasb_conn_id=ENV.wasb_conn_id,
-    )
-    check = DriftBranchSensor(
-        task_id="check_drift",
-        summary_path=f"{REPORT}.json",
-        cooldown=ENV.drift_cooldown,
-        training_dag_id="model_training",
+        upload_task_id="upload_drift_report",
+        sensor_class=DriftBranchSensor,
+        sensor_task_id="check_drift",
+        reason="drift",
+        as_of=PERIOD_END,
         retraining_run_id=RETRAINING_RUN_ID,
-        databricks_conn_id=ENV.databricks_conn_id,
-        poke_interval=ENV.sensor_poke_seconds,
-        timeout=ENV.sensor_timeout.total_seconds(),
+        cooldown=ENV.drift_cooldown,
     )
-    retrain = TriggerDagRunOperator(
-        task_id="trigger_retraining",
-        trigger_dag_id="model_training",
-        trigger_run_id=RETRAINING_RUN_ID,
-        conf={"reason": "drift", "as_of": PERIOD_END, "drift_summary": f"{REPORT}.json"},
-        skip_when_already_exists=True,
-    )
-    skip = EmptyOperator(task_id="skip_retraining")
-    # Runs after whichever branch was taken; a skipped branch must not skip it.
-    done = EmptyOperator(task_id="done", trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
-
-    upstream >> detect >> [upload, check]
-    check >> [retrain, skip] >> done

@@ -58,13 +58,17 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.providers.standard.operators.empty import EmptyOperator
-from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
-from airflow.sdk import Param, TriggerRule
+from airflow.sdk import Param
 
 from ecom_airflow.config import current_environment
-from ecom_airflow.tasks import daily_dag, databricks_job, report_prefix, wait_for_dag
-from ecom_plugins import HtmlReportToBlobOperator, PerformanceBranchSensor
+from ecom_airflow.tasks import (
+    daily_dag,
+    databricks_job,
+    publish_and_branch,
+    report_prefix,
+    wait_for_dag,
+)
+from ecom_plugins import PerformanceBranchSensor
 
 ENV = current_environment()
 HORIZON = ENV.label_horizon_days
@@ -113,35 +117,17 @@ with daily_dag(
             "--airflow-run-id": "{{ run_id }}",
         },
     )
-    upload = HtmlReportToBlobOperator(
-        task_id="upload_performance_report",
-        report_path=f"{REPORT}.html",
+    [labels, scores] >> monitor
+    publish_and_branch(
+        monitor,
+        report=REPORT,
         pipeline="model_performance",
         report_name="model_performance",
-        container=ENV.reports_container,
-        databricks_conn_id=ENV.databricks_conn_id,
-        wasb_conn_id=ENV.wasb_conn_id,
-    )
-    check = PerformanceBranchSensor(
-        task_id="check_performance",
-        summary_path=f"{REPORT}.json",
-        cooldown=ENV.performance_cooldown,
-        training_dag_id="model_training",
+        upload_task_id="upload_performance_report",
+        sensor_class=PerformanceBranchSensor,
+        sensor_task_id="check_performance",
+        reason="performance",
+        as_of="{{ ds }}",
         retraining_run_id=RETRAINING_RUN_ID,
-        databricks_conn_id=ENV.databricks_conn_id,
-        poke_interval=ENV.sensor_poke_seconds,
-        timeout=ENV.sensor_timeout.total_seconds(),
+        cooldown=ENV.performance_cooldown,
     )
-    retrain = TriggerDagRunOperator(
-        task_id="trigger_retraining",
-        trigger_dag_id="model_training",
-        trigger_run_id=RETRAINING_RUN_ID,
-        conf={"reason": "performance", "as_of": "{{ ds }}", "drift_summary": f"{REPORT}.json"},
-        skip_when_already_exists=True,
-    )
-    skip = EmptyOperator(task_id="skip_retraining")
-    # Runs after whichever branch was taken; a skipped branch must not skip it.
-    done = EmptyOperator(task_id="done", trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
-
-    [labels, scores] >> monitor >> [upload, check]
-    check >> [retrain, skip] >> done

@@ -300,6 +300,68 @@ def data_quality_checks(*, pipeline: str, report: str, suites: list[str], env=No
     return validate, upload, gate
 
 
+def publish_and_branch(
+    job,
+    *,
+    report: str,
+    pipeline: str,
+    report_name: str,
+    upload_task_id: str,
+    sensor_class,
+    sensor_task_id: str,
+    reason: str,
+    as_of: str,
+    retraining_run_id: str,
+    env=None,
+    **sensor_kwargs: Any,
+):
+    """The tail of a monitoring DAG, after a ``job`` that writes ``<report>.html`` and
+    ``<report>.json``: ``upload_task_id`` publishes the page to Blob, and a branching sensor
+    (``sensor_class``, given ``sensor_kwargs`` too) reads the summary and follows
+    ``trigger_retraining`` (``model_training`` as run ``retraining_run_id`` with conf
+    ``{"reason", "as_of", "drift_summary"}``; an existing run is not started twice) or
+    ``skip_retraining``; ``done`` runs after whichever branch was taken. Returns the sensor."""
+    from airflow.providers.standard.operators.empty import EmptyOperator
+    from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
+    from airflow.sdk import TriggerRule
+
+    from ecom_plugins import HtmlReportToBlobOperator
+
+    env = env or current_environment()
+    upload = HtmlReportToBlobOperator(
+        task_id=upload_task_id,
+        report_path=f"{report}.html",
+        pipeline=pipeline,
+        report_name=report_name,
+        container=env.reports_container,
+        databricks_conn_id=env.databricks_conn_id,
+        wasb_conn_id=env.wasb_conn_id,
+    )
+    check = sensor_class(
+        task_id=sensor_task_id,
+        summary_path=f"{report}.json",
+        training_dag_id="model_training",
+        retraining_run_id=retraining_run_id,
+        databricks_conn_id=env.databricks_conn_id,
+        poke_interval=env.sensor_poke_seconds,
+        timeout=env.sensor_timeout.total_seconds(),
+        **sensor_kwargs,
+    )
+    retrain = TriggerDagRunOperator(
+        task_id="trigger_retraining",
+        trigger_dag_id="model_training",
+        trigger_run_id=retraining_run_id,
+        conf={"reason": reason, "as_of": as_of, "drift_summary": f"{report}.json"},
+        skip_when_already_exists=True,
+    )
+    skip = EmptyOperator(task_id="skip_retraining")
+    # Runs after whichever branch was taken; a skipped branch must not skip it.
+    done = EmptyOperator(task_id="done", trigger_rule=TriggerRule.NONE_FAILED_MIN_ONE_SUCCESS)
+    job >> [upload, check]
+    check >> [retrain, skip] >> done
+    return check
+
+
 def monthly_dag(dag_id: str, *, doc_md: str | None, tags: list[str], **dag_kwargs: Any):
     """A DAG whose run for ``ds`` = the first of a month processes that calendar month (UTC).
 
