@@ -168,29 +168,42 @@ class DriftBranchSensor(BaseSensorOperator, BranchMixIn):
             )
         if share < threshold:
             return outcome(skip, "below_threshold", f"drift share {share} < {threshold}")
-        last = summary.get("last_drift_retraining")
+        return self.retrain_unless_held(
+            context,
+            outcome,
+            last=summary.get("last_drift_retraining"),
+            day=period_end,
+            day_name="period_end ",
+            why=f"drift share {share} >= {threshold}",
+        )
+
+    def retrain_unless_held(
+        self, context: Context, outcome, *, last: Any, day: date, day_name: str, why: str
+    ) -> dict[str, Any]:
+        """The rule is due (``why``): trigger the retraining unless the last one of this reason
+        (``last``: ``{"as_of", "run_id"}``) is within the cooldown before ``day``, the run is a
+        backfill that did not ask, or the retraining run is already in flight."""
+        skip = self.skip_task_id
         if last:
-            last_date = self._date(last.get("as_of"), "last_drift_retraining.as_of")
-            if period_end - last_date < self.cooldown:
+            last_date = self._date(last.get("as_of"), f"last_{self.subject}_retraining.as_of")
+            if day - last_date < self.cooldown:
                 return outcome(
                     skip,
                     "cooldown",
-                    f"drift retraining {last.get('run_id')} of {last_date} is "
-                    f"{(period_end - last_date).days} days before period_end {period_end}, "
-                    f"within the cooldown of {self.cooldown.days} days",
+                    f"{self.subject} retraining {last.get('run_id')} as of {last_date} is "
+                    f"{(day - last_date).days} days before {day_name}{day}, within the "
+                    f"cooldown of {self.cooldown.days} days ({why})",
                 )
         held = self.backfill_hold(context)
         if held:
-            return outcome(skip, "backfill", f"drift share {share} >= {threshold}, but {held}")
+            return outcome(skip, "backfill", f"{why}, but {held}")
         if self.in_flight(context):
             return outcome(
                 skip,
                 "in_flight",
                 f"{self.training_dag_id} run {self.retraining_run_id} is already queued/running",
             )
-        return outcome(
-            self.trigger_task_id, "drift", f"drift share {share} >= {threshold}, retraining due"
-        )
+        return outcome(self.trigger_task_id, self.subject, f"{why}, retraining due")
 
     def _validated(self, summary: Any) -> tuple[str, float | None, float, date]:
         if not isinstance(summary, dict):

@@ -144,27 +144,14 @@ class PerformanceBranchSensor(DriftBranchSensor):
                 f"v{version} served {summary.get('decision_date')} but the champion is now "
                 f"v{champion}: its scores are not measured yet ({'; '.join(reasons)})",
             )
-        last = summary.get("last_performance_retraining")
-        if last:
-            last_date = self._date(last.get("as_of"), "last_performance_retraining.as_of")
-            if logical_date - last_date < self.cooldown:
-                return outcome(
-                    skip,
-                    "cooldown",
-                    f"performance retraining {last.get('run_id')} as of {last_date} is "
-                    f"{(logical_date - last_date).days} days before {logical_date}, within the "
-                    f"cooldown of {self.cooldown.days} days ({'; '.join(reasons)})",
-                )
-        held = self.backfill_hold(context)
-        if held:
-            return outcome(skip, "backfill", f"{'; '.join(reasons)}, but {held}")
-        if self.in_flight(context):
-            return outcome(
-                skip,
-                "in_flight",
-                f"{self.training_dag_id} run {self.retraining_run_id} is already queued/running",
-            )
-        return outcome(self.trigger_task_id, "performance", "; ".join(reasons) + ", retraining due")
+        return self.retrain_unless_held(
+            context,
+            outcome,
+            last=summary.get("last_performance_retraining"),
+            day=logical_date,
+            day_name="",
+            why="; ".join(reasons),
+        )
 
     def _validated(self, summary: Any) -> tuple[str, date, float, float]:
         if not isinstance(summary, dict):
