@@ -23,6 +23,7 @@ BENCHMARKS = (
     "duckdb_reference",
     "drift_calibration",
     "recommender_quality",
+    "behaviour_recovery",
 )
 # The benchmarks call job functions directly, as a spark_python_task would import them.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "spark_jobs"))

@@ -4,7 +4,7 @@
         --model-name ecom_propensity --experiment /Shared/ecom/propensity \
         --output /Volumes/ecom/raw/reports/drift_detection/2019-10-01/feature_drift \
         [--silver-schema silver] [--gold-schema gold] [--monitoring-schema monitoring] \
-        [--drift-share 0.069] [--min-rows 1000] [--max-rows 50000] [--seed 0] \
+        [--drift-share 0.046] [--min-rows 1000] [--max-rows 50000] [--seed 0] \
         [--airflow-run-id ...]
 
 Current: the ``silver.user_features`` rows of the period (and its ``gold.propensity_scores``).

@@ -17,17 +17,17 @@ The hash makes it a uniform sample that picks the same rows on every run, so a r
 same data and writes the same figures. The counts reported are those of the whole windows.
 
 **Tests per column.** Every feature column, and the score, gets the same explicit test: the
-Wasserstein distance normed by the reference's standard deviation, drift when it is ``>= 0.1``;
+Wasserstein distance normed by the reference's standard deviation, drift when it is ``>= 0.075``;
 a feature with no value on one side is reported as skipped (why this test, and not Evidently's
 default choice: :mod:`clickstream.monitoring.drift_report`).
 
 **Decision.** ``drift_share`` is Evidently's share of drifted feature columns
 (``DriftedColumnsCount``); the status is ``drift`` when it is ``>= threshold`` (the DAG passes the
-environment config's ``drift_share``, 0.069 like ``DriftConfig``'s default: at least 3 of the 43
+environment config's ``drift_share``, 0.046 like ``DriftConfig``'s default: at least 2 of the 43
 feature columns, calibrated in ``docs/drift_calibration.md``). With fewer than
 ``min_rows`` rows on either side the status is ``insufficient_data``: nothing is compared and no
 drift is claimed (with the default 1000 rows, the normed distance of two samples of one
-distribution stays around 0.03-0.05, well under the 0.1 of a drifted column).
+distribution stays around 0.03-0.05, under the 0.075 of a drifted column).
 
 **Outputs.** ``<output>.html``: Evidently's report (``save_html``, a single self-contained file:
 its JavaScript, font and data are inlined, nothing is fetched when it opens), or a short page
@@ -127,7 +127,7 @@ class DriftConfig:
     silver_schema: str = "silver"
     gold_schema: str = "gold"
     monitoring_schema: str = "monitoring"
-    drift_share: float = 0.069  # Environment.drift_share (docs/drift_calibration.md)
+    drift_share: float = 0.046  # Environment.drift_share (docs/drift_calibration.md)
     min_rows: int = 1000
     max_rows: int = 50_000
     seed: int = 0
