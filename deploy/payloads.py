@@ -118,6 +118,9 @@ def load_dagbag(env: str, git_url: str, git_ref: str):
                 ECOM_GIT_URL=git_url,
                 ECOM_GIT_REF=git_ref,
                 AIRFLOW__CORE__LOAD_EXAMPLES="False",
+                # As the deployment's scheduler must run (a cleared task reruns its job: the
+                # DAGs refuse to import without it, ecom_airflow.tasks.require_rerun_on_clear).
+                AIRFLOW__STATE_STORE__CLEAR_ON_SUCCESS="True",
                 # Airflow's own info lines would bury the summary (read when Airflow is imported).
                 AIRFLOW__LOGGING__LOGGING_LEVEL=os.environ.get("AIRFLOW__LOGGING__LOGGING_LEVEL")
                 or "WARNING",

@@ -94,6 +94,34 @@ def submit_run_payload(
     return payload
 
 
+class RerunSettingError(RuntimeError):
+    """The deployment would not rerun a cleared job task (see :func:`require_rerun_on_clear`)."""
+
+
+def require_rerun_on_clear(env: Environment) -> None:
+    """Refuse to build job tasks for a deployment where clearing a task would not rerun its job.
+
+    The Databricks operator stores each run id in Airflow's task state store and, on a later
+    try, reattaches to that run, also when it already succeeded: a cleared task then succeeds
+    again without running Spark. ``[state_store] clear_on_success = True`` drops the stored id
+    once the task succeeds, so a clear submits a fresh run (what on-call engineers expect, and
+    what the runbook tells them). The local stack and the container images set it; any other
+    environment's DAGs fail to import (an import error in the UI naming this) until the
+    deployment does.
+    """
+    if env.name == "local":
+        return
+    from airflow.configuration import conf
+
+    if not conf.getboolean("state_store", "clear_on_success", fallback=False):
+        raise RerunSettingError(
+            f"environment {env.name!r}: [state_store] clear_on_success is off, so clearing a "
+            "successful Databricks job task would reattach to its old run instead of running "
+            "the job again; set AIRFLOW__STATE_STORE__CLEAR_ON_SUCCESS=True in the "
+            "deployment (docs/runbook.md, Rerun one date)"
+        )
+
+
 def databricks_job(
     *,
     task_id: str,
@@ -116,6 +144,7 @@ def databricks_job(
     included); the rest wait as *scheduled* tasks in Airflow, not as queued runs on Databricks.
     """
     env = env or current_environment()
+    require_rerun_on_clear(env)
     timeout = timeout or env.default_timeout
     operator_kwargs.setdefault("pool", env.databricks_pool)
     return DatabricksSubmitRunOperator(

@@ -149,6 +149,7 @@ def test_online_store_sync_is_a_configuration_switch(tmp_path):
         "ECOM_GIT_URL": "https://git.example.com/ecom.git",
         "ECOM_GIT_REF": "v1.0.0",
         "ECOM_ONLINE_SYNC_PIPELINE_ID": "pipeline-123",
+        "AIRFLOW__STATE_STORE__CLEAR_ON_SUCCESS": "True",
     }
     result = subprocess.run(
         [sys.executable, "-c", probe, str(ROOT / "dags" / "online_feature_table.py")],
@@ -161,6 +162,49 @@ def test_online_store_sync_is_a_configuration_switch(tmp_path):
     upstream, task = json.loads(result.stdout.strip().splitlines()[-1])
     assert upstream == ["check_online_skew"]
     assert task == {"pipeline_id": "pipeline-123"}
+
+
+@pytest.mark.parametrize(
+    ("env", "setting", "refused"),
+    [
+        ("prod", "False", True),
+        ("prod", "True", False),
+        ("local", "False", False),  # the local stack sets it itself; tests parse without it
+    ],
+)
+def test_a_deployment_that_would_not_rerun_a_cleared_task_refuses_to_load(
+    tmp_path, env, setting, refused
+):
+    """Outside the local stack the DAGs import only with [state_store] clear_on_success on."""
+    probe = (
+        "import json, sys; from airflow.dag_processing.dagbag import DagBag; "
+        "bag = DagBag(dag_folder=sys.argv[1]); "
+        "print(json.dumps({'errors': list(bag.import_errors.values()), 'dags': list(bag.dags)}))"
+    )
+    variables = {
+        **os.environ,
+        "AIRFLOW_HOME": str(tmp_path),
+        "PYTHONPATH": os.pathsep.join([str(ROOT / "include"), str(ROOT / "plugins")]),
+        "ECOM_ENV": env,
+        "ECOM_GIT_URL": "https://git.example.com/ecom.git",
+        "ECOM_GIT_REF": "v1.0.0",
+        "AIRFLOW__STATE_STORE__CLEAR_ON_SUCCESS": setting,
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", probe, str(ROOT / "dags" / "model_training.py")],
+        capture_output=True,
+        text=True,
+        env=variables,
+        check=True,
+        timeout=120,
+    )
+    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    if refused:
+        assert loaded["dags"] == [] and len(loaded["errors"]) == 1
+        assert "[state_store] clear_on_success is off" in loaded["errors"][0]
+        assert "AIRFLOW__STATE_STORE__CLEAR_ON_SUCCESS=True" in loaded["errors"][0]
+    else:
+        assert loaded == {"errors": [], "dags": ["model_training"]}
 
 
 def _downstream_chain(dag, first: str) -> list[str]:
