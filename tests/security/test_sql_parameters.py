@@ -316,7 +316,7 @@ REVIEWED = {
         "config.end",
     ): "PerformanceConfig.__post_init__ runs parse_ds",
     (
-        "spark_jobs/clickstream/monitoring/performance.py",
+        "spark_jobs/clickstream/models/retraining.py",
         "reason",
     ): "checked against RETRAINING_REASONS (an MLflow filter, not Spark SQL)",
     (
