@@ -4,10 +4,11 @@ The SDK's request classes are generated from Databricks' OpenAPI specification, 
 schema of the pinned API version, not a hand-kept list of keys:
 
 * the run-level fields are the keyword arguments of ``JobsAPI.submit`` (``git_source``,
-  ``tasks``, ``timeout_seconds``, ``run_name``, ``idempotency_token``, ...);
-* a task is a ``jobs.SubmitTask``; the single-task form the project sends (``new_cluster``,
-  ``spark_python_task``, ``libraries`` at the top level, which the operator and the Jobs API
-  accept) is a ``SubmitTask`` without ``task_key`` at the top level;
+  ``tasks``, ``environments``, ``timeout_seconds``, ``run_name``, ``idempotency_token``, ...);
+* a task is a ``jobs.SubmitTask`` in the run's ``tasks``: the multi-task form that Jobs API 2.1
+  and later document and the project sends. The single-task form of Jobs API 2.0 (the task's
+  fields, ``new_cluster``, ``spark_python_task``, ``libraries``, at the top level) is refused
+  unless the body is validated for API ``2.0``;
 * below those, every object is the dataclass of its field's type (``compute.ClusterSpec``,
   ``compute.AutoScale``, ``compute.Library``, ``jobs.GitSource``, ...), every list a
   ``List[...]``, every map a ``Dict[str, ...]`` and every enum an ``Enum`` of the API's values.
@@ -20,8 +21,9 @@ without a default, e.g. ``GitSource.git_url``, ``SparkPythonTask.python_file``) 
 ``normalise_json_content`` sends every number as a string, which the API accepts (protobuf JSON).
 
 A few rules of the API reference that types cannot express are checked too (:data:`RULES`):
-one task type per task, at most one of ``git_branch`` / ``git_tag`` / ``git_commit``, and no
-node type or cloud availability next to an instance pool.
+one task type per task, one compute per task, unique task keys, environments that exist,
+at most one of ``git_branch`` / ``git_tag`` / ``git_commit``, and no node type or cloud
+availability next to an instance pool.
 """
 
 from __future__ import annotations
@@ -41,8 +43,13 @@ from databricks.sdk.service import compute, jobs
 CLOUD_ATTRIBUTES = ("aws_attributes", "azure_attributes", "gcp_attributes")
 INTEGER = re.compile(r"-?\d+")
 NUMBER = re.compile(r"-?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?")
+COMPUTE_FIELDS = ("new_cluster", "existing_cluster_id", "environment_key")
 RULES = (
     "each task has exactly one task type (a field ending in '_task')",
+    "a task names at most one compute (new_cluster, existing_cluster_id or, serverless, "
+    "environment_key; none is serverless with the default environment); a serverless task "
+    "takes its libraries from its environment, not 'libraries'",
+    "task keys are unique, and every environment_key names one of the run's environments",
     "git_source names at most one of git_branch, git_tag, git_commit",
     "a cluster with instance_pool_id has no node_type_id, driver_node_type_id or "
     "azure/aws/gcp attributes (the pool defines them); driver_instance_pool_id needs "
@@ -208,6 +215,18 @@ def _check_rules(value: dict, cls: type, path: str, problems: list[Problem]) -> 
     """The API rules of :data:`RULES` for one object of type ``cls``."""
     if cls is jobs.SubmitTask:
         _check_one_task_type(value, path, problems)
+        computes = [k for k in COMPUTE_FIELDS if k in value]
+        if len(computes) > 1:
+            problems.append(Problem(path, f"names more than one compute ({', '.join(computes)})"))
+        serverless = not {"new_cluster", "existing_cluster_id"} & value.keys()
+        if serverless and "libraries" in value:
+            problems.append(
+                Problem(
+                    _child(path, "libraries"),
+                    "not allowed on serverless compute (an environment_key, or no compute): "
+                    "list the libraries as the dependencies of the task's environment",
+                )
+            )
     elif cls is jobs.GitSource:
         refs = [k for k in ("git_branch", "git_tag", "git_commit") if k in value]
         if len(refs) > 1:
@@ -235,25 +254,83 @@ def _check_one_task_type(value: dict, path: str, problems: list[Problem]) -> Non
         problems.append(Problem(path, f"needs exactly one task type (found: {found})"))
 
 
-def validate_submit_payload(payload: Any) -> list[Problem]:
+def _check_run_rules(payload: dict, problems: list[Problem]) -> None:
+    """Unique task keys; each task's ``environment_key`` defined by the run's ``environments``."""
+    tasks = payload.get("tasks")
+    environments = payload.get("environments")
+    if not isinstance(tasks, list):
+        return
+    keys = [t.get("task_key") for t in tasks if isinstance(t, dict)]
+    for key in sorted({k for k in keys if isinstance(k, str) and keys.count(k) > 1}):
+        problems.append(Problem("$.tasks", f"task_key {key!r} is used by more than one task"))
+    defined = {
+        e.get("environment_key")
+        for e in (environments if isinstance(environments, list) else [])
+        if isinstance(e, dict)
+    }
+    for i, task in enumerate(tasks):
+        key = task.get("environment_key") if isinstance(task, dict) else None
+        if key is not None and key not in defined:
+            problems.append(
+                Problem(
+                    _child(_child("$.tasks", i), "environment_key"),
+                    f"{key!r} is not one of the run's environments",
+                )
+            )
+
+
+def validate_submit_payload(payload: Any, api_version: str = "2.2") -> list[Problem]:
     """Every problem of a ``runs/submit`` body (an empty list: the body is valid).
 
-    Multi-task form: ``tasks`` is a list of ``SubmitTask``. Single-task form: the task's fields
-    (without ``task_key``) sit next to the run-level fields; where a name is both (e.g.
-    ``timeout_seconds``), it is the run's.
+    Multi-task form (Jobs API 2.1 and later): ``tasks`` is a list of ``SubmitTask``. The
+    single-task form (the task's fields without ``task_key`` next to the run-level fields;
+    where a name is both, e.g. ``timeout_seconds``, it is the run's) is accepted only for
+    ``api_version`` ``2.0``, the API that documents it.
     """
     problems: list[Problem] = []
     if not isinstance(payload, dict):
         return [Problem("$", f"expected an object, got {_json_type(payload)}")]
     task_fields = {k: t for k, t in _fields(jobs.SubmitTask)[0].items() if k != "task_key"}
-    if "tasks" in payload:
-        for key in sorted(payload.keys() & (task_fields.keys() - run_fields().keys())):
-            problems.append(
-                Problem(_child("$", key), "a task field next to 'tasks'; move it into a task")
-            )
-        schema = {**run_fields(), **dict.fromkeys(task_fields.keys() - run_fields().keys(), Any)}
-    else:
+    if "tasks" not in payload and api_version == "2.0":
         schema = {**task_fields, **run_fields()}  # a name of both levels is the run's
         _check_one_task_type(payload, "$", problems)
+    else:
+        if "tasks" not in payload:
+            problems.append(
+                Problem(
+                    "$.tasks",
+                    f"missing: Jobs API {api_version} runs/submit takes its tasks in 'tasks' "
+                    "([{task_key, spark_python_task, ...}]); the single-task form with the "
+                    "task's fields at the top level is Jobs API 2.0's",
+                )
+            )
+        for key in sorted(payload.keys() & (task_fields.keys() - run_fields().keys())):
+            problems.append(
+                Problem(_child("$", key), "a task field at the top level; move it into a task")
+            )
+        schema = {**run_fields(), **dict.fromkeys(task_fields.keys() - run_fields().keys(), Any)}
     _check_keys(payload, schema, frozenset(), "runs/submit", "$", problems)
+    _check_run_rules(payload, problems)
     return sorted(set(problems), key=lambda p: (p.path, p.message))
+
+
+def _through_sdk(value: Any, tp: Any) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        options = [a for a in typing.get_args(tp) if a is not type(None)]
+        tp = options[0] if len(options) == 1 else Any
+        origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp) and isinstance(value, dict):
+        return tp.from_dict(value).as_dict()
+    if origin is list and isinstance(value, list):
+        (item_type,) = typing.get_args(tp)[:1] or (Any,)
+        return [_through_sdk(item, item_type) for item in value]
+    return value
+
+
+def sdk_round_trip(payload: dict[str, Any]) -> dict[str, Any]:
+    """``payload`` read into the SDK's request types and written back (``from_dict`` /
+    ``as_dict`` of ``SubmitTask``, ``JobEnvironment``, ``GitSource``, ...): a body that comes
+    back unchanged carries nothing the SDK would drop or reshape."""
+    fields = run_fields()
+    return {k: _through_sdk(v, fields.get(k, Any)) for k, v in payload.items()}

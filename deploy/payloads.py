@@ -2,8 +2,9 @@
 rendered as Airflow renders it and validated against the Jobs API, one JSON file per task.
 
     python -m deploy.payloads render --env prod [--git-url URL] [--git-ref REF]
+                                    [--compute cluster|serverless]
                                     [--logical-date 2019-11-01] [--out DIR]
-    make payloads ENV=prod [ARGS="--git-ref v1.4.0"]
+    make payloads ENV=prod [ARGS="--git-ref v1.4.0"]   # both computes of dev / prod
     python -m deploy.payloads validate FILE.json ...   # e.g. a one-time job made from a payload
 
 1. Loads ``dags/`` as a ``DagBag`` with ``ECOM_ENV=<env>``. ``ECOM_GIT_URL`` / ``ECOM_GIT_REF``
@@ -21,7 +22,8 @@ rendered as Airflow renders it and validated against the Jobs API, one JSON file
 3. Validates each body with :mod:`deploy.jobs_api_schema` (the ``databricks-sdk`` types of the
    Jobs API) and checks that no Jinja was left unrendered.
 4. Writes ``<out>/<dag_id>/<task_id>.json`` and ``<out>/index.json`` (default ``out``:
-   ``.local/payloads/<env>``), sorted keys, so two renders diff cleanly
+   ``.local/payloads/<env>``, ``.local/payloads/<env>-serverless`` with ``--compute
+   serverless``), sorted keys, so two renders diff cleanly
    (``git diff --no-index .local/payloads/dev .local/payloads/prod``); files of tasks that
    no longer exist are removed (only those the previous ``index.json`` listed).
 
@@ -72,16 +74,28 @@ class Payload:
     def summary(self) -> str:
         body = self.body
         tasks = body.get("tasks") or [body]
-        what = ", ".join(_task_summary(t) for t in tasks)
+        environments = {
+            e.get("environment_key"): e.get("spec") or {}
+            for e in body.get("environments") or []
+            if isinstance(e, dict)
+        }
+        what = ", ".join(_task_summary(t, environments) for t in tasks)
         state = "ok     " if not self.problems else f"INVALID ({len(self.problems)})"
         return f"{state} {self.dag_id}.{self.task_id} [{self.logical_date}]: {what}"
 
 
-def _task_summary(task: dict[str, Any]) -> str:
+def _task_summary(task: dict[str, Any], environments: dict[str, dict[str, Any]]) -> str:
     if "spark_python_task" in task:
         what = task["spark_python_task"].get("python_file", "?")
     else:
         what = next((k for k in task if k.endswith("_task")), "?")
+    if "environment_key" in task:
+        spec = environments.get(task["environment_key"]) or {}
+        dependencies = len(spec.get("dependencies") or [])
+        return (
+            f"{what} | serverless, environment version {spec.get('environment_version')} | "
+            f"{dependencies} dependencies"
+        )
     cluster = task.get("new_cluster")
     if not isinstance(cluster, dict):
         return what
@@ -105,8 +119,9 @@ def _task_summary(task: dict[str, Any]) -> str:
     return " | ".join(parts)
 
 
-def load_dagbag(env: str, git_url: str, git_ref: str):
-    """The DAGs of ``dags/`` as the scheduler of ``env`` parses them."""
+def load_dagbag(env: str, git_url: str, git_ref: str, compute: str | None = None):
+    """The DAGs of ``dags/`` as the scheduler of ``env`` parses them (``compute``: the
+    deployment's ``ECOM_COMPUTE``, None for the environment's own setting)."""
     importable()
     with contextlib.ExitStack() as stack:
         if "AIRFLOW_HOME" not in os.environ:  # never create ~/airflow just to parse the DAGs
@@ -117,6 +132,7 @@ def load_dagbag(env: str, git_url: str, git_ref: str):
                 ECOM_ENV=env,
                 ECOM_GIT_URL=git_url,
                 ECOM_GIT_REF=git_ref,
+                ECOM_COMPUTE=compute or os.environ.get("ECOM_COMPUTE"),
                 AIRFLOW__CORE__LOAD_EXAMPLES="False",
                 # As the deployment's scheduler must run (a cleared task reruns its job: the
                 # DAGs refuse to import without it, ecom_airflow.tasks.require_rerun_on_clear).
@@ -220,10 +236,15 @@ def _unrendered(value: Any, path: str = "$") -> list[Problem]:
 
 
 def render_payloads(
-    env: str, *, git_url: str, git_ref: str, logical_date: str = DEFAULT_LOGICAL_DATE
+    env: str,
+    *,
+    git_url: str,
+    git_ref: str,
+    logical_date: str = DEFAULT_LOGICAL_DATE,
+    compute: str | None = None,
 ) -> list[Payload]:
     """Every ``DatabricksSubmitRunOperator`` body of ``env``, rendered and validated, sorted."""
-    bag = load_dagbag(env, git_url, git_ref)  # first: it imports Airflow in its environment
+    bag = load_dagbag(env, git_url, git_ref, compute)  # first: it imports Airflow
     from airflow.providers.databricks.operators.databricks import DatabricksSubmitRunOperator
 
     payloads = []
@@ -304,13 +325,25 @@ def render(args: argparse.Namespace) -> int:
     git_url = args.git_url or os.environ.get("ECOM_GIT_URL") or PLACEHOLDER_GIT_URL
     git_ref = args.git_ref or os.environ.get("ECOM_GIT_REF") or PLACEHOLDER_GIT_REF
     placeholder = PLACEHOLDER_GIT_URL in git_url or git_ref == PLACEHOLDER_GIT_REF
-    out = args.out or ROOT / ".local" / "payloads" / args.env
+    if args.compute == "serverless" and args.env == "local":
+        print(
+            "error: the local workspace has no serverless compute; use --env dev or prod",
+            file=sys.stderr,
+        )
+        return 2
+    name = args.env if args.compute != "serverless" else f"{args.env}-serverless"
+    out = args.out or ROOT / ".local" / "payloads" / name
     try:
         payloads = render_payloads(
-            args.env, git_url=git_url, git_ref=git_ref, logical_date=args.logical_date
+            args.env,
+            git_url=git_url,
+            git_ref=git_ref,
+            logical_date=args.logical_date,
+            compute=args.compute,
         )
         index = {
             "env": args.env,
+            "compute": args.compute or "cluster",
             "logical_date": args.logical_date,
             "git_url": git_url,
             "git_ref": git_ref,
@@ -347,7 +380,7 @@ def validate(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     importable()
-    from ecom_airflow.config import ENVIRONMENT_NAMES
+    from ecom_airflow.config import COMPUTE_KINDS, ENVIRONMENT_NAMES
 
     cli = argparse.ArgumentParser(
         prog="python -m deploy.payloads",
@@ -366,7 +399,12 @@ def main(argv: list[str] | None = None) -> int:
     rendering.add_argument(
         "--logical-date", type=_date, default=DEFAULT_LOGICAL_DATE, help="YYYY-MM-DD"
     )
-    rendering.add_argument("--out", type=Path, help="default: .local/payloads/<env>")
+    rendering.add_argument(
+        "--compute",
+        choices=COMPUTE_KINDS,
+        help="ECOM_COMPUTE: job clusters (default) or serverless jobs compute",
+    )
+    rendering.add_argument("--out", type=Path, help="default: .local/payloads/<env>[-serverless]")
     rendering.set_defaults(run=render)
     validating = commands.add_parser("validate", help="validate runs/submit bodies in JSON files")
     validating.add_argument("files", nargs="+", type=Path)

@@ -38,6 +38,12 @@ JOB_LIBRARIES: tuple[str, ...] = (
 )
 
 
+# Serverless jobs compute: the environment version of the run's environment (version 4: Python
+# 3.12 and Databricks Connect 17, the Spark 4.0 API of 17.3 LTS; docs/deployment.md).
+SERVERLESS_ENVIRONMENT_VERSION = "4"
+COMPUTE_KINDS = ("cluster", "serverless")
+
+
 @dataclass(frozen=True)
 class Environment:
     """Everything a DAG needs to know about where it runs.
@@ -46,6 +52,10 @@ class Environment:
     :param catalog: catalog of every table (``spark_catalog`` locally, a UC catalog on Databricks).
     :param volume_root: root of the project's Unity Catalog Volumes (``/Volumes/<cat>/<schema>``).
     :param new_cluster: job cluster spec of every run (ignored by the local workspace).
+    :param compute: ``cluster`` (a new job cluster per task, ``new_cluster`` plus the job
+        libraries) or ``serverless`` (serverless jobs compute: the run's environment, of
+        ``serverless_environment_version``, lists the job libraries as its dependencies).
+        Databricks environments read it from ``ECOM_COMPUTE`` (default ``cluster``).
     :param git_source: pinned git source of ``spark_jobs/`` (None: paths relative to the
         workspace's project root, as the local workspace resolves them).
     :param databricks_pool: Airflow pool every Databricks job task runs in; its
@@ -103,6 +113,8 @@ class Environment:
     new_cluster: dict
     git_source: dict | None = None
     libraries: tuple[str, ...] = ()
+    compute: str = "cluster"
+    serverless_environment_version: str = SERVERLESS_ENVIRONMENT_VERSION
     databricks_conn_id: str = "databricks_default"
     wasb_conn_id: str = "wasb_default"
     databricks_pool: str = "databricks_jobs"
@@ -246,13 +258,19 @@ def _databricks_environment(name: str, catalog: str, cluster: dict) -> Environme
     ``azureDevOpsServices``, ``gitLab``) names its host. Optional: ``ECOM_CLUSTER_POLICY_ID``;
     ``ECOM_INSTANCE_POOL_ID`` (job clusters take their nodes from this pool, which then defines
     the node type and spot/on-demand availability) with ``ECOM_DRIVER_INSTANCE_POOL_ID`` (the
-    driver's pool, default the same); ``ECOM_ONLINE_SYNC_PIPELINE_ID``.
+    driver's pool, default the same); ``ECOM_ONLINE_SYNC_PIPELINE_ID``; ``ECOM_COMPUTE``
+    (``cluster``, the default, or ``serverless``: see ``Environment.compute``).
     """
     missing = [v for v in ("ECOM_GIT_URL", "ECOM_GIT_REF") if not os.environ.get(v)]
     if missing:
         raise ValueError(f"ECOM_ENV={name} needs {' and '.join(missing)} set (the pinned job code)")
     git_ref = pinned_git_ref(name, os.environ["ECOM_GIT_REF"])
     git_provider = os.environ.get("ECOM_GIT_PROVIDER") or "gitHub"
+    compute = os.environ.get("ECOM_COMPUTE") or "cluster"
+    if compute not in COMPUTE_KINDS:
+        raise ValueError(
+            f"ECOM_ENV={name}: ECOM_COMPUTE={compute!r} is unknown; use one of {COMPUTE_KINDS}"
+        )
     cluster = dict(cluster, custom_tags={"project": "ecom-ml", "env": name})
     if os.environ.get("ECOM_CLUSTER_POLICY_ID"):
         cluster["policy_id"] = os.environ["ECOM_CLUSTER_POLICY_ID"]
@@ -276,6 +294,7 @@ def _databricks_environment(name: str, catalog: str, cluster: dict) -> Environme
         new_cluster=cluster,
         git_source={"git_url": os.environ["ECOM_GIT_URL"], "git_provider": git_provider, **git_ref},
         libraries=JOB_LIBRARIES,
+        compute=compute,
         online_sync_pipeline_id=os.environ.get("ECOM_ONLINE_SYNC_PIPELINE_ID") or None,
         model_name=f"{catalog}.ml.propensity",
         recommender_name=f"{catalog}.ml.recommender",

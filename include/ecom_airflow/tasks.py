@@ -67,30 +67,57 @@ def job_cluster(env: Environment) -> dict[str, Any]:
     return cluster
 
 
+SERVERLESS_ENVIRONMENT_KEY = "job_libraries"
+
+
+def job_task(payload: dict[str, Any]) -> dict[str, Any]:
+    """The one task of a ``runs/submit`` body this project sends (``tasks[0]``)."""
+    [task] = payload["tasks"]
+    return task
+
+
 def submit_run_payload(
-    env: Environment, script: str, parameters: Parameters, *, timeout: timedelta
+    env: Environment,
+    script: str,
+    parameters: Parameters,
+    *,
+    timeout: timedelta,
+    task_key: str = "main",
 ) -> dict[str, Any]:
-    """The ``runs/submit`` body for ``spark_jobs/<script>`` in ``env``.
+    """The ``runs/submit`` body for ``spark_jobs/<script>`` in ``env``: the multi-task form of
+    Jobs API 2.1+ (``tasks: [{task_key, spark_python_task, ...}]``, what the SDK's
+    ``jobs.submit`` takes), with one task.
+
+    The task runs on a new job cluster with the job libraries (``env.compute == "cluster"``),
+    or on serverless jobs compute (``"serverless"``): then the task names an environment
+    (``environment_key``) that the run defines with the same libraries as its dependencies.
+    ``git_source``, ``timeout_seconds`` (and the operator's ``run_name`` and
+    ``idempotency_token``) are the run's.
 
     ``python -m deploy.payloads render --env <env>`` renders every one a DAG sends and validates
-    it against the Jobs API.
+    it against the SDK's request types.
     """
     if "/" in script or not script.endswith(".py"):
         raise ValueError(f"script {script!r} must be a file name in spark_jobs/, e.g. 'x.py'")
-    task: dict[str, Any] = {
+    spark_task: dict[str, Any] = {
         "python_file": f"spark_jobs/{script}",
         "parameters": job_parameters(parameters),
     }
-    payload: dict[str, Any] = {
-        "new_cluster": job_cluster(env),
-        "spark_python_task": task,
-        "timeout_seconds": int(timeout.total_seconds()),
-    }
+    task: dict[str, Any] = {"task_key": task_key, "spark_python_task": spark_task}
+    payload: dict[str, Any] = {"tasks": [task], "timeout_seconds": int(timeout.total_seconds())}
+    if env.compute == "serverless":
+        task["environment_key"] = SERVERLESS_ENVIRONMENT_KEY
+        spec: dict[str, Any] = {"environment_version": env.serverless_environment_version}
+        if env.libraries:
+            spec["dependencies"] = list(env.libraries)
+        payload["environments"] = [{"environment_key": SERVERLESS_ENVIRONMENT_KEY, "spec": spec}]
+    else:
+        task["new_cluster"] = job_cluster(env)
+        if env.libraries:
+            task["libraries"] = [{"pypi": {"package": pin}} for pin in env.libraries]
     if env.git_source:
-        task["source"] = "GIT"
+        spark_task["source"] = "GIT"
         payload["git_source"] = env.git_source
-    if env.libraries:
-        payload["libraries"] = [{"pypi": {"package": pin}} for pin in env.libraries]
     return payload
 
 
@@ -149,7 +176,7 @@ def databricks_job(
     operator_kwargs.setdefault("pool", env.databricks_pool)
     return DatabricksSubmitRunOperator(
         task_id=task_id,
-        json=submit_run_payload(env, script, parameters, timeout=timeout),
+        json=submit_run_payload(env, script, parameters, timeout=timeout, task_key=task_id),
         run_name=f"{{{{ dag.dag_id }}}}.{task_id} [{{{{ ds }}}}]",
         idempotency_token="{{ ti.id }}",
         databricks_conn_id=env.databricks_conn_id,

@@ -5,7 +5,7 @@ Writes ``docs/architecture.dot`` (Graphviz); ``make docs`` runs this and renders
 
 * **Airflow** (``dags/``, loaded as a ``DagBag`` in the ``local`` environment): every DAG with
   its schedule and tasks and the dependencies between them; which job script each
-  ``DatabricksSubmitRunOperator`` runs (``json["spark_python_task"]["python_file"]``); the
+  ``DatabricksSubmitRunOperator`` runs (its one task's ``spark_python_task.python_file``); the
   cross-DAG edges (``ExternalTaskSensor.external_dag_id`` -> the sensor,
   ``TriggerDagRunOperator`` -> ``trigger_dag_id``, ``DriftBranchSensor.training_dag_id``);
   the Volumes the tasks name in their parameters (``--landing-dir``, ``--output``,
@@ -269,7 +269,8 @@ def _draw_dag(
 def _draw_databricks_task(diagram: Diagram, task, node_id: str, lineage: _Lineage, env) -> None:
     """The edge to the script a Databricks task runs, and the Volumes its parameters name."""
     # No spark_python_task: sync_online_store (a pipeline_task) runs no script.
-    spark_task = task.json.get("spark_python_task")
+    [job_task] = task.json["tasks"]
+    spark_task = job_task.get("spark_python_task")
     if not spark_task:
         return
     script = spark_task["python_file"]

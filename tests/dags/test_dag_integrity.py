@@ -88,7 +88,7 @@ def test_dag_file_does_not_import_heavy_libraries(dag_file, tmp_path):
 
 def test_every_job_script_referenced_by_a_dag_exists(dagbag):
     scripts = [
-        task.json["spark_python_task"]["python_file"]
+        task.json["tasks"][0]["spark_python_task"]["python_file"]
         for dag in dagbag.dags.values()
         for task in dag.tasks
         if isinstance(task, DatabricksSubmitRunOperator)
@@ -129,7 +129,7 @@ def test_online_dag_checks_skew_after_publishing(dagbag):
     dag = dagbag.dags["online_feature_table"]
     skew = dag.get_task("check_online_skew")
     assert skew.upstream_task_ids == {"publish_online_features"}
-    assert "--check-skew" in skew.json["spark_python_task"]["parameters"]
+    assert "--check-skew" in skew.json["tasks"][0]["spark_python_task"]["parameters"]
     assert "sync_online_store" not in dag.task_ids  # no online store locally
 
 
@@ -232,7 +232,7 @@ def test_quality_report_is_uploaded_before_the_gate_decides(dagbag, dag_id, firs
         f"check_{report}_gate",
     ]
     validate = dag.get_task(f"validate_{report}")
-    params = validate.json["spark_python_task"]["parameters"]
+    params = validate.json["tasks"][0]["spark_python_task"]["parameters"]
     output = params[params.index("--output") + 1]
     assert output == f"/Volumes/ecom/raw/reports/{dag_id}/{{{{ ds }}}}/{report}"
     assert dag.get_task(f"upload_{report}_report").report_path == f"{output}.html"
@@ -255,7 +255,7 @@ def test_quality_dag_waits_for_the_landing_files_first(dagbag):
         "check_bronze_events_gate",
     ]
     # The folder the ingest job reads, through the jobs' connection.
-    params = dag.get_task("ingest_events").json["spark_python_task"]["parameters"]
+    params = dag.get_task("ingest_events").json["tasks"][0]["spark_python_task"]["parameters"]
     assert wait.folder == params[params.index("--landing-dir") + 1] + "/{{ ds }}"
     assert wait.folder == "/Volumes/ecom/raw/landing/events/{{ ds }}"
     assert wait.patterns == ("*.csv", "*.csv.gz")
@@ -270,7 +270,7 @@ def test_feature_suites_are_validated_in_one_job(dagbag):
     params = (
         dagbag.dags["offline_feature_table"]
         .get_task("validate_features")
-        .json["spark_python_task"]["parameters"]
+        .json["tasks"][0]["spark_python_task"]["parameters"]
     )
     suites = [params[i + 1] for i, p in enumerate(params) if p == "--suite"]
     assert suites == ["silver_events", "user_features"]
@@ -295,7 +295,7 @@ def test_drift_dag_checks_the_month_and_branches_to_retraining(dagbag):
     # One threshold: the job's --drift-share, which the summary carries to the sensor.
     from ecom_airflow.config import LOCAL
 
-    params = dag.get_task("detect_drift").json["spark_python_task"]["parameters"]
+    params = dag.get_task("detect_drift").json["tasks"][0]["spark_python_task"]["parameters"]
     assert params[params.index("--drift-share") + 1] == str(LOCAL.drift_share)
     assert check.threshold is None
     assert check.downstream_task_ids == {"trigger_retraining", "skip_retraining"}
@@ -314,7 +314,7 @@ def test_drift_period_templates_render_the_calendar_month(dagbag):
     from airflow.sdk.execution_time import macros
 
     dag = dagbag.dags["drift_detection"]
-    params = dag.get_task("detect_drift").json["spark_python_task"]["parameters"]
+    params = dag.get_task("detect_drift").json["tasks"][0]["spark_python_task"]["parameters"]
     env = dag.get_template_env()
     context = {
         "data_interval_start": pendulum.datetime(2019, 11, 1, tz="UTC"),
@@ -354,7 +354,7 @@ def test_performance_dag_measures_the_closed_score_date_and_branches_to_retraini
     assert set(dag.roots) == {labels, scores}
     monitor = dag.get_task("monitor_performance")
     assert monitor.upstream_task_ids == {labels.task_id, scores.task_id}
-    params = monitor.json["spark_python_task"]["parameters"]
+    params = monitor.json["tasks"][0]["spark_python_task"]["parameters"]
     flags = dict(zip(params[::2], params[1::2], strict=True))
     assert flags["--horizon-days"] == str(LOCAL.label_horizon_days)
     assert flags["--max-ece"] == str(LOCAL.performance_max_ece)

@@ -35,7 +35,7 @@ def _render(task, dag_run, value):
 
 def _job_parameters(task, dag_run) -> dict[str, str]:
     """The rendered ``--flag value`` pairs of a ``DatabricksSubmitRunOperator`` task."""
-    rendered = _render(task, dag_run, task.json)["spark_python_task"]["parameters"]
+    rendered = _render(task, dag_run, task.json)["tasks"][0]["spark_python_task"]["parameters"]
     assert all(p.startswith("--") for p in rendered[::2]), rendered  # no bare flags here
     return dict(zip(rendered[::2], rendered[1::2], strict=True))
 
@@ -129,7 +129,7 @@ def test_the_job_reads_the_rendered_conf_into_its_training_config():
     ):
         dag, task = _training()
         rendered = _render(task, _training_run(dag, conf), task.json)
-        args = train_models.arguments(rendered["spark_python_task"]["parameters"])
+        args = train_models.arguments(rendered["tasks"][0]["spark_python_task"]["parameters"])
         config = train_models.training_config(args)
         assert (
             config.reason,

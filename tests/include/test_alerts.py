@@ -74,8 +74,16 @@ def _failing_dag(message: str):
         DatabricksSubmitRunOperator(
             task_id="ingest_events",
             run_name=f"{dag_id}.ingest_events",
-            new_cluster=LOCAL.new_cluster,
-            spark_python_task={"python_file": FAIL, "parameters": ["--message", message]},
+            tasks=[
+                {
+                    "task_key": "ingest_events",
+                    "new_cluster": LOCAL.new_cluster,
+                    "spark_python_task": {
+                        "python_file": FAIL,
+                        "parameters": ["--message", message],
+                    },
+                }
+            ],
             polling_period_seconds=1,
         )
     serialize(dag)

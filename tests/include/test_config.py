@@ -52,14 +52,23 @@ def test_databricks_environment_requires_pinned_code(monkeypatch):
 
 def test_local_payload_runs_the_script_from_the_project_root():
     payload = submit_run_payload(
-        LOCAL, "ingest_events.py", {"--ds": "{{ ds }}"}, timeout=timedelta(minutes=20)
+        LOCAL,
+        "ingest_events.py",
+        {"--ds": "{{ ds }}"},
+        timeout=timedelta(minutes=20),
+        task_key="ingest_events",
     )
     assert payload == {
-        "new_cluster": LOCAL.new_cluster,
-        "spark_python_task": {
-            "python_file": "spark_jobs/ingest_events.py",
-            "parameters": ["--ds", "{{ ds }}"],
-        },
+        "tasks": [
+            {
+                "task_key": "ingest_events",
+                "new_cluster": LOCAL.new_cluster,
+                "spark_python_task": {
+                    "python_file": "spark_jobs/ingest_events.py",
+                    "parameters": ["--ds", "{{ ds }}"],
+                },
+            }
+        ],
         "timeout_seconds": 1200,
     }
 
@@ -76,16 +85,17 @@ def test_prod_payload_pins_git_source_libraries_and_cost_tags(monkeypatch):
         "git_provider": "gitHub",
         "git_commit": "0123456789abcdef0123456789abcdef01234567",
     }
-    assert payload["spark_python_task"]["source"] == "GIT"
-    assert payload["new_cluster"]["policy_id"] == "ABC123"
-    assert payload["new_cluster"]["custom_tags"] == {
+    [task] = payload["tasks"]
+    assert task["spark_python_task"]["source"] == "GIT"
+    assert task["new_cluster"]["policy_id"] == "ABC123"
+    assert task["new_cluster"]["custom_tags"] == {
         "project": "ecom-ml",
         "env": "prod",
         "pipeline": "{{ dag.dag_id }}",  # rendered by Airflow: tests/deploy/test_payloads.py
         "task": "{{ task.task_id }}",
     }
-    assert "autoscale" in payload["new_cluster"]
-    assert payload["libraries"] == [{"pypi": {"package": pin}} for pin in JOB_LIBRARIES]
+    assert "autoscale" in task["new_cluster"]
+    assert task["libraries"] == [{"pypi": {"package": pin}} for pin in JOB_LIBRARIES]
     assert env.catalog == "ecom_prod"
     # The provider normalises the payload before sending it: it must hold no None anywhere.
     normalise_json_content(payload)

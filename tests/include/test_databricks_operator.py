@@ -44,11 +44,17 @@ def _operator(run_name: str, python_file: str, parameters: list[str], **kwargs):
     kwargs.setdefault("task_id", "job")
     kwargs.setdefault("polling_period_seconds", 1)
     return DatabricksSubmitRunOperator(
-        run_name=run_name,
-        new_cluster=LOCAL.new_cluster,
-        spark_python_task={"python_file": python_file, "parameters": parameters},
-        **kwargs,
+        run_name=run_name, tasks=[_task(python_file, parameters)], **kwargs
     )
+
+
+def _task(python_file: str, parameters: list[str]) -> dict:
+    """One task in the multi-task form the project sends (Jobs API 2.1+)."""
+    return {
+        "task_key": "job",
+        "new_cluster": LOCAL.new_cluster,
+        "spark_python_task": {"python_file": python_file, "parameters": parameters},
+    }
 
 
 def _one_task_dag(dag_id: str, **operator_kwargs) -> DAG:
@@ -149,8 +155,7 @@ def test_idempotency_token_returns_the_existing_run(workspace, databricks_conn):
     hook = DatabricksHook(databricks_conn_id=databricks_conn)
     payload = {
         "run_name": _name("idem"),
-        "new_cluster": LOCAL.new_cluster,
-        "spark_python_task": {"python_file": SLEEP, "parameters": ["--seconds", "1"]},
+        "tasks": [_task(SLEEP, ["--seconds", "1"])],
         "idempotency_token": uuid.uuid4().hex,
     }
     first = hook.submit_run(payload)
@@ -173,13 +178,7 @@ def test_deferrable_success_and_failure(airflow_db, workspace, databricks_conn):
     # The failure path of the trigger and execute_complete, with the job's error text.
     op = _operator(_name("deferred-fail"), FAIL, ["--message", "deferred boom"], deferrable=True)
     hook = DatabricksHook(databricks_conn_id=databricks_conn)
-    run_id = hook.submit_run(
-        {
-            "run_name": op.run_name,
-            "new_cluster": LOCAL.new_cluster,
-            "spark_python_task": op.spark_python_task,
-        }
-    )
+    run_id = hook.submit_run({"run_name": op.run_name, "tasks": op.tasks})
     trigger = DatabricksExecutionTrigger(
         run_id=run_id, databricks_conn_id=databricks_conn, polling_period_seconds=1
     )

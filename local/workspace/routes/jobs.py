@@ -1,5 +1,12 @@
 """The Jobs 2.2 runs API: submit a one-task run, follow it, read its output, cancel it.
 
+A submitted body is validated as Databricks validates it, against the ``databricks-sdk``
+request types (:mod:`deploy.jobs_api_schema`): the multi-task form (``tasks: [{task_key, ...}]``)
+on API 2.1 and later, the single-task form only on 2.0; unknown or misplaced fields, wrong
+types and missing required fields are a 400 ``INVALID_PARAMETER_VALUE`` naming their JSON
+path. The local workspace then runs the run's one ``spark_python_task`` (a run of several
+tasks is refused: a local limit, not Databricks').
+
 Runs are answered in the shape of Databricks' ``runs/get`` (one ``SUBMIT_RUN`` with one task
 whose run id is offset by ``TASK_RUN_OFFSET``), since the Airflow operator, hook and trigger
 and ``databricks-sdk`` parse exactly that.
@@ -12,12 +19,14 @@ from pathlib import Path
 
 from fastapi import APIRouter, Request
 
+from deploy.jobs_api_schema import validate_submit_payload
 from local.workspace.errors import ApiError
 from local.workspace.state import Workspace, WorkspaceState
 from local.workspace.store import TASK_RUN_OFFSET
 from local.workspace.validation import int_parameter, validate_python_file
 
 MAX_TOKEN_LENGTH = 64
+MAX_PROBLEMS_SHOWN = 5
 
 router = APIRouter()
 
@@ -62,6 +71,15 @@ def _state(run: dict) -> dict:
     return state
 
 
+def _cluster_spec(payload: dict) -> dict:
+    """The submitted task's compute, as ``runs/get`` reports it."""
+    tasks = payload.get("tasks")
+    task = tasks[0] if isinstance(tasks, list) and tasks else payload
+    if "environment_key" in task:
+        return {"environment_key": task["environment_key"]}
+    return {"new_cluster": task.get("new_cluster", {})}
+
+
 def describe(run: dict, base_url: str) -> dict:
     """``run`` as Databricks' ``runs/get`` answers it."""
     payload = json.loads(run["payload"])
@@ -95,9 +113,22 @@ def describe(run: dict, base_url: str) -> dict:
         "cleanup_duration": 0,
         "creator_user_name": "local",
         "tasks": [task],
-        "cluster_spec": {"new_cluster": payload.get("new_cluster", {})},
+        "cluster_spec": _cluster_spec(payload),
         "git_source": payload.get("git_source"),
     }
+
+
+def _validated(body: dict, version: str) -> None:
+    """Refuse a body the Jobs API of ``version`` would refuse, naming each problem's path."""
+    problems = validate_submit_payload(body, api_version=version)
+    if problems:
+        shown = "; ".join(str(p) for p in problems[:MAX_PROBLEMS_SHOWN])
+        more = len(problems) - MAX_PROBLEMS_SHOWN
+        raise ApiError(
+            400,
+            "INVALID_PARAMETER_VALUE",
+            f"Invalid runs/submit request: {shown}" + (f" (and {more} more)" if more > 0 else ""),
+        )
 
 
 def _single_task(body: dict) -> dict:
@@ -126,6 +157,7 @@ def _idempotency_token(body: dict) -> str | None:
 @router.post("/api/{version}/jobs/runs/submit")
 async def submit(version: str, request: Request, workspace: Workspace):
     body = await _json_body(request)
+    _validated(body, version)
     task = _single_task(body)
     spark_task = task.get("spark_python_task")
     if not isinstance(spark_task, dict):

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from airflow.providers.databricks.operators.databricks import DatabricksSubmitRunOperator
 
+from ecom_airflow.tasks import job_task
 from local.docs import architecture
 from tests.support.generated import assert_committed
 
@@ -40,10 +41,10 @@ def scripts_of(dags) -> dict[str, list[str]]:
     return {
         dag.dag_id: sorted(
             {
-                Path(task.json["spark_python_task"]["python_file"]).name
+                Path(job_task(task.json)["spark_python_task"]["python_file"]).name
                 for task in dag.tasks
                 if isinstance(task, DatabricksSubmitRunOperator)
-                and "spark_python_task" in task.json
+                and "spark_python_task" in job_task(task.json)
             }
         )
         for dag in dags
@@ -80,8 +81,10 @@ def test_every_databricks_task_and_its_script_are_drawn(dags, diagram):
     for dag in dags:
         for task in dag.tasks:
             assert f"{dag.dag_id}.{task.task_id}" in diagram.nodes
-            if isinstance(task, DatabricksSubmitRunOperator) and "spark_python_task" in task.json:
-                script = task.json["spark_python_task"]["python_file"]
+            if isinstance(task, DatabricksSubmitRunOperator) and "spark_python_task" in job_task(
+                task.json
+            ):
+                script = job_task(task.json)["spark_python_task"]["python_file"]
                 assert (f"{dag.dag_id}.{task.task_id}", script) in diagram.edges
 
 

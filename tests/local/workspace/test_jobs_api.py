@@ -99,45 +99,68 @@ def test_idempotency_token_returns_the_same_run(client):
     assert len([r for r in client.jobs.list_runs() if r.run_id == a]) == 1
 
 
+def _task(python_file: str, **fields) -> dict:
+    """A multi-task body (Jobs API 2.1+) with one spark_python_task."""
+    task = {"task_key": "t", "spark_python_task": {"python_file": python_file}}
+    return {"tasks": [task], **fields}
+
+
 @pytest.mark.parametrize(
-    ("body", "status", "code"),
+    ("body", "message"),
     [
+        (_task("../etc/passwd.py"), "must be a relative path to a .py file"),
+        (_task("/etc/x.py"), "must be a relative path to a .py file"),
+        (_task("local/workspace/driver.py"), "is outside the job folders"),
+        (_task("spark_jobs/nope.py"), "not found"),
+        ({"run_name": "no task"}, "$.tasks: missing: Jobs API 2.2 runs/submit takes its tasks"),
         (
-            {"spark_python_task": {"python_file": "../etc/passwd.py"}},
-            400,
-            "INVALID_PARAMETER_VALUE",
+            _task("local/jobs/fail_job.py", timeout_seconds="soon"),
+            "$.timeout_seconds: expected an integer, got string 'soon'",
         ),
-        ({"spark_python_task": {"python_file": "/etc/x.py"}}, 400, "INVALID_PARAMETER_VALUE"),
+        # The single-task form of Jobs API 2.0, sent to 2.2: refused, naming the misplaced field.
         (
-            {"spark_python_task": {"python_file": "local/workspace/driver.py"}},
-            400,
-            "INVALID_PARAMETER_VALUE",
+            {"spark_python_task": {"python_file": "local/jobs/sleep_job.py"}},
+            "$.spark_python_task: a task field at the top level; move it into a task",
         ),
         (
-            {"spark_python_task": {"python_file": "spark_jobs/nope.py"}},
-            400,
-            "INVALID_PARAMETER_VALUE",
+            _task("local/jobs/sleep_job.py", new_clustr={}),
+            "$.new_clustr: unknown key of runs/submit; did you mean 'new_cluster'?",
         ),
-        ({"run_name": "no task"}, 400, "INVALID_PARAMETER_VALUE"),
+        (
+            {"tasks": [{"spark_python_task": {"python_file": "local/jobs/sleep_job.py"}}]},
+            "$.tasks[0].task_key: missing (required by jobs.SubmitTask)",
+        ),
         (
             {
-                "spark_python_task": {"python_file": "local/jobs/fail_job.py"},
-                "timeout_seconds": "soon",
+                "tasks": [
+                    {**_task("local/jobs/sleep_job.py")["tasks"][0], "task_key": key}
+                    for key in ("a", "b")
+                ]
             },
-            400,
-            "INVALID_PARAMETER_VALUE",
+            "local workspace runs exactly one task per run",
         ),
     ],
 )
-def test_bad_submissions_get_databricks_errors(ws, body, status, code):
+def test_bad_submissions_get_databricks_errors_naming_the_field(ws, body, message):
     response = requests.post(
         f"{ws.url}/api/2.2/jobs/runs/submit",
         json=body,
         headers={"Authorization": f"Bearer {ws.token}"},
         timeout=10,
     )
-    assert response.status_code == status
-    assert response.json()["error_code"] == code
+    assert response.status_code == 400
+    assert response.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert message in response.json()["message"]
+
+
+def test_the_single_task_form_is_accepted_on_jobs_api_2_0(ws):
+    response = requests.post(
+        f"{ws.url}/api/2.0/jobs/runs/submit",
+        json={"spark_python_task": {"python_file": "local/jobs/sleep_job.py"}},
+        headers={"Authorization": f"Bearer {ws.token}"},
+        timeout=10,
+    )
+    assert response.status_code == 200 and response.json()["run_id"] > 0
 
 
 def test_malformed_json_and_unknown_run(ws):
