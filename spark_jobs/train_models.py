@@ -30,6 +30,7 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
+from clickstream.core.catalog import ensure_model_schema
 from clickstream.core.jobs import expected_failures, parse_arguments, parser
 from clickstream.models.propensity.data import Windows
 from clickstream.models.propensity.training import TrainingConfig, train_propensity
@@ -124,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     config = training_config(args)
     spark = SparkSession.builder.getOrCreate()
     with expected_failures("train_models"):
+        # A fresh Unity Catalog has no schema for <catalog>.ml.<model>: registering would fail.
+        ensure_model_schema(spark, args.model_name)
         result = train_propensity(spark, config, args.catalog, args.silver_schema)
     decision = result["decision"]
     print(f"best candidate: {result['best']} -> {args.model_name} v{result['version']}")

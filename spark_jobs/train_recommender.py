@@ -18,6 +18,7 @@ import sys
 
 from pyspark.sql import SparkSession
 
+from clickstream.core.catalog import ensure_model_schema
 from clickstream.core.jobs import expected_failures, parse_arguments, parser
 from clickstream.models.recommender.training import RecommenderConfig, train_recommender
 
@@ -47,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_arguments(cli, argv, "train_recommender")
     spark = SparkSession.builder.getOrCreate()
     with expected_failures("train_recommender"):
+        # A fresh Unity Catalog has no schema for <catalog>.ml.<model>: registering would fail.
+        ensure_model_schema(spark, args.model_name)
         config = RecommenderConfig(
             model_name=args.model_name,
             experiment=args.experiment,

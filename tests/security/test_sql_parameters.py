@@ -68,6 +68,10 @@ JOBS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("--ds", D1, *CATALOG, "--check-skew"),
         ("--ds", "--catalog", "--silver-schema", "--gold-schema"),
     ),
+    "spark_jobs/setup_catalog.py": (
+        ("--volume-root", "/Volumes/ecom/raw", "--model-name", "ecom.ml.propensity", *CATALOG),
+        ("--catalog",),
+    ),
     "spark_jobs/train_models.py": (
         ("--ds", D1, *CATALOG, *MODEL, *EXPERIMENT),
         ("--ds", "--catalog", "--silver-schema"),
@@ -324,6 +328,7 @@ REVIEWED = {
         "_quoted(config.model_name)",
     ): "a string literal with its quotes and backslashes escaped",
     ("spark_jobs/clickstream/pipeline/labels.py", "in_dates"): "each date through parse_ds",
+    ("spark_jobs/clickstream/core/contracts.py", "keys"): "each key through identifier",
     ("spark_jobs/clickstream/pipeline/features.py", "table"): "Contract.name value",
     ("spark_jobs/clickstream/pipeline/activity.py", "table"): "Contract.name / ensure_table values",
     ("spark_jobs/clickstream/pipeline/activity.py", "events"): "Contract.name",

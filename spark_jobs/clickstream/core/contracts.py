@@ -55,12 +55,18 @@ class Contract:
     partitioned_by: tuple[str, ...] = ()
     clustered_by: tuple[str, ...] = ()
     properties: dict[str, str] = field(default_factory=dict)
+    # An informational PRIMARY KEY constraint, applied on Unity Catalog (local Delta tables
+    # have no constraints); its columns must be NOT NULL.
+    primary_key: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         names = [c.name for c in self.columns]
         if len(set(names)) != len(names):
             raise ValueError(f"{self.table}: duplicate column names")
-        for key in (*self.partitioned_by, *self.clustered_by):
+        nullable = {c.name for c in self.columns if c.nullable}
+        if set(self.primary_key) & nullable:
+            raise ValueError(f"{self.table}: primary key columns must be NOT NULL")
+        for key in (*self.partitioned_by, *self.clustered_by, *self.primary_key):
             if key not in names:
                 raise ValueError(f"{self.table}: layout column {key!r} is not a column")
 
@@ -177,7 +183,30 @@ def ensure_table(spark, contract: Contract, catalog: str, schema: str | None = N
         if missing:
             props = ", ".join(f"'{k}' = '{v}'" for k, v in sorted(missing.items()))
             retry_on_conflict(lambda: spark.sql(f"ALTER TABLE {name} SET TBLPROPERTIES ({props})"))
+    if contract.primary_key and catalog != "spark_catalog":
+        _ensure_primary_key(spark, contract, catalog, schema)
     return name
+
+
+def primary_key_sql(contract: Contract, catalog: str, schema: str | None = None) -> str:
+    """The ``ALTER TABLE ... ADD CONSTRAINT <table>_pk PRIMARY KEY (...)`` of ``contract``."""
+    keys = ", ".join(identifier(k) for k in contract.primary_key)
+    return (
+        f"ALTER TABLE {contract.name(catalog, schema)} ADD CONSTRAINT "
+        f"{identifier(contract.table + '_pk')} PRIMARY KEY ({keys})"
+    )
+
+
+def _ensure_primary_key(spark, contract: Contract, catalog: str, schema: str) -> None:
+    """Add the primary key on Unity Catalog unless the table has one (information_schema)."""
+    found = spark.sql(
+        f"SELECT 1 FROM {identifier(catalog)}.information_schema.table_constraints "
+        "WHERE table_schema = :schema AND table_name = :table "
+        "AND constraint_type = 'PRIMARY KEY'",
+        args={"schema": schema, "table": contract.table},
+    ).take(1)
+    if not found:
+        retry_on_conflict(lambda: spark.sql(primary_key_sql(contract, catalog, schema)))
 
 
 # Delta's optimistic concurrency refusing a commit because another job committed to the table
@@ -400,6 +429,10 @@ ONLINE_FEATURES = Contract(
         Column("updated_at", "timestamp", False, "data-interval end of the run that wrote it"),
     ),
     clustered_by=("user_id",),
+    # What a triggered synced table (Databricks online table / Lakebase) reads: the change data
+    # feed for incremental syncs, and the primary key (Unity Catalog only) for its lookups.
+    properties={"delta.enableChangeDataFeed": "true"},
+    primary_key=("user_id",),
 )
 
 _LINEAGE = (

@@ -218,3 +218,31 @@ def test_sdk_client_starts_without_a_host_metadata_warning(ws, caplog):
         WorkspaceClient(host=ws.url, token=ws.token)
     assert "host metadata" not in caplog.text
     assert get_host_metadata(ws.url).oidc_endpoint == ""
+
+
+def test_the_setup_job_creates_every_schema_on_a_fresh_catalog(ws, client):
+    """``setup_catalog.py`` through the workspace, on this module's own (fresh) warehouse: the
+    schemas of the tables, of the Volumes and of a Unity Catalog style model name (``ml``)."""
+    from clickstream.core.catalog import CONTRACTS, schemas
+
+    model = "spark_catalog.ml.propensity"
+    expected = schemas("spark_catalog", "/Volumes/ecom/raw", [model])
+    # Locally the Volumes are folders: no "raw" schema (on Unity Catalog: tests/deploy).
+    assert {s for _, s in expected} == {"bronze", "silver", "gold", "monitoring", "ml"}
+    warehouse = ws.layout.warehouse_dir
+    assert not any((warehouse / f"{s}.db").exists() for _, s in expected)  # fresh
+    parameters = ["--catalog", "spark_catalog", "--volume-root", "/Volumes/ecom/raw"]
+    for _ in range(2):  # idempotent: a second run changes nothing and succeeds
+        run = _wait(
+            client,
+            _submit(client, "spark_jobs/setup_catalog.py", [*parameters, "--model-name", model]),
+        )
+        assert run.state.result_state.value == "SUCCESS", client.jobs.get_run_output(
+            run.tasks[0].run_id
+        ).error
+    logs = client.jobs.get_run_output(run.tasks[0].run_id).logs
+    assert f"5 statements, {len(CONTRACTS)} tables" in logs
+    for _, schema in expected:
+        assert (warehouse / f"{schema}.db").is_dir(), schema
+    for contract in CONTRACTS:
+        assert (warehouse / f"{contract.schema}.db" / contract.table / "_delta_log").is_dir()
