@@ -55,9 +55,11 @@ bench: setup
 	@$(PY) -m bench $(ARGS)
 
 # Render every runs/submit body of ENV (dev, prod) into .local/payloads/<env>/ and validate it
-# against the Jobs API: `make payloads ENV=prod ARGS="--git-ref v1.4.0"`.
+# against the Jobs API: `make payloads ENV=prod ARGS="--git-ref v1.4.0"`. Dev and prod are
+# rendered twice: on job clusters and on serverless jobs compute (<env>-serverless/).
 payloads: setup
 	@$(PY) -m deploy.payloads render $(if $(ENV),--env $(ENV)) $(ARGS)
+	@$(if $(filter dev prod,$(ENV)),$(PY) -m deploy.payloads render --env $(ENV) --compute serverless $(ARGS))
 
 # Generated docs: the quality checks' table (docs/quality_checks.md) and the architecture
 # diagram (docs/architecture.dot), both from the code; the diagram rendered to SVG by Graphviz.
@@ -70,7 +72,8 @@ docs: setup
 # Re-resolve the pinned requirements and rewrite the lock file (constraints.txt).
 lock:
 	@rm -rf .lock-venv && python3 -m venv .lock-venv \
-	&& .lock-venv/bin/pip install -q -r requirements.txt -r spark_jobs/requirements.txt -r requirements-dev.txt \
+	&& .lock-venv/bin/pip install -q -r requirements.txt -r requirements-local.txt \
+		-r spark_jobs/requirements.txt -r requirements-dev.txt \
 	&& { sed -n '1,2p' constraints.txt; .lock-venv/bin/pip freeze --exclude-editable | sort -f; } > constraints.txt.new \
 	&& mv constraints.txt.new constraints.txt && rm -rf .lock-venv
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent set-up of everything the local stack and the tests need:
-#   1. .venv with the pinned Airflow-side, job-side and dev packages (constraints.txt locks them),
+#   1. .venv with Airflow (requirements-local.txt: the Astro image ships its own), the pinned
+#      Airflow-side, job-side and dev packages (constraints.txt locks them),
 #   2. the Delta Lake JVM jars in .local/jars (from Maven Central, once; never at Spark start),
 #   3. Azurite (Azure Blob emulator) from npm in .local/node,
 #   4. Debian's chromium + chromium-driver, for the headless browser test (tests/e2e).
@@ -15,6 +16,12 @@ mkdir -p "$STATE/stamps"
 
 say() { printf '[setup] %s\n' "$*"; }
 fingerprint() { cat "$@" | sha256sum | cut -d' ' -f1; }
+# The same over each file's name and content: a file added to, dropped from or renamed in a step's
+# inputs changes the hash even where the concatenated contents would not.
+named_fingerprint() {
+  local f
+  for f in "$@"; do printf '%s\0' "$f"; cat "$f"; printf '\0'; done | sha256sum | cut -d' ' -f1
+}
 fresh() { [ -f "$STATE/stamps/$1" ] && [ "$(cat "$STATE/stamps/$1")" = "$2" ]; }
 stamp() { echo "$2" > "$STATE/stamps/$1"; }
 
@@ -27,16 +34,17 @@ need mvn "Maven, to fetch the Delta Lake jars"
 need npm "Node.js 20 + npm, to install Azurite"
 
 # 1. Python packages -------------------------------------------------------------------------
-py_inputs=(requirements.txt spark_jobs/requirements.txt requirements-dev.txt constraints.txt)
-py_hash=$(fingerprint "${py_inputs[@]}")
+py_inputs=(requirements.txt requirements-local.txt spark_jobs/requirements.txt requirements-dev.txt
+  constraints.txt)
+py_hash=$(named_fingerprint "${py_inputs[@]}")
 if fresh python "$py_hash" && [ -x .venv/bin/python ]; then
   say "python packages: up to date"
 else
   say "python packages: installing into .venv (first run takes about 3 minutes)"
   [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
   .venv/bin/python -m pip install --quiet --disable-pip-version-check \
-    -r requirements.txt -r spark_jobs/requirements.txt -r requirements-dev.txt \
-    -c constraints.txt
+    -r requirements.txt -r requirements-local.txt -r spark_jobs/requirements.txt \
+    -r requirements-dev.txt -c constraints.txt
   stamp python "$py_hash"
 fi
 
