@@ -14,8 +14,12 @@ pipeline's reports newest first. The task's "Report" extra link opens the report
   link is the plain blob URL (opens for users signed in to the storage account).
 
 XComs: ``report_url`` (plain blob URL, also the return value) and ``report_link`` (what the
-"Report" button opens). The index links are relative (``<ds>/<name>.html``): they work where the
-container is browsed with credentials (portal, Storage Explorer, a static-site front end).
+"Report" button opens). Where the browser reaches the storage account at another address than
+Airflow does (containers: ``http://azurite:10000/...`` inside, ``http://127.0.0.1:10000/...`` on
+the host), ``ECOM_PUBLIC_BLOB_ENDPOINT`` names the browser's endpoint and the link uses it: the
+SAS signs the account, container and blob, not the host, so the link stays valid. The index
+links are relative (``<ds>/<name>.html``): they work where the container is browsed with
+credentials (portal, Storage Explorer, a static-site front end).
 
 Airflow 3: ``get_link`` runs in the worker when the task finishes (Task SDK XCom access) and
 its result is stored as the XCom ``_link_ReportLink``; the serialized DAG keeps the link as
@@ -30,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import html
+import os
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -48,6 +53,7 @@ if TYPE_CHECKING:
 REPORT_URL_KEY = "report_url"
 REPORT_LINK_KEY = "report_link"
 HTML_CONTENT_TYPE = "text/html; charset=utf-8"
+PUBLIC_BLOB_ENDPOINT_ENV = "ECOM_PUBLIC_BLOB_ENDPOINT"
 USER_DELEGATION_MAX = timedelta(days=7)
 SAS_EXPIRY_MAX = timedelta(days=7)  # a report link is short-lived, whatever signs it
 
@@ -59,6 +65,16 @@ class ReportLink(BaseOperatorLink):
 
     def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
         return XCom.get_value(ti_key=ti_key, key=REPORT_LINK_KEY) or ""
+
+
+def public_link(url: str, endpoint: str) -> str:
+    """``url`` of a blob of the account at ``endpoint`` (the connection's), as a browser opens
+    it: ``endpoint`` replaced by ``$ECOM_PUBLIC_BLOB_ENDPOINT`` when that is set."""
+    public = os.environ.get(PUBLIC_BLOB_ENDPOINT_ENV, "").rstrip("/")
+    endpoint = endpoint.rstrip("/")
+    if public and url.startswith(f"{endpoint}/"):
+        return public + url[len(endpoint) :]
+    return url
 
 
 def render_index(pipeline: str, blob_names: Iterable[str]) -> str:
@@ -159,6 +175,7 @@ class HtmlReportToBlobOperator(BaseOperator):
             )
             blob = hook.blob_service_client.get_blob_client(self.container, blob_name)
             link = self._read_only_url(hook, blob) or blob.url
+            link = public_link(link, hook.blob_service_client.url)
         self.log.info("Published %s (%d bytes) to %s", self.report_path, len(report), blob.url)
         context["ti"].xcom_push(key=REPORT_URL_KEY, value=blob.url)
         context["ti"].xcom_push(key=REPORT_LINK_KEY, value=link)
