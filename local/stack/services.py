@@ -110,10 +110,14 @@ def _workspace(config: StackConfig, base: dict[str, str]) -> Service:
             config.workspace_mode,
             "--state-dir",
             str(config.state),
-            "--token",
-            config.secrets["workspace_token"],
         ],
-        env={**base, "PYTHONPATH": str(ROOT)},
+        # By environment, never on the command line (every local user can read that with
+        # ps); the server drops it before it starts any job.
+        env={
+            **base,
+            "PYTHONPATH": str(ROOT),
+            "DATABRICKS_TOKEN": config.secrets["workspace_token"],
+        },
         ready_url=f"{config.workspace_url}/health",
     )
 

@@ -49,7 +49,11 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--mode", choices=["warm", "cold"], default="warm")
     serve.add_argument("--max-concurrent-runs", type=int, default=1)
     serve.add_argument("--state-dir", type=Path, help="state folder (default .local)")
-    serve.add_argument("--token", default=os.environ.get("DATABRICKS_TOKEN"))
+    serve.add_argument(
+        "--token",
+        default=os.environ.get("DATABRICKS_TOKEN"),
+        help="prefer DATABRICKS_TOKEN: a command line is visible to every local user (ps)",
+    )
     args = parser.parse_args(argv)
     if not args.token:
         parser.error("a token is required: --token or DATABRICKS_TOKEN")

@@ -39,7 +39,8 @@ def start_workspace(state_dir: Path, *, mode="warm", port=0, token=None, max_con
     state_dir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     token = token or secrets.token_hex(16)
-    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+    # The token by environment, never on the command line (readable by every user with ps).
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "DATABRICKS_TOKEN": token}
     log = open(state_dir / "workspace-server.log", "ab")
     process = subprocess.Popen(
         [
@@ -53,8 +54,6 @@ def start_workspace(state_dir: Path, *, mode="warm", port=0, token=None, max_con
             mode,
             "--state-dir",
             str(state_dir),
-            "--token",
-            token,
             "--max-concurrent-runs",
             str(max_concurrent_runs),
         ],

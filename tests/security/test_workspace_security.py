@@ -353,3 +353,21 @@ def test_run_ids_are_integers_never_paths(ws, endpoint):
     )
     assert response.status_code == 400
     assert re.search(r"run_id must be an integer", response.json()["message"])
+
+
+def test_no_launcher_puts_the_token_on_a_command_line(ws, tmp_path):
+    """Every local user can read a process's command line (``ps``): the workspace token goes
+    by environment, from the tests' launcher and from ``make up``'s service definition."""
+    cmdline = Path(f"/proc/{ws.process.pid}/cmdline").read_bytes().decode().split("\0")
+    assert ws.token not in " ".join(cmdline)
+    assert "--token" not in cmdline
+    from local.stack.config import StackConfig
+    from local.stack.services import services
+
+    token = "local-" + "ab" * 16
+    secrets = {"workspace_token": token, "airflow_password": "p" * 16}
+    config = StackConfig(tmp_path, 1, 2, 3, 4, secrets=secrets)
+    for service in services(config):
+        assert token not in " ".join(service.command), service.name
+    [workspace] = [s for s in services(config) if s.name == "workspace"]
+    assert workspace.env["DATABRICKS_TOKEN"] == token
