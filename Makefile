@@ -37,7 +37,7 @@ test-fast: class-archive
 	@$(PY) -m pytest $(XDIST) -m "not e2e" $(PYTEST_ARGS)
 
 up: setup
-	@$(PY) -m local.stack up
+	@$(PY) -m local.stack up $(ARGS)
 
 down:
 	@$(PY) -m local.stack down

@@ -25,6 +25,18 @@ AZURITE_KEY = (
 AIRFLOW_USER = "admin"
 
 
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to a file readable by its owner only: created with mode 0600 (and an
+    existing file set to 0600 before anything is written), so no other user ever sees the
+    content, whatever the umask; a symlink at ``path`` is refused."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+
+
 @dataclass
 class StackConfig:
     """One local stack: its state folder, the ports of its services and its credentials."""
@@ -61,8 +73,7 @@ class StackConfig:
             "workspace_token": "local-" + secrets.token_hex(16),
             "airflow_password": secrets.token_urlsafe(12),
         }
-        path.write_text(json.dumps(values))
-        path.chmod(0o600)
+        write_private(path, json.dumps(values))
         return values
 
     @property
@@ -129,6 +140,5 @@ def write_stack_env(config: StackConfig) -> Path:
     path = config.state / "stack.env"
     lines = ["# Written by `make up`: source it to point clients at the local stack."]
     lines += [f"export {key}={shlex.quote(value)}" for key, value in config.client_env().items()]
-    path.write_text("\n".join(lines) + "\n")
-    path.chmod(0o600)
+    write_private(path, "\n".join(lines) + "\n")
     return path

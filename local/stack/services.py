@@ -32,6 +32,7 @@ from local.stack.config import (
     AZURITE_ACCOUNT,
     ROOT,
     StackConfig,
+    write_private,
     write_stack_env,
 )
 
@@ -246,8 +247,7 @@ def _prepare(config: StackConfig) -> None:
     airflow_home = config.state / "airflow"
     airflow_home.mkdir(parents=True, exist_ok=True)
     passwords = airflow_home / "passwords.json"
-    passwords.write_text(json.dumps({AIRFLOW_USER: config.secrets["airflow_password"]}))
-    passwords.chmod(0o600)
+    write_private(passwords, json.dumps({AIRFLOW_USER: config.secrets["airflow_password"]}))
 
 
 def start(config: StackConfig, service: Service) -> None:
@@ -372,7 +372,28 @@ def _create_pool(config: StackConfig, env: dict[str, str]) -> None:
         raise RuntimeError(f"airflow pools set {pool} failed:\n{result.stderr[-2000:]}")
 
 
-def up(config: StackConfig) -> None:
+def summary(config: StackConfig, env_path: Path, *, show_passwords: bool = False) -> str:
+    """What ``up`` prints: the URLs, and where the credentials are (the Airflow password
+    itself only with ``show_passwords``: a terminal's output is often shared or logged)."""
+    env = config.client_env()
+    password = (
+        f"password {env['AIRFLOW_PASSWORD']}"
+        if show_passwords
+        else "password: AIRFLOW_PASSWORD in stack.env, or make up ARGS=--show-passwords"
+    )
+    return (
+        "\nLocal stack is up:\n"
+        f"  Airflow UI         {env['AIRFLOW_API_URL']}  "
+        f"(user {env['AIRFLOW_USERNAME']}, {password})\n"
+        f"  Databricks (local) {env['DATABRICKS_HOST']}/jobs/runs  (API token in stack.env)\n"
+        f"  MLflow             {env['MLFLOW_TRACKING_URI']}\n"
+        f"  Azurite blob       http://127.0.0.1:{config.azurite_port}/{AZURITE_ACCOUNT}\n"
+        f"  Logs               {config.logs}\n"
+        f"  Client settings    source {env_path}\n"
+    )
+
+
+def up(config: StackConfig, *, show_passwords: bool = False) -> None:
     _prepare(config)
     all_services = services(config)
     airflow = [s for s in all_services if s.name.startswith("airflow-")]
@@ -382,18 +403,7 @@ def up(config: StackConfig) -> None:
     for service in all_services:
         start(config, service)
     env_path = write_stack_env(config)
-    env = config.client_env()
-    print(
-        "\nLocal stack is up:\n"
-        f"  Airflow UI         {env['AIRFLOW_API_URL']}  "
-        f"(user {env['AIRFLOW_USERNAME']}, password {env['AIRFLOW_PASSWORD']})\n"
-        f"  Databricks (local) {env['DATABRICKS_HOST']}/jobs/runs  (API token in stack.env)\n"
-        f"  MLflow             {env['MLFLOW_TRACKING_URI']}\n"
-        f"  Azurite blob       http://127.0.0.1:{config.azurite_port}/{AZURITE_ACCOUNT}\n"
-        f"  Logs               {config.logs}\n"
-        f"  Client settings    source {env_path}\n",
-        flush=True,
-    )
+    print(summary(config, env_path, show_passwords=show_passwords), flush=True)
 
 
 def down(config: StackConfig) -> None:
@@ -422,11 +432,14 @@ def status(config: StackConfig) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m local.stack", description=__doc__)
     parser.add_argument("command", choices=["up", "down", "status"])
+    parser.add_argument(
+        "--show-passwords", action="store_true", help="up: print the Airflow UI password"
+    )
     args = parser.parse_args(argv)
     config = StackConfig.from_env()
     try:
         if args.command == "up":
-            up(config)
+            up(config, show_passwords=args.show_passwords)
         elif args.command == "down":
             down(config)
         else:

@@ -115,7 +115,7 @@ def _keep_the_page_of_a_failure(request, browser):
 @pytest.fixture(scope="module")
 def signed_in(browser, stack):
     """The browser signed in to the Airflow UI with the simple auth manager's form (the user
-    and password `make up` prints)."""
+    and password of `make up`'s stack.env)."""
     from selenium.webdriver.support import expected_conditions as ec
 
     env = stack.client_env()

@@ -371,3 +371,33 @@ def test_no_launcher_puts_the_token_on_a_command_line(ws, tmp_path):
         assert token not in " ".join(service.command), service.name
     [workspace] = [s for s in services(config) if s.name == "workspace"]
     assert workspace.env["DATABRICKS_TOKEN"] == token
+
+
+def test_stack_secrets_are_private_from_creation_and_not_printed(tmp_path, monkeypatch):
+    """``secrets.json`` and ``stack.env`` are created 0600 (even under a permissive umask, and
+    an existing world-readable file is closed before it is rewritten); ``make up`` prints where
+    the Airflow password is, and the password itself only when asked."""
+    from local.stack.config import StackConfig, write_private, write_stack_env
+    from local.stack.services import summary
+
+    old = os.umask(0)
+    try:
+        monkeypatch.setenv("ECOM_LOCAL_DIR", str(tmp_path))
+        config = StackConfig.from_env()
+        env_path = write_stack_env(config)
+        loose = tmp_path / "loose.json"
+        loose.write_text("{}")
+        loose.chmod(0o644)
+        write_private(loose, '{"a": 1}')
+    finally:
+        os.umask(old)
+    for path in (tmp_path / "secrets.json", env_path, loose):
+        assert path.stat().st_mode & 0o777 == 0o600, path
+    link = tmp_path / "link"
+    link.symlink_to(loose)
+    with pytest.raises(OSError):
+        write_private(link, "x")  # never follows a planted symlink
+    password = config.secrets["airflow_password"]
+    assert password not in summary(config, env_path)
+    assert "make up ARGS=--show-passwords" in summary(config, env_path)
+    assert password in summary(config, env_path, show_passwords=True)
