@@ -252,6 +252,7 @@ def sync_online_store(*, task_id: str, env: Environment | None = None):
     env = env or current_environment()
     if not env.online_sync_pipeline_id:
         return None
+    require_rerun_on_clear(env)  # a cleared sync must trigger the pipeline again, too
     return DatabricksSubmitRunOperator(
         task_id=task_id,
         json={

@@ -133,14 +133,11 @@ def test_online_dag_checks_skew_after_publishing(dagbag):
     assert "sync_online_store" not in dag.task_ids  # no online store locally
 
 
-def test_online_store_sync_is_a_configuration_switch(tmp_path):
-    """With ECOM_ONLINE_SYNC_PIPELINE_ID set, the DAG triggers the synced online table."""
-    probe = (
-        "import json, sys; from airflow.dag_processing.dagbag import DagBag; "
-        "bag = DagBag(dag_folder=sys.argv[1]); assert not bag.import_errors, bag.import_errors; "
-        "t = bag.dags['online_feature_table'].get_task('sync_online_store'); "
-        "print(json.dumps([sorted(t.upstream_task_ids), t.json['tasks'][0]['pipeline_task']]))"
-    )
+def _parse_elsewhere(tmp_path, dag_file: str, probe: str, **variables: str):
+    """The last line ``probe`` prints (JSON) after parsing ``dags/<dag_file>`` as a
+    deployment's DAG processor would: a fresh process with ``variables`` set on top of a
+    Databricks environment's (``ECOM_ENV=prod``, a pinned git source)."""
+    setup = "import json, sys; from airflow.dag_processing.dagbag import DagBag; "
     env = {
         **os.environ,
         "AIRFLOW_HOME": str(tmp_path),
@@ -148,18 +145,33 @@ def test_online_store_sync_is_a_configuration_switch(tmp_path):
         "ECOM_ENV": "prod",
         "ECOM_GIT_URL": "https://git.example.com/ecom.git",
         "ECOM_GIT_REF": "v1.0.0",
-        "ECOM_ONLINE_SYNC_PIPELINE_ID": "pipeline-123",
         "AIRFLOW__STATE_STORE__CLEAR_ON_SUCCESS": "True",
+        **variables,
     }
     result = subprocess.run(
-        [sys.executable, "-c", probe, str(ROOT / "dags" / "online_feature_table.py")],
+        [sys.executable, "-c", setup + probe, str(ROOT / "dags" / dag_file)],
         capture_output=True,
         text=True,
         env=env,
         check=True,
         timeout=120,
     )
-    upstream, task = json.loads(result.stdout.strip().splitlines()[-1])
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_online_store_sync_is_a_configuration_switch(tmp_path):
+    """With ECOM_ONLINE_SYNC_PIPELINE_ID set, the DAG triggers the synced online table."""
+    probe = (
+        "bag = DagBag(dag_folder=sys.argv[1]); assert not bag.import_errors, bag.import_errors; "
+        "t = bag.dags['online_feature_table'].get_task('sync_online_store'); "
+        "print(json.dumps([sorted(t.upstream_task_ids), t.json['tasks'][0]['pipeline_task']]))"
+    )
+    upstream, task = _parse_elsewhere(
+        tmp_path,
+        "online_feature_table.py",
+        probe,
+        ECOM_ONLINE_SYNC_PIPELINE_ID="pipeline-123",
+    )
     assert upstream == ["check_online_skew"]
     assert task == {"pipeline_id": "pipeline-123"}
 
@@ -177,28 +189,16 @@ def test_a_deployment_that_would_not_rerun_a_cleared_task_refuses_to_load(
 ):
     """Outside the local stack the DAGs import only with [state_store] clear_on_success on."""
     probe = (
-        "import json, sys; from airflow.dag_processing.dagbag import DagBag; "
         "bag = DagBag(dag_folder=sys.argv[1]); "
         "print(json.dumps({'errors': list(bag.import_errors.values()), 'dags': list(bag.dags)}))"
     )
-    variables = {
-        **os.environ,
-        "AIRFLOW_HOME": str(tmp_path),
-        "PYTHONPATH": os.pathsep.join([str(ROOT / "include"), str(ROOT / "plugins")]),
-        "ECOM_ENV": env,
-        "ECOM_GIT_URL": "https://git.example.com/ecom.git",
-        "ECOM_GIT_REF": "v1.0.0",
-        "AIRFLOW__STATE_STORE__CLEAR_ON_SUCCESS": setting,
-    }
-    result = subprocess.run(
-        [sys.executable, "-c", probe, str(ROOT / "dags" / "model_training.py")],
-        capture_output=True,
-        text=True,
-        env=variables,
-        check=True,
-        timeout=120,
+    loaded = _parse_elsewhere(
+        tmp_path,
+        "model_training.py",
+        probe,
+        ECOM_ENV=env,
+        AIRFLOW__STATE_STORE__CLEAR_ON_SUCCESS=setting,
     )
-    loaded = json.loads(result.stdout.strip().splitlines()[-1])
     if refused:
         assert loaded["dags"] == [] and len(loaded["errors"]) == 1
         assert "[state_store] clear_on_success is off" in loaded["errors"][0]
