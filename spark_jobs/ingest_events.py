@@ -1,16 +1,27 @@
-"""Land the raw click-stream CSV of one logical date into bronze (bad rows to quarantine).
+"""Land the raw click-stream CSV into bronze (bad rows to quarantine), exactly once per file.
 
     ingest_events.py --ds 2019-10-01 --catalog spark_catalog \
         --landing-dir /Volumes/ecom/raw/landing/events \
+        [--checkpoint /Volumes/ecom/raw/checkpoints/ingest_events] \
+        [--source files|autoloader] [--trigger available-now|"every 1 minute"] \
         [--bronze-schema bronze] [--ingest-ts 2019-10-02T00:00:00+00:00]
 
-Reads ``<landing>/<ds>/*.csv`` and ``*.csv.gz``; replaces the ``ingest_date = ds`` partition of
-``<catalog>.<bronze-schema>.events`` and ``<catalog>.<bronze-schema>.events_quarantine``
-(created if missing), prints rows in, bronze rows and quarantined rows (by reason), and exits
-non-zero unless rows in = bronze + quarantined. The quarantine reasons and the parsing rules
-are documented in ``clickstream/pipeline/landing.py``. ``--ingest-ts`` (default: the end of
-``ds``, UTC) is stored as ``ingested_at``; pass the run's data-interval end to record it, never
-the wall clock, so that a rerun writes identical rows.
+**Streaming** (``--checkpoint``, what the daily DAG runs): reads the landing folder as a stream
+(``clickstream/pipeline/stream.py``: the Spark file source, or Auto Loader with ``--source
+autoloader``) and appends the files that arrived since the last trigger, of any date, each
+once; then settles ``--ds``: when its folder's files are all in bronze as they are now, nothing
+more is written, else (a corrected re-delivery, a removed file) the date is re-ingested whole.
+``--trigger "every 1 minute"`` keeps the stream running (no ``--ds`` needed; stop it to end).
+
+**Batch** (no ``--checkpoint``): replaces the ``ingest_date = ds`` partition of
+``<catalog>.<bronze-schema>.events`` and ``.events_quarantine`` from the date's files.
+
+Either way it reads ``<landing>/<ds>/*.csv`` and ``*.csv.gz``, records every file in
+``events_ingest_files`` and the date in ``events_ingest_log``, prints rows in, bronze rows and
+quarantined rows (by reason) of the date, and exits non-zero unless every file's rows in =
+bronze + quarantined. The quarantine reasons and parsing rules: ``clickstream/pipeline/
+landing.py``. ``--ingest-ts`` (batch only; default: the end of ``ds``, UTC) is stored as
+``ingested_at``; never the wall clock, so that a rerun writes identical rows.
 """
 
 from __future__ import annotations
@@ -23,40 +34,82 @@ from pyspark.sql import SparkSession
 
 from clickstream.core.jobs import expected_failures, parse_arguments
 from clickstream.core.jobs import parser as job_parser
-from clickstream.pipeline.ingest import ingest
+from clickstream.pipeline.ingest import IngestCounts, ingest, settle_date
+from clickstream.pipeline.landing import landing_files
+from clickstream.pipeline.stream import SOURCES, run_stream, trigger_options
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = job_parser(__doc__)
-    parser.add_argument("--ds", required=True, help="logical date, YYYY-MM-DD")
+    parser.add_argument("--ds", help="logical date, YYYY-MM-DD (all but a continuous stream)")
     parser.add_argument("--catalog", required=True, help="spark_catalog locally, a UC catalog")
     parser.add_argument("--landing-dir", required=True, help="folder of the <ds>/ folders")
     parser.add_argument("--bronze-schema", default="bronze")
-    parser.add_argument("--ingest-ts", help="ISO timestamp stored as ingested_at")
+    parser.add_argument("--ingest-ts", help="ISO timestamp stored as ingested_at (batch only)")
+    parser.add_argument("--checkpoint", help="stream checkpoint folder (a Volume): stream mode")
+    parser.add_argument("--source", choices=SOURCES, default="files", help="stream source")
+    parser.add_argument("--trigger", default="available-now", help="stream trigger")
     return parser
+
+
+def _print_counts(ds: str, counts: IngestCounts) -> None:
+    print(f"{ds}: {counts['files']} file(s) read")
+    print(f"{ds}: rows in      {counts['rows_in']}")
+    print(f"{ds}: bronze       {counts['bronze']}")
+    print(f"{ds}: quarantined  {counts['quarantined']}")
+    for reason, n in counts["reasons"].items():
+        print(f"{ds}:   {reason}: {n}")
+    if counts["rows_in"] == 0:
+        print(f"{ds}: note: the file(s) hold no rows (empty or header only); nothing landed")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_arguments(_parser(), argv, "ingest_events")
+    continuous = args.trigger != "available-now"
+    with expected_failures("ingest_events"):
+        trigger_options(args.trigger)
+        if args.ds is None and not (args.checkpoint and continuous):
+            raise ValueError("--ds is required (all but a continuous stream)")
+        if args.checkpoint is None and (continuous or args.source != "files"):
+            raise ValueError("--trigger and --source apply to a stream: give --checkpoint")
+        if args.checkpoint and args.ingest_ts:
+            raise ValueError("--ingest-ts applies to the batch ingest (without --checkpoint)")
+        if args.ds and not continuous:
+            landing_files(args.landing_dir, args.ds)  # no folder or file: fail before Spark
     spark = SparkSession.builder.getOrCreate()
     with expected_failures("ingest_events"):
-        ingested_at = datetime.fromisoformat(args.ingest_ts) if args.ingest_ts else None
-        counts = ingest(
-            spark,
-            ds=args.ds,
-            catalog=args.catalog,
-            landing_dir=args.landing_dir,
-            schema=args.bronze_schema,
-            ingested_at=ingested_at,
-        )
-    print(f"{args.ds}: {counts['files']} file(s) read")
-    print(f"{args.ds}: rows in      {counts['rows_in']}")
-    print(f"{args.ds}: bronze       {counts['bronze']}")
-    print(f"{args.ds}: quarantined  {counts['quarantined']}")
-    for reason, n in counts["reasons"].items():
-        print(f"{args.ds}:   {reason}: {n}")
-    if counts["rows_in"] == 0:
-        print(f"{args.ds}: note: the file(s) hold no rows (empty or header only); nothing landed")
+        if args.checkpoint is None:
+            ingested_at = datetime.fromisoformat(args.ingest_ts) if args.ingest_ts else None
+            counts = ingest(
+                spark,
+                ds=args.ds,
+                catalog=args.catalog,
+                landing_dir=args.landing_dir,
+                schema=args.bronze_schema,
+                ingested_at=ingested_at,
+            )
+        else:
+            result = run_stream(
+                spark,
+                catalog=args.catalog,
+                landing_dir=args.landing_dir,
+                checkpoint=args.checkpoint,
+                schema=args.bronze_schema,
+                source=args.source,
+                trigger=args.trigger,
+            )
+            landed = sum(len(files) for files in result.files.values())
+            print(f"stream: {result.batches} micro-batch(es), {landed} new file(s) landed")
+            if args.ds is None:
+                return 0
+            counts = settle_date(
+                spark,
+                ds=args.ds,
+                catalog=args.catalog,
+                landing_dir=args.landing_dir,
+                schema=args.bronze_schema,
+            )
+    _print_counts(args.ds, counts)
     return 0
 
 

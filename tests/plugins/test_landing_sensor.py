@@ -95,7 +95,7 @@ def test_no_folder_times_out_naming_the_folder_and_patterns(
     log = "".join(capfd.readouterr())
     waited = f"{scenario.folder}/*.csv or {scenario.folder}/*.csv.gz"
     assert f"Waiting for {waited}: the folder does not exist yet" in log
-    assert f"No file to ingest appeared within 2 s: waited for {waited}" in log
+    assert f"No complete delivery appeared within 2 s: waited for {waited}" in log
     assert "AirflowSensorTimeout" in log
 
 
@@ -111,7 +111,7 @@ def test_other_files_alone_do_not_count(airflow_db, databricks_conn, put_volume_
     log = "".join(capfd.readouterr())
     waited = f"{scenario.folder}/*.csv or {scenario.folder}/*.csv.gz"
     assert f"Waiting for {waited}: the folder holds .events.csv, _events.csv.gz, " in log
-    assert f"No file to ingest appeared within 2 s: waited for {waited}" in log
+    assert f"No complete delivery appeared within 2 s: waited for {waited}" in log
 
 
 def test_the_sensor_reschedules_until_the_file_arrives(
@@ -151,3 +151,76 @@ def test_defaults_and_refusals(databricks_conn):
     ]
     with pytest.raises(AirflowException, match="is not a Unity Catalog Volume path"):
         list_folder("s3://bucket/landing", databricks_conn_id=databricks_conn)
+
+
+def _run_with_late(scenario, late: list[str], after: float = 3):
+    """Run the scenario's DAG while ``late`` files arrive ``after`` seconds into the run."""
+    writer = threading.Timer(after, lambda: [scenario.deliver(name) for name in late])
+    writer.start()
+    try:
+        started = time.monotonic()
+        scenario.run()
+    finally:
+        writer.join()
+    return time.monotonic() - started
+
+
+@pytest.mark.parametrize(
+    ("rule", "early", "late"),
+    [
+        ("files 3", ["part-1.csv", "part-2.csv"], ["part-3.csv"]),
+        ("marker _SUCCESS", ["part-1.csv", "part-2.csv", "part-3.csv"], ["_SUCCESS"]),
+    ],
+    ids=["file_count", "marker"],
+)
+def test_the_completeness_rule_holds_the_day_until_the_last_part(
+    airflow_db, databricks_conn, put_volume_file, rule, early, late
+):
+    scenario = _Scenario(put_volume_file, timeout=60, completeness=rule)
+    for name in early:
+        scenario.deliver(name)
+    took = _run_with_late(scenario, late)
+    assert scenario.dag_run.state == "success"
+    assert took >= 3  # not let through on the first parts
+    assert scenario.returned() == ["part-1.csv", "part-2.csv", "part-3.csv"]
+
+
+@pytest.mark.parametrize(
+    ("rule", "delivered", "waiting"),
+    [
+        ("files 3", ["part-1.csv", "part-2.csv"], "2 of 3 files"),
+        ("marker _SUCCESS", ["part-1.csv"], "no _SUCCESS marker yet (1 file(s) so far)"),
+        ("settle 1h", ["part-1.csv"], "(waiting for 3600 s)"),
+    ],
+    ids=["file_count", "marker", "settle"],
+)
+def test_an_incomplete_day_times_out_saying_what_it_lacks(
+    airflow_db, databricks_conn, put_volume_file, capfd, rule, delivered, waiting
+):
+    scenario = _Scenario(put_volume_file, timeout=2, completeness=rule)
+    for name in delivered:
+        scenario.deliver(name)
+    assert scenario.run().state == "failed"
+    assert scenario.states == {"wait_for_landing_files": "failed", "ingest": "upstream_failed"}
+    log = "".join(capfd.readouterr())
+    assert waiting in log
+    assert "No complete delivery appeared within 2 s" in log
+
+
+def test_settle_lets_the_day_through_once_no_file_changed_for_its_time(
+    airflow_db, databricks_conn, put_volume_file
+):
+    scenario = _Scenario(put_volume_file, timeout=60, completeness="settle 4s")
+    scenario.deliver("part-1.csv")
+    took = _run_with_late(scenario, ["part-2.csv"], after=2)
+    assert scenario.dag_run.state == "success"
+    assert took >= 2 + 4  # the late part restarted the quiet time
+    assert scenario.returned() == ["part-1.csv", "part-2.csv"]
+
+
+@pytest.mark.parametrize(
+    "rule", ["", "some", "marker", "marker a/b", "files 0", "files x", "settle 5", "settle 5d"]
+)
+def test_a_malformed_rule_is_refused_naming_the_rules(rule):
+    with pytest.raises(ValueError, match="is not one of: 'any', 'marker <file name>'"):
+        LandingFilesSensor(task_id="wait", folder="/Volumes/x/y/z", completeness=rule)

@@ -31,7 +31,7 @@ from clickstream.core.contracts import (
 from clickstream.core.schema import identifier, table_name
 from clickstream.monitoring.drift import DRIFT_METRICS
 from clickstream.monitoring.performance import MODEL_PERFORMANCE
-from clickstream.pipeline.ingest import BRONZE_INGEST_LOG
+from clickstream.pipeline.ingest import BRONZE_INGEST_FILES, BRONZE_INGEST_LOG
 from clickstream.quality.results import DQ_RESULTS
 
 # Every table the pipelines write (a test checks the list against the Contract declarations).
@@ -39,6 +39,7 @@ CONTRACTS: tuple[Contract, ...] = (
     BRONZE_EVENTS,
     BRONZE_QUARANTINE,
     BRONZE_INGEST_LOG,
+    BRONZE_INGEST_FILES,
     SILVER_EVENTS,
     USER_DAILY_ACTIVITY,
     USER_FEATURES,
@@ -50,7 +51,8 @@ CONTRACTS: tuple[Contract, ...] = (
     DRIFT_METRICS,
     MODEL_PERFORMANCE,
 )
-VOLUMES = ("landing", "reports")  # raw daily files; HTML reports and JSON summaries
+# Raw daily files; HTML reports and JSON summaries; streaming checkpoints.
+VOLUMES = ("landing", "reports", "checkpoints")
 SESSION_CATALOG = "spark_catalog"  # local Spark's catalog: no Volumes, no constraints
 
 

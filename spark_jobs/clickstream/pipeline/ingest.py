@@ -17,11 +17,17 @@ Once rows in = bronze + quarantined is verified, the run replaces the row of ``d
 record that the date *was* ingested. It tells an empty day (header-only or 0-byte files: 0 rows,
 which the data-quality job reports as a failed blocking row-count expectation) from a date that
 was never ingested (which the data-quality job refuses to validate).
+
+Per file, ``bronze.events_ingest_files`` records what each landing file delivered (its size and
+modification time, rows in, bronze, quarantined by reason): the commit record of a file. The
+ingest log of a date is the sum of its files' rows, so the batch path here and the stream
+(:mod:`clickstream.pipeline.stream`, which adds a date's late files once each) keep one account.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TypedDict
 
@@ -29,7 +35,15 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from clickstream.core import contracts
-from clickstream.core.contracts import BRONZE_EVENTS, BRONZE_QUARANTINE, Contract, write_partition
+from clickstream.core.contracts import (
+    BRONZE_EVENTS,
+    BRONZE_QUARANTINE,
+    Contract,
+    check_frame,
+    ensure_table,
+    retry_on_conflict,
+    write_partition,
+)
 from clickstream.core.schema import date_range, parse_ds
 from clickstream.pipeline.landing import (
     IngestError,
@@ -54,6 +68,39 @@ BRONZE_INGEST_LOG = Contract(
         contracts.Column("ingested_at", "timestamp", False),
     ),
 )
+
+
+BRONZE_INGEST_FILES = Contract(
+    schema="bronze",
+    table="events_ingest_files",
+    comment="one row per landing file in bronze: what it delivered, reconciled when it landed",
+    columns=(
+        contracts.Column("ingest_date", "date", False, "logical date (the file's date folder)"),
+        contracts.Column("source_file", "string", False, "<landing>/<ds>/<name>, as in bronze"),
+        contracts.Column("file_size", "bigint", False, "bytes, when it was ingested"),
+        contracts.Column("modified_at", "timestamp", False, "its modification time then"),
+        contracts.Column("rows_in", "bigint", False, "lines read, recognised headers excluded"),
+        contracts.Column("bronze", "bigint", False, "its rows in bronze.events"),
+        contracts.Column("quarantined", "bigint", False, "its lines in the quarantine"),
+        contracts.Column("reasons", "string", False, "JSON object: quarantine reason -> lines"),
+        contracts.Column("batch", "string", False, "stream micro-batch or 'date <ds>' (batch)"),
+        contracts.Column("ingested_at", "timestamp", False),
+    ),
+    partitioned_by=("ingest_date",),
+)
+
+
+class FileRecord(TypedDict):
+    """What one landing file delivered: its row of ``bronze.events_ingest_files``."""
+
+    ingest_date: str
+    source_file: str
+    file_size: int
+    modified_ms: int
+    rows_in: int
+    bronze: int
+    quarantined: int
+    reasons: dict[str, int]
 
 
 class IngestCounts(TypedDict):
@@ -83,6 +130,213 @@ def quarantine_rows(parsed: DataFrame) -> DataFrame:
         "ingested_at",
         "ingest_date",
     )
+
+
+def file_stats(path: str) -> tuple[int, int]:
+    """(size in bytes, modification time in ms) of a landing file readable here."""
+    stat = os.stat(path)
+    return stat.st_size, stat.st_mtime_ns // 1_000_000
+
+
+def count_by_file(parsed: DataFrame) -> dict[str, dict[str | None, int]]:
+    """source_file -> {reason (None: landed in bronze) -> lines} of parsed lines."""
+    found: dict[str, dict[str | None, int]] = {}
+    for row in parsed.groupBy("source_file", "reason").count().collect():
+        found.setdefault(row["source_file"], {})[row["reason"]] = int(row["count"])
+    return found
+
+
+def landed_by_file(
+    spark: SparkSession, bronze: str, quarantine: str, predicate: str, files: list[str]
+) -> dict[str, dict[str | None, int]]:
+    """:func:`count_by_file` of the rows of ``files`` as the tables hold them (``predicate``
+    limits the scan to their dates)."""
+    found: dict[str, dict[str | None, int]] = {}
+    in_files = F.col("source_file").isin(*files)
+    for row in (
+        spark.table(bronze)
+        .where(predicate)
+        .where(in_files)
+        .groupBy("source_file")
+        .count()
+        .collect()
+    ):
+        found.setdefault(row["source_file"], {})[None] = int(row["count"])
+    for row in (
+        spark.table(quarantine)
+        .where(predicate)
+        .where(in_files)
+        .groupBy("source_file", "reason")
+        .count()
+        .collect()
+    ):
+        found.setdefault(row["source_file"], {})[row["reason"]] = int(row["count"])
+    return found
+
+
+def _nonzero(counts: dict[str | None, int]) -> dict[str | None, int]:
+    return {k: v for k, v in counts.items() if v}
+
+
+def reconcile(
+    expected: dict[str, dict[str | None, int]], landed: dict[str, dict[str | None, int]]
+) -> None:
+    """Fail unless every file's lines are in the tables exactly as parsed (nothing lost, none
+    twice): per file, rows in = bronze + quarantined, and each reason's count."""
+    wrong = [
+        f"{name}: {sum(want.values())} rows in, "
+        f"{landed.get(name, {}).get(None, 0)} bronze + "
+        f"{sum(n for r, n in landed.get(name, {}).items() if r is not None)} quarantined"
+        for name, want in sorted(expected.items())
+        if _nonzero(landed.get(name, {})) != _nonzero(want)
+    ]
+    if wrong:
+        raise IngestError(f"rows lost or landed twice for {'; '.join(wrong[:5])}")
+
+
+def file_records(
+    counts: dict[str, dict[str | None, int]], files: dict[str, tuple[str, int, int]]
+) -> list[FileRecord]:
+    """The records of ``files`` (source_file -> (ds, size, modified ms)); a file without lines
+    (0 bytes, or a header only) delivered 0 rows."""
+    records = []
+    for name, (ds, size, modified_ms) in sorted(files.items()):
+        by_reason = counts.get(name, {})
+        reasons = dict(sorted((r, n) for r, n in by_reason.items() if r is not None))
+        records.append(
+            FileRecord(
+                ingest_date=ds,
+                source_file=name,
+                file_size=size,
+                modified_ms=modified_ms,
+                rows_in=sum(by_reason.values()),
+                bronze=by_reason.get(None, 0),
+                quarantined=sum(reasons.values()),
+                reasons=reasons,
+            )
+        )
+    return records
+
+
+def file_log_frame(
+    spark: SparkSession,
+    records: list[FileRecord],
+    batch: str,
+    stamps: dict[str, datetime] | None = None,
+) -> DataFrame:
+    """The ``bronze.events_ingest_files`` rows of ``records``, ingested at ``stamps`` of their
+    date (default: the end of it)."""
+    stamps = stamps or {}
+    rows = [
+        (
+            date.fromisoformat(r["ingest_date"]),
+            r["source_file"],
+            r["file_size"],
+            r["modified_ms"],
+            r["rows_in"],
+            r["bronze"],
+            r["quarantined"],
+            json.dumps(r["reasons"], sort_keys=True),
+            batch,
+            utc_text(stamps.get(r["ingest_date"]) or default_ingested_at(r["ingest_date"])),
+        )
+        for r in records
+    ]
+    frame = spark.createDataFrame(
+        rows,
+        "ingest_date date, source_file string, file_size bigint, modified_ms bigint, "
+        "rows_in bigint, bronze bigint, quarantined bigint, reasons string, batch string, "
+        "ingested_at string",
+    )
+    return frame.select(
+        "ingest_date",
+        "source_file",
+        "file_size",
+        F.timestamp_millis("modified_ms").alias("modified_at"),
+        "rows_in",
+        "bronze",
+        "quarantined",
+        "reasons",
+        "batch",
+        F.col("ingested_at").cast("timestamp").alias("ingested_at"),
+    )
+
+
+def recorded_files(
+    spark: SparkSession, catalog: str, schema: str, predicate: str | None = None
+) -> dict[str, tuple[int, int]]:
+    """source_file -> (size, modified ms) of the files ``bronze.events_ingest_files`` records."""
+    name = ensure_table(spark, BRONZE_INGEST_FILES, catalog, schema)
+    table = spark.table(name)
+    if predicate:
+        table = table.where(predicate)
+    return {
+        r["source_file"]: (int(r["file_size"]), int(r["modified_ms"]))
+        for r in table.select(
+            "source_file", "file_size", F.unix_millis("modified_at").alias("modified_ms")
+        ).collect()
+    }
+
+
+def append_idempotent(
+    spark: SparkSession,
+    df: DataFrame,
+    contract: Contract,
+    catalog: str,
+    schema: str,
+    *,
+    app_id: str,
+    version: int,
+) -> str:
+    """Append ``df`` once per (``app_id``, ``version``): Delta skips a write whose transaction
+    version it already committed for the app (``txnAppId``/``txnVersion``), so a micro-batch
+    replayed after a crash does not land twice."""
+    checked = check_frame(df, contract)
+    name = ensure_table(spark, contract, catalog, schema)
+    retry_on_conflict(
+        lambda: (
+            checked.write.format("delta")
+            .mode("append")
+            .option("txnAppId", app_id)
+            .option("txnVersion", version)
+            .saveAsTable(name)
+        )
+    )
+    return name
+
+
+def refresh_ingest_log(
+    spark: SparkSession,
+    catalog: str,
+    schema: str,
+    days: list[str],
+    stamps: dict[str, datetime] | None = None,
+) -> dict[str, IngestCounts]:
+    """Rewrite the ``bronze.events_ingest_log`` rows of ``days`` as the sum of their files'
+    records (ingested at ``stamps`` of the date, default its end); the counts of each date."""
+    stamps = stamps or {}
+    days = sorted({parse_ds(d) for d in days})
+    predicate = _dates_predicate(days)
+    files = spark.table(ensure_table(spark, BRONZE_INGEST_FILES, catalog, schema)).where(predicate)
+    counts: dict[str, IngestCounts] = {
+        ds: IngestCounts(files=0, rows_in=0, bronze=0, quarantined=0, reasons={}) for ds in days
+    }
+    for row in files.collect():
+        c = counts[row["ingest_date"].isoformat()]
+        c["files"] += 1
+        c["rows_in"] += int(row["rows_in"])
+        c["bronze"] += int(row["bronze"])
+        c["quarantined"] += int(row["quarantined"])
+        for reason, n in json.loads(row["reasons"]).items():
+            c["reasons"][reason] = c["reasons"].get(reason, 0) + n
+    for c in counts.values():
+        c["reasons"] = dict(sorted(c["reasons"].items()))
+    recorded = {ds: c for ds, c in counts.items() if c["files"]}
+    frame = ingest_log_frame(
+        spark, recorded, {ds: stamps.get(ds) or default_ingested_at(ds) for ds in recorded}
+    )
+    write_partition(spark, frame, BRONZE_INGEST_LOG, catalog, predicate, schema)
+    return counts
 
 
 def ingest_log_frame(
@@ -138,6 +392,12 @@ def _range_predicate(days: list[str]) -> str:
     return f"ingest_date >= DATE'{days[0]}' AND ingest_date <= DATE'{days[-1]}'"
 
 
+def _dates_predicate(days: list[str]) -> str:
+    """``ingest_date`` in ``days`` (canonical dates: :func:`parse_ds` checked them)."""
+    dates = ", ".join(f"DATE'{parse_ds(d)}'" for d in days)
+    return f"ingest_date IN ({dates})"
+
+
 def ingest_range(
     spark: SparkSession,
     *,
@@ -154,22 +414,26 @@ def ingest_range(
     The daily job is the range of one date; the first load of history (``load_history.py``)
     passes many. Each date keeps its own ``ingest_date`` and ``ingested_at`` (the end of the
     date unless ``ingested_at`` is given, for a single date only). Fails before writing when a
-    date has no landing file; after writing when any date lost a row (rows in != bronze +
-    quarantined, counted from the tables as written); then records each date's row of
-    ``bronze.events_ingest_log``.
+    date has no landing file; after writing when any file lost a row or has one twice (counted
+    from the tables as written, per file), before its record; then records each file in
+    ``bronze.events_ingest_files`` and each date in ``bronze.events_ingest_log``.
     """
     days = date_range(start, end)
     if ingested_at is not None and len(days) > 1:
         raise ValueError("--ingest-ts applies to one date; a range records the end of each date")
     stamps = {ds: ingested_at or default_ingested_at(ds) for ds in days}
     files = {ds: landing_files(landing_dir, ds) for ds in days}
+    folder = landing_dir.rstrip("/")
+    # Stat before reading: a file replaced while it is read is then seen as changed next time.
+    stats = {
+        f"{folder}/{ds}/{os.path.basename(path)}": (ds, *file_stats(path))
+        for ds in days
+        for path in files[ds]
+    }
     parsed = parse_lines(read_landing(spark, files, landing_dir, stamps, log=log)).persist()
     predicate = _range_predicate(days)
     try:
-        rows_in = {
-            r["ingest_date"].isoformat(): int(r["count"])
-            for r in parsed.groupBy("ingest_date").count().collect()
-        }
+        expected = count_by_file(parsed)
         bronze = write_partition(
             spark, bronze_rows(parsed), BRONZE_EVENTS, catalog, predicate, schema
         )
@@ -179,32 +443,70 @@ def ingest_range(
     finally:
         parsed.unpersist()
     # Counted from the tables as written, not from the DataFrames that were meant to be written.
-    landed = {
-        r["ingest_date"].isoformat(): int(r["count"])
-        for r in spark.table(bronze).where(predicate).groupBy("ingest_date").count().collect()
+    reconcile(expected, landed_by_file(spark, bronze, quarantine, predicate, list(stats)))
+    records = file_records(expected, stats)
+    write_partition(
+        spark,
+        file_log_frame(
+            spark, records, f"date {days[0]}" + (f"..{days[-1]}" if days[1:] else ""), stamps
+        ),
+        BRONZE_INGEST_FILES,
+        catalog,
+        predicate,
+        schema,
+    )
+    return refresh_ingest_log(spark, catalog, schema, days, stamps)
+
+
+def unrecorded_dates(spark: SparkSession, catalog: str, schema: str) -> set[str]:
+    """Dates in the ingest log without any file in ``bronze.events_ingest_files``: ingested
+    before files were recorded. The stream leaves their files alone (they are in bronze)."""
+    logged = spark.table(ensure_table(spark, BRONZE_INGEST_LOG, catalog, schema))
+    files = spark.table(ensure_table(spark, BRONZE_INGEST_FILES, catalog, schema))
+    return {
+        row["ingest_date"].isoformat()
+        for row in logged.select("ingest_date")
+        .join(files.select("ingest_date").distinct(), "ingest_date", "left_anti")
+        .collect()
     }
-    reasons: dict[str, dict[str, int]] = {ds: {} for ds in days}
-    for row in (
-        spark.table(quarantine).where(predicate).groupBy("ingest_date", "reason").count().collect()
-    ):
-        reasons[row["ingest_date"].isoformat()][row["reason"]] = int(row["count"])
-    counts = {
-        ds: IngestCounts(
-            files=len(files[ds]),
-            rows_in=rows_in.get(ds, 0),
-            bronze=landed.get(ds, 0),
-            quarantined=sum(reasons[ds].values()),
-            reasons=dict(sorted(reasons[ds].items())),
-        )
-        for ds in days
+
+
+def settle_date(
+    spark: SparkSession,
+    *,
+    ds: str,
+    catalog: str,
+    landing_dir: str,
+    schema: str = "bronze",
+    log: Log = print,
+) -> IngestCounts:
+    """Make bronze hold the files of ``ds`` as they are now, and return the date's counts.
+
+    After the stream, every file of the date is normally recorded at its current size and
+    modification time: then nothing is written. A file delivered again with other content (a
+    corrected re-delivery under the same name, which a stream never reads twice), a file
+    removed, or one that arrived after the stream's last batch makes the date re-ingested
+    whole from its files (:func:`ingest_range`, replacing the date), as a clear of the date's
+    ingest on call expects.
+    """
+    ds = parse_ds(ds)
+    folder = landing_dir.rstrip("/")
+    current = {
+        f"{folder}/{ds}/{os.path.basename(path)}": file_stats(path)
+        for path in landing_files(landing_dir, ds)
     }
-    lost = [
-        f"{ds}: {c['rows_in']} rows in != {c['bronze']} bronze + {c['quarantined']} quarantined"
-        for ds, c in counts.items()
-        if c["rows_in"] != c["bronze"] + c["quarantined"]
-    ]
-    if lost:
-        raise IngestError(f"rows lost for {'; '.join(lost)}")
-    ingest_log = ingest_log_frame(spark, counts, stamps)
-    write_partition(spark, ingest_log, BRONZE_INGEST_LOG, catalog, predicate, schema)
-    return counts
+    recorded = recorded_files(spark, catalog, schema, _dates_predicate([ds]))
+    if current == recorded:
+        return refresh_ingest_log(spark, catalog, schema, [ds])[ds]
+    for name in sorted(set(current) | set(recorded)):
+        if name not in recorded:
+            log(f"{ds}: {name} is not in bronze yet")
+        elif name not in current:
+            log(f"{ds}: {name} is in bronze but no longer delivered")
+        elif current[name] != recorded[name]:
+            (size, _), (was, _) = current[name], recorded[name]
+            log(f"{ds}: {name} changed since it was ingested ({was} -> {size} bytes)")
+    log(f"{ds}: re-ingesting the date from its {len(current)} file(s)")
+    return ingest_range(
+        spark, start=ds, end=ds, catalog=catalog, landing_dir=landing_dir, schema=schema, log=log
+    )[ds]

@@ -175,7 +175,7 @@ def header_mismatches(files: list[str], folder: str) -> dict[str, str]:
     return found
 
 
-def _mismatched_headers(files: list[str], folder: str, log: Log) -> dict[str, str]:
+def log_mismatched_headers(files: list[str], folder: str, log: Log) -> dict[str, str]:
     """:func:`header_mismatches`, each one logged."""
     mismatches = header_mismatches(files, folder)
     for name, difference in sorted(mismatches.items()):
@@ -193,7 +193,7 @@ def read_lines(spark: SparkSession, files: list[str], folder: str, log: Log = pr
     The logical path (``/Volumes/...`` as the job was given it), not the local one, so lineage
     reads the same on Databricks and locally and a rerun elsewhere writes the same rows.
     """
-    mismatches = _mismatched_headers(files, folder, log)
+    mismatches = log_mismatched_headers(files, folder, log)
     file_name = F.col("_metadata.file_name")
     return (
         spark.read.text(files)
@@ -223,25 +223,48 @@ def read_landing(
     mismatched = [
         f"{ds}/{name}"
         for ds, day_files in files.items()
-        for name in _mismatched_headers(day_files, f"{folder}/{ds}", log)
+        for name in log_mismatched_headers(day_files, f"{folder}/{ds}", log)
     ]
-    # landing_files() lists <landing>/<ds>/<name>: the folder of each file is its date.
-    day = F.element_at(F.split(F.col("_metadata.file_path"), "/"), -2)
-    relative = F.concat(day, F.lit("/"), F.col("_metadata.file_name"))
-    stamp_of_day = F.create_map(
-        *(part for ds, stamp in stamps.items() for part in (F.lit(ds), utc_timestamp(stamp)))
+    text = spark.read.text([path for ds in files for path in files[ds]]).select(
+        "value", F.col("_metadata.file_path").alias("file_path")
     )
-    return (
-        spark.read.text([path for ds in files for path in files[ds]])
-        .select(
-            F.col("value").alias("raw_record"),
-            F.concat(F.lit(f"{folder}/"), relative).alias("source_file"),
-            (relative.isin(*mismatched) if mismatched else F.lit(False)).alias("header_mismatch"),
-            day.cast("date").alias("ingest_date"),
-            F.element_at(stamp_of_day, day).alias("ingested_at"),
+    return dated_lines(text, folder, mismatched, stamps)
+
+
+def dated_lines(
+    text: DataFrame,
+    landing_dir: str,
+    mismatched: list[str],
+    stamps: dict[str, datetime] | None = None,
+) -> DataFrame:
+    """Lines of landing files (``value``, ``file_path``: the file's full path or URI) as
+    :func:`read_landing` returns them; the batch reader and the stream share it.
+
+    ``mismatched``: ``<ds>/<name>`` of the files whose first line is a header of other columns.
+    ``stamps``: ``ingested_at`` per date; None: the end of each date (what
+    ``default_ingested_at`` gives), as the stream records every date it meets.
+    """
+    folder = landing_dir.rstrip("/")
+    # Files are <landing>/<ds>/<name>: the folder of each file is its date.
+    parts = F.split(F.col("file_path"), "/")
+    day = F.element_at(parts, -2)
+    name = F.element_at(parts, -1)
+    relative = F.concat(day, F.lit("/"), name)
+    if stamps is None:
+        stamp = F.concat(F.date_add(day.cast("date"), 1).cast("string"), F.lit(" 00:00:00+00:00"))
+        ingested_at = stamp.cast("timestamp")
+    else:
+        stamp_of_day = F.create_map(
+            *(part for ds, value in stamps.items() for part in (F.lit(ds), utc_timestamp(value)))
         )
-        .where(~F.col("raw_record").isin(HEADER, f"\ufeff{HEADER}"))
-    )
+        ingested_at = F.element_at(stamp_of_day, day)
+    return text.select(
+        F.col("value").alias("raw_record"),
+        F.concat(F.lit(f"{folder}/"), relative).alias("source_file"),
+        (relative.isin(*mismatched) if mismatched else F.lit(False)).alias("header_mismatch"),
+        day.cast("date").alias("ingest_date"),
+        ingested_at.alias("ingested_at"),
+    ).where(~F.col("raw_record").isin(HEADER, f"\ufeff{HEADER}"))
 
 
 def _field(name: str) -> Column:
