@@ -24,6 +24,7 @@ BENCHMARKS = (
     "drift_calibration",
     "recommender_quality",
     "behaviour_recovery",
+    "stream_ingest",
 )
 # The benchmarks call job functions directly, as a spark_python_task would import them.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "spark_jobs"))

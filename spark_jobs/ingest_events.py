@@ -11,7 +11,9 @@
 autoloader``) and appends the files that arrived since the last trigger, of any date, each
 once; then settles ``--ds``: when its folder's files are all in bronze as they are now, nothing
 more is written, else (a corrected re-delivery, a removed file) the date is re-ingested whole.
-``--trigger "every 1 minute"`` keeps the stream running (no ``--ds`` needed; stop it to end).
+``--trigger "every 1 minute"`` keeps the stream running (no ``--ds`` needed; stop it to end);
+``--trigger none`` runs no stream and only checks that every file of ``--ds`` is in bronze as
+delivered (the daily DAG's check while a continuous stream owns the landing folder).
 
 **Batch** (no ``--checkpoint``): replaces the ``ingest_date = ds`` partition of
 ``<catalog>.<bronze-schema>.events`` and ``.events_quarantine`` from the date's files.
@@ -65,12 +67,13 @@ def _print_counts(ds: str, counts: IngestCounts) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_arguments(_parser(), argv, "ingest_events")
-    continuous = args.trigger != "available-now"
+    continuous = args.trigger not in ("available-now", "none")
     with expected_failures("ingest_events"):
-        trigger_options(args.trigger)
+        if args.trigger != "none":
+            trigger_options(args.trigger)
         if args.ds is None and not (args.checkpoint and continuous):
             raise ValueError("--ds is required (all but a continuous stream)")
-        if args.checkpoint is None and (continuous or args.source != "files"):
+        if args.checkpoint is None and (args.trigger != "available-now" or args.source != "files"):
             raise ValueError("--trigger and --source apply to a stream: give --checkpoint")
         if args.checkpoint and args.ingest_ts:
             raise ValueError("--ingest-ts applies to the batch ingest (without --checkpoint)")
@@ -87,6 +90,15 @@ def main(argv: list[str] | None = None) -> int:
                 landing_dir=args.landing_dir,
                 schema=args.bronze_schema,
                 ingested_at=ingested_at,
+            )
+        elif args.trigger == "none":
+            counts = settle_date(
+                spark,
+                ds=args.ds,
+                catalog=args.catalog,
+                landing_dir=args.landing_dir,
+                schema=args.bronze_schema,
+                reingest=False,
             )
         else:
             result = run_stream(

@@ -52,8 +52,8 @@ def _job(landing, checkpoint, schema: str) -> list[str]:
     ]
 
 
-def _trigger(landing, checkpoint, schema: str) -> None:
-    assert ingest_main(_job(landing, checkpoint, schema)) == 0
+def _trigger(landing, checkpoint, schema: str, *extra: str) -> None:
+    assert ingest_main([*_job(landing, checkpoint, schema), *extra]) == 0
 
 
 def _trigger_killed_mid_batch(local_layout, tmp_path, landing, checkpoint, schema: str) -> None:
@@ -149,6 +149,15 @@ def test_a_settled_date_is_not_rewritten_and_a_corrected_delivery_replaces_it(
     _trigger(landing, checkpoint, schema)  # a clear of the date with nothing new: no write
     assert spark.sql(f"DESCRIBE HISTORY {schema}.events LIMIT 1").first()["version"] == version
 
+    # While a continuous stream owns the landing, the daily run only checks the date: quiet
+    # when every file is in bronze, failing (no write) on a file the stream has not landed.
+    _trigger(landing, checkpoint, schema, "--trigger", "none")
+    _deliver(landing, "part-2.csv")
+    with pytest.raises(SystemExit, match=f"{DS}: the date's files are not all in bronze"):
+        _trigger(landing, checkpoint, schema, "--trigger", "none")
+    assert spark.sql(f"DESCRIBE HISTORY {schema}.events LIMIT 1").first()["version"] == version
+    (landing / DS / "part-2.csv").unlink()
+
     # A corrected re-delivery under the same name: the stream never reads a path twice, the
     # date's settle step sees the new size and re-ingests the date from its files.
     PARTS["fixed.csv"] = landing_lines(DS, 12)
@@ -161,3 +170,18 @@ def test_a_settled_date_is_not_rewritten_and_a_corrected_delivery_replaces_it(
     assert _rows(spark, schema, "events").count() == 12
     log = spark.table(f"{schema}.events_ingest_log").first()
     assert (log["files"], log["rows_in"], log["bronze"]) == (1, 12, 12)
+
+
+@pytest.mark.parametrize(
+    ("extra", "error"),
+    [
+        (["--trigger", "sometimes"], "--trigger 'sometimes': use 'available-now' or 'every <n>"),
+        (["--trigger", "every 1 minute"], "--trigger and --source apply to a stream"),
+        (["--ingest-ts", "2019-10-06T00:00:00+00:00", "--checkpoint", "c"], "batch ingest"),
+    ],
+    ids=["unknown_trigger", "trigger_without_checkpoint", "ingest_ts_with_stream"],
+)
+def test_stream_arguments_that_do_not_fit_are_refused_in_one_line(tmp_path, extra, error):
+    argv = ["--ds", DS, "--catalog", CATALOG, "--landing-dir", str(tmp_path), *extra]
+    with pytest.raises(SystemExit, match=f"ingest_events failed: .*{error}"):
+        ingest_main(argv)

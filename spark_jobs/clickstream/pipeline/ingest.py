@@ -471,6 +471,21 @@ def unrecorded_dates(spark: SparkSession, catalog: str, schema: str) -> set[str]
     }
 
 
+def logged_counts(spark: SparkSession, catalog: str, schema: str, ds: str) -> IngestCounts | None:
+    """The ``bronze.events_ingest_log`` row of ``ds`` as counts; None when there is none."""
+    name = ensure_table(spark, BRONZE_INGEST_LOG, catalog, schema)
+    row = spark.table(name).where(_dates_predicate([ds])).first()
+    if row is None:
+        return None
+    return IngestCounts(
+        files=int(row["files"]),
+        rows_in=int(row["rows_in"]),
+        bronze=int(row["bronze"]),
+        quarantined=int(row["quarantined"]),
+        reasons=json.loads(row["reasons"]),
+    )
+
+
 def settle_date(
     spark: SparkSession,
     *,
@@ -478,6 +493,7 @@ def settle_date(
     catalog: str,
     landing_dir: str,
     schema: str = "bronze",
+    reingest: bool = True,
     log: Log = print,
 ) -> IngestCounts:
     """Make bronze hold the files of ``ds`` as they are now, and return the date's counts.
@@ -487,7 +503,8 @@ def settle_date(
     corrected re-delivery under the same name, which a stream never reads twice), a file
     removed, or one that arrived after the stream's last batch makes the date re-ingested
     whole from its files (:func:`ingest_range`, replacing the date), as a clear of the date's
-    ingest on call expects.
+    ingest on call expects. With ``reingest=False`` (a continuous stream owns the landing: a
+    replace here would race it) a difference fails the run instead, naming the files.
     """
     ds = parse_ds(ds)
     folder = landing_dir.rstrip("/")
@@ -497,7 +514,10 @@ def settle_date(
     }
     recorded = recorded_files(spark, catalog, schema, _dates_predicate([ds]))
     if current == recorded:
-        return refresh_ingest_log(spark, catalog, schema, [ds])[ds]
+        return (
+            logged_counts(spark, catalog, schema, ds)
+            or refresh_ingest_log(spark, catalog, schema, [ds])[ds]
+        )
     for name in sorted(set(current) | set(recorded)):
         if name not in recorded:
             log(f"{ds}: {name} is not in bronze yet")
@@ -506,6 +526,12 @@ def settle_date(
         elif current[name] != recorded[name]:
             (size, _), (was, _) = current[name], recorded[name]
             log(f"{ds}: {name} changed since it was ingested ({was} -> {size} bytes)")
+    if not reingest:
+        raise IngestError(
+            f"{ds}: the date's files are not all in bronze as delivered (see the log); the "
+            "continuous stream lands new files within its trigger interval (a retry waits for "
+            "it); a changed file needs the stream stopped and the date re-ingested"
+        )
     log(f"{ds}: re-ingesting the date from its {len(current)} file(s)")
     return ingest_range(
         spark, start=ds, end=ds, catalog=catalog, landing_dir=landing_dir, schema=schema, log=log
