@@ -39,7 +39,11 @@ def write_private(path: Path, text: str) -> None:
 
 @dataclass
 class StackConfig:
-    """One local stack: its state folder, the ports of its services and its credentials."""
+    """One local stack: its state folder, the ports of its services and its credentials.
+
+    ``test_dags``: a folder of DAGs that Airflow loads beside the project's, as a DAG bundle of
+    its own (``test-dags``); the end-to-end tests' stack sets it, ``make up`` never does.
+    """
 
     state: Path
     workspace_port: int
@@ -48,6 +52,7 @@ class StackConfig:
     airflow_port: int
     workspace_mode: str = "warm"
     secrets: dict = field(default_factory=dict)
+    test_dags: Path | None = None
 
     @classmethod
     def from_env(cls) -> StackConfig:

@@ -67,9 +67,25 @@ def _base_env(config: StackConfig) -> dict[str, str]:
     return env
 
 
+LOCAL_BUNDLE = "airflow.dag_processing.bundles.local.LocalDagBundle"
+
+
+def _dag_bundles(config: StackConfig) -> dict[str, str]:
+    """The project's DAGs folder (Airflow's default bundle, ``dags-folder``), plus the tests'
+    DAGs as a bundle of their own when the stack has them (``StackConfig.test_dags``)."""
+    if config.test_dags is None:
+        return {}
+    bundles = [
+        {"name": "dags-folder", "classpath": LOCAL_BUNDLE, "kwargs": {}},
+        {"name": "test-dags", "classpath": LOCAL_BUNDLE, "kwargs": {"path": str(config.test_dags)}},
+    ]
+    return {"AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps(bundles)}
+
+
 def _airflow_env(config: StackConfig, base: dict[str, str]) -> dict[str, str]:
     airflow_home = config.state / "airflow"
     return {
+        **_dag_bundles(config),
         **base,
         **config.airflow_connections(),
         "AIRFLOW_HOME": str(airflow_home),

@@ -1,6 +1,8 @@
 """The full local stack of the end-to-end tests: one stack on free ports, shared by every test
 file of this folder (starting it takes a minute or two) and stopped after the folder's last test,
-and one backfill of the daily chain on it, which the files share too (a few minutes)."""
+and one backfill of the daily chain on it, which the files share too (a few minutes). Besides the
+project's DAGs the stack loads the tests' own (``tests/support/stack_dags/``, a DAG bundle of
+their own), which stay paused until a test runs them."""
 
 from __future__ import annotations
 
@@ -14,7 +16,14 @@ from local.stack.config import StackConfig
 from local.stack.services import down, up
 from local.story.story import PIPELINES, run_job, workspace_client
 from local.workspace.process import free_port
-from tests.support.e2e import BACKFILL_DAYS, BLOCKING_DAY, HEADER, WARNING_DAY, backfill_chain
+from tests.support.e2e import (
+    BACKFILL_DAYS,
+    BLOCKING_DAY,
+    HEADER,
+    STACK_TEST_DAGS,
+    WARNING_DAY,
+    backfill_chain,
+)
 from tests.support.landing import LANDING
 
 HERE = Path(__file__).resolve().parent
@@ -29,6 +38,7 @@ def stack(session_dir):
         mlflow_port=free_port(),
         azurite_port=free_port(),
         airflow_port=free_port(),
+        test_dags=STACK_TEST_DAGS,
     )
     config.secrets = config._load_secrets()
     _RUNNING.append(config)

@@ -7,11 +7,7 @@ what the webhook receives.
 
 from __future__ import annotations
 
-import json
-import threading
 import uuid
-from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pendulum
 import pytest
@@ -19,48 +15,14 @@ from airflow.providers.databricks.operators.databricks import DatabricksSubmitRu
 from airflow.sdk import DAG
 from databricks.sdk import WorkspaceClient
 
-from ecom_airflow.alerts import ALERT_CONN_ID
 from ecom_airflow.config import LOCAL
 from ecom_airflow.tasks import DEFAULT_ARGS
 from tests.support.airflow import serialize
-from tests.support.env import environment
+from tests.support.webhook import alert_connection, webhook
 
 pytestmark = [pytest.mark.airflow, pytest.mark.spark]
 
 FAIL = "local/jobs/fail_job.py"
-CONN_ENV = f"AIRFLOW_CONN_{ALERT_CONN_ID.upper()}"
-
-
-@contextmanager
-def webhook(status: int = 200):
-    """A local incoming-webhook endpoint: records each POSTed JSON body, answers ``status``."""
-    received: list[dict] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            received.append(json.loads(body))
-            self.send_response(status)
-            self.end_headers()
-            self.wfile.write(b"ok" if status == 200 else b"server_error")
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/services/T000/B000/alerts", received
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-def alert_connection(url: str | None):
-    """``with alert_connection(url):`` the alert webhook at ``url`` (None: no connection)."""
-    value = json.dumps({"conn_type": "slackwebhook", "password": url}) if url else None
-    return environment(**{CONN_ENV: value})
 
 
 def _failing_dag(message: str):

@@ -4,6 +4,7 @@ backfilling the daily chain."""
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 
 from local.story.story import PIPELINES, prune_unplanned_runs, run_backfills
 
@@ -12,6 +13,10 @@ from local.story.story import PIPELINES, prune_unplanned_runs, run_backfills
 # follows a blocked one). No other test backfills these dates.
 BACKFILL_DAYS = ["2019-10-01", "2019-10-02"]
 WARNING_DAY, BLOCKING_DAY = "2019-10-03", "2019-10-04"
+# DAGs the e2e stack loads beside the project's, as a bundle of their own (StackConfig.test_dags):
+# each stands in for a pipeline where a test needs one it can make slow or fail at will.
+STACK_TEST_DAGS = Path(__file__).resolve().parent / "stack_dags"
+STACK_TEST_DAG_IDS = ("e2e_deadline_alert",)  # tests/support/stack_dags/deadline_alert.py
 HEADER = (
     "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session"
 )
