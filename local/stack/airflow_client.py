@@ -189,6 +189,10 @@ class AirflowClient:
             "PATCH", path, retry_busy=60, params={"update_mask": "note"}, json={"note": note}
         )
 
+    def delete_dag_run(self, dag_id: str, run_id: str) -> None:
+        """Delete a DAG run (its task instances and XComs go with it)."""
+        self.request("DELETE", f"/dags/{dag_id}/dagRuns/{run_id}", retry_busy=60)
+
     def xcom(self, dag_id: str, run_id: str, task_id: str, key: str) -> Any:
         """The value of one XCom (deserialised), or None when the task pushed none."""
         path = f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}"

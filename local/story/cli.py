@@ -81,10 +81,16 @@ def earlier_run(path: Path, wanted: dict[str, object]) -> str:
     return "reuse" if record.get("status") == "told" else "resume"
 
 
-def record_run(path: Path, wanted: dict[str, object], status: str) -> None:
+def record_run(path: Path, wanted: dict[str, object], status: str) -> str:
+    """Write the story's record; the time it was first told (kept across resumes: the start of
+    the window of runs its pipeline monitoring collects), which it returns."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    body = {"plan": wanted, "status": status, "at": datetime.now(UTC).isoformat(timespec="seconds")}
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    earlier = json.loads(path.read_text()) if path.exists() else {}
+    started = earlier.get("started") if earlier.get("plan") == wanted else None
+    body = {"plan": wanted, "status": status, "at": now, "started": started or now}
     path.write_text(json.dumps(body, indent=2) + "\n")
+    return body["started"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,8 +123,8 @@ def main(argv: list[str] | None = None) -> int:
                     "that completed are kept, failed runs are rerun (backfills reprocess "
                     "failed runs)"
                 )
-            record_run(record, wanted, "running")
-            outcome = tell(story, config, events, args.timeout_minutes, clock)
+            first_told = record_run(record, wanted, "running")
+            outcome = tell(story, config, events, args.timeout_minutes, clock, first_told)
     except RuntimeError as error:
         print(f"[run] error: {error}", file=sys.stderr)
         if mode != "reuse":

@@ -7,7 +7,7 @@ import functools
 import json
 import time
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from ecom_airflow.config import LOCAL
@@ -22,6 +22,8 @@ PIPELINES = ("data_quality_validation", "offline_feature_table", "online_feature
 # backfill of serving would score past dates with today's champion.
 ML_PIPELINES = ("model_training", "model_serving")
 DRIFT_PIPELINE = "drift_detection"
+# Collects every Databricks run of the story into monitoring.job_runs and reports on them.
+MONITORING_PIPELINE = "pipeline_monitoring"
 
 
 def log(message: str) -> None:
@@ -123,6 +125,8 @@ class Outcome:
     decision: dict[str, Any] = field(default_factory=dict)
     tables: dict[str, Any] = field(default_factory=dict)
     drift: dict[str, Any] = field(default_factory=dict)
+    operations: dict[str, Any] = field(default_factory=dict)  # the operations report's summary
+    job_runs: dict[str, Any] = field(default_factory=dict)  # monitoring.job_runs vs runs/get
 
 
 def workspace_client(config: StackConfig):
@@ -338,6 +342,92 @@ def check_drift(outcome: Outcome, story: Story, timeout_minutes: int) -> None:
         outcome.runs["model_training"] = [*outcome.runs["model_training"], retraining]
 
 
+def monitor_pipeline(outcome: Outcome, story: Story, started: str, timeout_minutes: int) -> None:
+    """The pipeline_monitoring DAG of the story's last day, over the story's own window: from
+    when it was first told (``started``, kept across resumes) to now, so that every Databricks
+    run of the story is collected into monitoring.job_runs and in the operations report.
+
+    A run of the DAG left by an earlier telling collected a window that ended then: it is
+    deleted first, so the backfill collects the whole story again (the MERGE by run id keeps
+    one row per run).
+    """
+    airflow, day = outcome.airflow, story.days[-1]
+    for run in airflow.dag_runs(MONITORING_PIPELINE, day, day):
+        airflow.delete_dag_run(MONITORING_PIPELINE, run["dag_run_id"])
+        log(f"{MONITORING_PIPELINE}: deleted the earlier run {run['dag_run_id']} to collect again")
+    window = {"start_time": started, "end_time": datetime.now(UTC).isoformat(timespec="seconds")}
+    log(f"{MONITORING_PIPELINE}: collecting the runs started {window['start_time']} .. now")
+    outcome.runs |= run_backfills(
+        airflow,
+        (MONITORING_PIPELINE,),
+        [day],
+        timeout_minutes,
+        functools.partial(prune_unplanned_runs, airflow, (MONITORING_PIPELINE,), {day}),
+        conf=window,
+    )
+
+
+def read_operations(workspace, outcome: Outcome, story: Story) -> None:
+    """The operations report's summary, and monitoring.job_runs checked run by run against
+    the workspace's runs/get (nothing found: an earlier story without pipeline monitoring)."""
+    from databricks.sdk.errors import NotFound
+
+    path = f"{LOCAL.reports_dir}/{MONITORING_PIPELINE}/{story.days[-1]}/operations.json"
+    try:
+        outcome.operations = json.loads(workspace.files.download(path).contents.read())
+    except NotFound:
+        log(f"no operations report at {path}: the pipeline was not monitored in this story")
+        return
+    rows_path = f"{LOCAL.volume_root}/system/job_runs.json"
+    run_job(
+        workspace,
+        "export_job_runs",
+        "local/jobs/export_job_runs.py",
+        ["--catalog", LOCAL.catalog, "--output", rows_path],
+    )
+    rows = json.loads(workspace.files.download(rows_path).contents.read())
+    answers = {row["run_id"]: workspace.jobs.get_run(row["run_id"]).as_dict() for row in rows}
+    outcome.job_runs = {"rows": len(rows), "mismatches": job_run_mismatches(rows, answers)}
+
+
+# A column of monitoring.job_runs and the runs/get field (of the run, or its tasks' sum) it holds.
+RUNS_GET_FIGURES = (
+    ("queue_seconds", "queue_duration", False),
+    ("setup_seconds", "setup_duration", True),
+    ("execution_seconds", "execution_duration", True),
+    ("cleanup_seconds", "cleanup_duration", True),
+    ("total_seconds", "run_duration", False),
+)
+
+
+IN_FLIGHT = frozenset({"QUEUED", "PENDING", "RUNNING", "TERMINATING", "BLOCKED"})
+
+
+def job_run_mismatches(rows: list[dict], answers: dict[int, dict]) -> list[str]:
+    """Where a row of monitoring.job_runs differs from what runs/get answers for its run now
+    (its state, its phases in seconds); one line each, empty when every figure matches. A run
+    in flight when it was collected has moved on since: it is not compared."""
+    problems = []
+    for row in rows:
+        if row["life_cycle_state"] in IN_FLIGHT:
+            continue
+        run = answers[row["run_id"]]
+        state = run.get("state") or {}
+        expected = {
+            "life_cycle_state": state.get("life_cycle_state"),
+            "result_state": state.get("result_state"),
+        }
+        for column, field_name, on_tasks in RUNS_GET_FIGURES:
+            value = run.get(field_name) or 0
+            if on_tasks and run.get("tasks"):
+                value = sum(t.get(field_name) or 0 for t in run["tasks"]) or value
+            expected[column] = value / 1000
+        for column, want in expected.items():
+            if row[column] != want:
+                problems.append(f"run {row['run_id']}: {column} {row[column]} != runs/get {want}")
+    return problems
+
+
 def read_results(workspace, outcome: Outcome, story: Story) -> None:
     """The tables' summary (a job on the workspace) and the drift check's report."""
     summary_path = f"{LOCAL.volume_root}/system/run_summary.json"
@@ -372,6 +462,7 @@ def recall(story: Story, config: StackConfig, clock: StageClock) -> Outcome:
         "model_training": {story.seed_as_of.isoformat()},
         "model_serving": {story.days[-1]},
         DRIFT_PIPELINE: {month},
+        MONITORING_PIPELINE: {story.days[-1]},
     }
     for dag_id, dates in planned.items():
         outcome.runs[dag_id] = [
@@ -390,15 +481,24 @@ def recall(story: Story, config: StackConfig, clock: StageClock) -> Outcome:
             )
             or {}
         )
-    read_results(workspace_client(config), outcome, story)
+    workspace = workspace_client(config)
+    read_results(workspace, outcome, story)
+    read_operations(workspace, outcome, story)
     clock.done("summary")
     return outcome
 
 
 def tell(
-    story: Story, config: StackConfig, events: Events, timeout_minutes: int, clock: StageClock
+    story: Story,
+    config: StackConfig,
+    events: Events,
+    timeout_minutes: int,
+    clock: StageClock,
+    started: str | None = None,
 ) -> Outcome:
-    """Run every stage of the story; raise ``RuntimeError`` when one fails."""
+    """Run every stage of the story; raise ``RuntimeError`` when one fails. ``started``: when
+    the story was first told (ISO 8601), where its pipeline monitoring's window begins."""
+    started = started or datetime.now(UTC).isoformat(timespec="seconds")
     log("starting the local stack")
     up(config)
     clock.done("stack up")
@@ -411,11 +511,14 @@ def tell(
     airflow = AirflowClient(
         env["AIRFLOW_API_URL"], env["AIRFLOW_USERNAME"], env["AIRFLOW_PASSWORD"]
     )
-    airflow.wait_for_dags(PIPELINES + ML_PIPELINES + (DRIFT_PIPELINE,))
+    airflow.wait_for_dags(PIPELINES + ML_PIPELINES + (DRIFT_PIPELINE, MONITORING_PIPELINE))
     outcome = Outcome(airflow)
     run_daily_dags(outcome, story, timeout_minutes, clock)
     check_drift(outcome, story, timeout_minutes)
     clock.done("drift check and retraining")
+    monitor_pipeline(outcome, story, started, timeout_minutes)
+    clock.done("pipeline monitoring")
     read_results(workspace, outcome, story)
+    read_operations(workspace, outcome, story)
     clock.done("summary")
     return outcome

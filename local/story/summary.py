@@ -12,7 +12,13 @@ from typing import Any
 from ecom_airflow.config import LOCAL
 from local.stack.airflow_client import TERMINAL_RUN_STATES, AirflowClient
 from local.stack.config import StackConfig
-from local.story.story import DRIFT_PIPELINE, Outcome, StageClock, Story
+from local.story.story import (
+    DRIFT_PIPELINE,
+    MONITORING_PIPELINE,
+    Outcome,
+    StageClock,
+    Story,
+)
 
 
 def model_summary(config: StackConfig) -> dict[str, Any]:
@@ -383,6 +389,7 @@ def print_report_links(airflow: AirflowClient, runs: dict[str, list[dict]]) -> N
         "data_quality_validation": "upload_bronze_events_report",
         "offline_feature_table": "upload_features_report",
         DRIFT_PIPELINE: "upload_drift_report",
+        MONITORING_PIPELINE: "upload_operations_report",
     }
     print("\nreports in Blob (Azurite; read-only links valid for 7 days):")
     for dag_id, task_id in tasks.items():
@@ -392,6 +399,60 @@ def print_report_links(airflow: AirflowClient, runs: dict[str, list[dict]]) -> N
         latest = max(finished, key=lambda r: r["logical_date"] or "")
         link = airflow.xcom(dag_id, latest["dag_run_id"], task_id, "report_link")
         print(f"  {dag_id} [{latest['logical_date'][:10]}]: {link or 'not uploaded'}")
+
+
+def print_operations_summary(operations: dict[str, Any]) -> None:
+    """The Databricks runs of the story from monitoring.job_runs: how many, how long, what they
+    would cost (list prices, as if on the dev cluster spec), a day of the chain at 1x and more."""
+    if not operations:
+        print("\nno operations report: the pipeline was not monitored in this story")
+        return
+    basis = "; ".join(operations["price_basis"]) or "no price"
+    print(
+        f"\npipeline monitoring (monitoring.job_runs; costs are estimates from list prices, "
+        f"{', '.join(operations['price_tables']) or 'none'}; priced {basis}):"
+    )
+    print(
+        f"  {operations['runs']} Databricks runs of the DAGs ({operations['failed']} failed, "
+        f"{operations['retries']} retries), {operations['execution_seconds'] / 60:.1f} min of "
+        f"execution, estimated ${operations['estimated_cost_usd']:.2f} "
+        f"(${operations['estimated_cost_max_usd']:.2f} at the clusters' maximum size)"
+    )
+    by_dag: dict[str, list[float]] = {}
+    for job in operations["jobs"]:
+        figures = by_dag.setdefault(job["dag_id"], [0, 0.0, 0.0])
+        figures[0] += job["runs"]
+        figures[1] += job["execution_seconds"]
+        figures[2] += job["estimated_cost_usd"]
+    print(f"  {'DAG':30s} {'runs':>5s} {'execution min':>14s} {'est. cost':>10s}")
+    for dag_id, (runs, seconds, cost) in sorted(by_dag.items()):
+        print(f"  {dag_id:30s} {runs:5d} {seconds / 60:14.1f} {f'${cost:.2f}':>10s}")
+    chain = operations.get("daily_chain")
+    if chain:
+        costs = ", ".join(f"${v['cost_usd']:.2f} at {k}x" for k, v in chain["at"].items())
+        print(
+            f"  one day of the daily chain ({chain['logical_date']}, {chain['tasks']} tasks): "
+            f"{costs} the volume (execution scaled, cluster start as measured; "
+            "python -m local.story.cost for other factors)"
+        )
+    growing = operations.get("growing") or []
+    print(f"  growing jobs: {', '.join(growing) if growing else 'none'}")
+
+
+def monitoring_checks(operations: dict[str, Any], job_runs: dict[str, Any]) -> list[Check]:
+    """monitoring.job_runs holds the story's runs, each as the workspace's runs/get reports it."""
+    if not operations:
+        return []
+    mismatches = job_runs.get("mismatches", [])
+    rows = job_runs.get("rows", 0)
+    detail = f"{rows} rows compared with runs/get, {len(mismatches)} differ"
+    return [
+        Check(
+            "monitoring.job_runs holds the story's runs, each as runs/get reports it",
+            rows > 0 and operations["runs"] > 0 and not mismatches,
+            detail + (f" ({'; '.join(mismatches[:3])})" if mismatches else ""),
+        )
+    ]
 
 
 def print_timings(stages: dict[str, float], total: float) -> None:
@@ -417,8 +478,10 @@ def report(
     print_drift_summary(outcome.drift, outcome.decision)
     models = model_summary(config)
     print_model_summary(models)
+    print_operations_summary(outcome.operations)
     print_report_links(outcome.airflow, runs)
-    told = print_story(story_checks(outcome.decision, models.get("trainings", []), scenario))
+    checks = story_checks(outcome.decision, models.get("trainings", []), scenario)
+    told = print_story(checks + monitoring_checks(outcome.operations, outcome.job_runs))
     total = time.monotonic() - started
     print_timings(clock.durations, total)
     # Read by the system-run benchmark (bench/system_run.py).

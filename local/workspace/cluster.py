@@ -262,7 +262,9 @@ class Cluster:
                 driver.kill()
                 del self._drivers[slot]
                 return None
-            self.store.update(run_id, life_cycle_state="RUNNING", state_message="")
+            self.store.update(
+                run_id, life_cycle_state="RUNNING", state_message="", running_time=now_ms()
+            )
             log.info("run %s running %s on warm driver %s", run_id, script.name, slot)
             result = driver.run(script, args, log_path, lambda: verdict() is not None)
         except DriverDied:
@@ -296,7 +298,9 @@ class Cluster:
             )
         self._processes[run_id] = process
         try:
-            self.store.update(run_id, life_cycle_state="RUNNING", state_message="")
+            self.store.update(
+                run_id, life_cycle_state="RUNNING", state_message="", running_time=now_ms()
+            )
             log.info("run %s running %s in cold process %s", run_id, script.name, process.pid)
             while process.poll() is None:
                 if verdict() is not None:

@@ -27,12 +27,18 @@ CREATE TABLE IF NOT EXISTS runs (
     state_message TEXT NOT NULL DEFAULT '',
     submit_time INTEGER NOT NULL,
     start_time INTEGER NOT NULL DEFAULT 0,
+    running_time INTEGER NOT NULL DEFAULT 0,
     end_time INTEGER NOT NULL DEFAULT 0,
     error TEXT,
     error_trace TEXT,
     log_path TEXT NOT NULL DEFAULT ''
 )
 """
+
+
+# Columns added after the first release, with their DDL: added to an existing store on open.
+# running_time: when the run's task started executing (setup ends), for the setup duration.
+ADDED_COLUMNS = {"running_time": "INTEGER NOT NULL DEFAULT 0"}
 
 
 def now_ms() -> int:
@@ -48,6 +54,10 @@ class RunStore:
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(SCHEMA)
+            columns = {row["name"] for row in self._db.execute("PRAGMA table_info(runs)")}
+            for column, ddl in ADDED_COLUMNS.items():
+                if column not in columns:  # a store written by an older workspace
+                    self._db.execute(f"ALTER TABLE runs ADD COLUMN {column} {ddl}")
 
     def mark_in_flight_as_lost(self) -> int:
         """After a restart nothing is running: in-flight runs end as INTERNAL_ERROR."""
@@ -105,6 +115,42 @@ class RunStore:
         with self._lock:
             rows = self._db.execute(
                 "SELECT * FROM runs ORDER BY run_id DESC LIMIT ? OFFSET ?", (limit, offset)
+            ).fetchall()
+        return [dict(r) for r in rows]
+
+    def page(
+        self,
+        limit: int,
+        *,
+        before_run_id: int | None = None,
+        offset: int = 0,
+        start_time_from: int | None = None,
+        start_time_to: int | None = None,
+        active: bool | None = None,
+    ) -> list[dict]:
+        """Up to ``limit`` runs, newest first (run ids grow with submission, and runs leave
+        the queue in that order), of ids below ``before_run_id`` (the page token), skipping
+        ``offset``; filtered by start time (ms, both ends included: the start of a run still
+        queued is its submission) and by being in flight (``active``) or finished."""
+        where, values = [], []
+        if before_run_id is not None:
+            where.append("run_id < ?")
+            values.append(before_run_id)
+        start = "(CASE WHEN start_time > 0 THEN start_time ELSE submit_time END)"
+        if start_time_from is not None:
+            where.append(f"{start} >= ?")
+            values.append(start_time_from)
+        if start_time_to is not None:
+            where.append(f"{start} <= ?")
+            values.append(start_time_to)
+        if active is not None:
+            marks = ",".join("?" * len(IN_FLIGHT))
+            where.append(f"life_cycle_state {'' if active else 'NOT '}IN ({marks})")
+            values.extend(IN_FLIGHT)
+        sql = "SELECT * FROM runs" + (f" WHERE {' AND '.join(where)}" if where else "")
+        with self._lock:
+            rows = self._db.execute(
+                f"{sql} ORDER BY run_id DESC LIMIT ? OFFSET ?", (*values, limit, offset)
             ).fetchall()
         return [dict(r) for r in rows]
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from ecom_plugins.blob_report import HtmlReportToBlobOperator, ReportLink
 from ecom_plugins.drift_branch import DriftBranchSensor
+from ecom_plugins.job_runs import JobRunsToVolumeOperator
 from ecom_plugins.landing_sensor import LandingFilesSensor
 from ecom_plugins.performance_branch import PerformanceBranchSensor
 from ecom_plugins.quality_gate import DataQualityGateOperator
@@ -18,6 +19,7 @@ __all__ = [
     "DataQualityGateOperator",
     "DriftBranchSensor",
     "HtmlReportToBlobOperator",
+    "JobRunsToVolumeOperator",
     "LandingFilesSensor",
     "PerformanceBranchSensor",
     "ReportLink",

@@ -23,6 +23,8 @@ import pytest
 from pyspark import SparkContext
 from pyspark.sql import SparkSession
 
+from ecom_airflow.config import AZURE_LIST_PRICES
+
 ROOT = Path(__file__).resolve().parents[2]
 # The job folders: what is shipped to Databricks, and the local-only jobs.
 JOB_DIRS = (ROOT / "spark_jobs", ROOT / "local" / "jobs")
@@ -33,6 +35,7 @@ CATALOG = ("--catalog", "spark_catalog")
 MODEL = ("--model-name", "ecom_propensity")
 EXPERIMENT = ("--experiment", "/Shared/ecom/propensity")
 LANDING = ("--landing-dir", "/Volumes/ecom/raw/landing/events")
+PRICES = AZURE_LIST_PRICES.as_parameter()
 
 # entry point -> (valid arguments, the arguments that reach SQL text)
 JOBS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
@@ -133,6 +136,37 @@ JOBS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         (*CATALOG, "--output", "/Volumes/ecom/raw/system/summary.json"),
         ("--catalog",),
     ),
+    "spark_jobs/collect_job_runs.py": (
+        ("--ds", D1, *CATALOG, "--input", "runs.jsonl", "--prices", PRICES),
+        ("--ds", "--catalog", "--monitoring-schema"),
+    ),
+    "spark_jobs/report_operations.py": (
+        (
+            "--ds",
+            D1,
+            *CATALOG,
+            "--end-time",
+            "2019-10-02T00:00:00+00:00",
+            "--output",
+            "/Volumes/ecom/raw/r/x",
+        ),
+        ("--ds", "--catalog", "--monitoring-schema"),
+    ),
+    "local/jobs/export_job_runs.py": (
+        (*CATALOG, "--output", "/Volumes/ecom/raw/system/job_runs.json"),
+        ("--catalog", "--monitoring-schema"),
+    ),
+    "spark_jobs/maintain_tables.py": (
+        (*CATALOG, "--retention-hours", "720", *MODEL),
+        (
+            "--catalog",
+            "--bronze-schema",
+            "--silver-schema",
+            "--gold-schema",
+            "--monitoring-schema",
+            "--zorder-since",
+        ),
+    ),
 }
 
 
@@ -166,10 +200,12 @@ def tripwires(monkeypatch):
 
 @pytest.fixture
 def landing(tmp_path) -> Path:
-    """A landing folder with a file for both dates, so no job stops at a missing input."""
+    """A landing folder with a file for both dates, so no job stops at a missing input (and
+    an empty list of Databricks runs for the collection)."""
     for day in (D1, D2):
         (tmp_path / day).mkdir()
         (tmp_path / day / "events.csv").write_text("event_time\n")
+    (tmp_path / "runs.jsonl").write_text("")
     return tmp_path
 
 
@@ -181,7 +217,11 @@ def _run(entry: str, argv: list[str]) -> None:
 
 def _argv(entry: str, landing: Path, flag: str | None = None, value: str = "") -> list[str]:
     args = list(JOBS[entry][0])
-    replacements = {"--landing-dir": str(landing), **({flag: value} if flag else {})}
+    replacements = {
+        "--landing-dir": str(landing),
+        "--input": str(landing / "runs.jsonl"),
+        **({flag: value} if flag else {}),
+    }
     for name, new in replacements.items():
         if name in args:
             args[args.index(name) + 1] = new
@@ -339,6 +379,7 @@ REVIEWED = {
     ): "int from DESCRIBE HISTORY",
     ("spark_jobs/clickstream/pipeline/ingest.py", "days[0]"): "date_range() -> parse_ds",
     ("spark_jobs/clickstream/pipeline/ingest.py", "days[-1]"): "date_range() -> parse_ds",
+    ("spark_jobs/clickstream/pipeline/ingest.py", "dates"): "each date through parse_ds",
     (
         "spark_jobs/clickstream/quality/results.py",
         "', '.join((repr(s) for s in suites))",
@@ -347,6 +388,15 @@ REVIEWED = {
     ("local/jobs/table_summary.py", "catalog"): "identifier(catalog) at the top of summarise()",
     ("local/jobs/table_summary.py", "schema"): "SCHEMAS constants",
     ("local/jobs/hello_delta.py", "schema"): "--table matched against schema.name first",
+    (
+        "spark_jobs/clickstream/maintenance/tables.py",
+        "name",
+    ): "table_name() of --catalog, a --*-schema and a keys.py constant",
+    ("spark_jobs/clickstream/maintenance/tables.py", "zorder"): "each key through identifier",
+    (
+        "spark_jobs/clickstream/maintenance/tables.py",
+        "props",
+    ): "Delta property names and Retention.interval ('interval <int> <unit>')",
 }
 
 

@@ -27,6 +27,8 @@ from local.workspace.validation import int_parameter, validate_python_file
 
 MAX_TOKEN_LENGTH = 64
 MAX_PROBLEMS_SHOWN = 5
+MAX_LIST_LIMIT = 25  # runs/list: Databricks' largest page
+RUN_TYPES = ("JOB_RUN", "WORKFLOW_RUN", "SUBMIT_RUN")
 
 router = APIRouter()
 
@@ -80,11 +82,44 @@ def _cluster_spec(payload: dict) -> dict:
     return {"new_cluster": task.get("new_cluster", {})}
 
 
-def describe(run: dict, base_url: str) -> dict:
-    """``run`` as Databricks' ``runs/get`` answers it."""
+# The compute fields of a submitted task that runs/get echoes on the task, as Databricks does.
+TASK_COMPUTE_FIELDS = ("new_cluster", "existing_cluster_id", "environment_key", "libraries")
+
+
+def durations(run: dict) -> dict[str, int]:
+    """The phases of ``run`` in milliseconds, as Databricks reports them: ``queue_duration``
+    (submitted -> left the queue), ``setup_duration`` (-> the task started executing: a warm
+    driver's JVM start, a cold process's launch), ``execution_duration`` (-> the end),
+    ``cleanup_duration`` (nothing to tear down locally: 0) and ``run_duration`` (left the queue
+    -> the end). A phase not reached yet, or not finished, is 0."""
+    submit, start = run["submit_time"], run["start_time"]
+    running, end = run.get("running_time") or 0, run["end_time"]
+    # A run cancelled while queued was queued until it ended.
+    queue = start - submit if start else (end - submit if end else 0)
+    # A run that ended before its task ran (a driver that never came up) was all setup.
+    setup = running - start if running else (end - start if end and start else 0)
+    return {
+        "queue_duration": max(0, queue),
+        "setup_duration": max(0, setup),
+        "execution_duration": max(0, end - running) if end and running else 0,
+        "cleanup_duration": 0,
+        "run_duration": max(0, end - start) if end and start else 0,
+    }
+
+
+def describe(run: dict, base_url: str, *, expand_tasks: bool = True) -> dict:
+    """``run`` as Databricks' ``runs/get`` answers it (``runs/list`` leaves out the tasks and
+    the cluster unless asked to ``expand_tasks``).
+
+    A run submitted in the multi-task form (Jobs API 2.1+) reports its setup, execution and
+    cleanup durations on its task and 0 at the top (the run's total is ``run_duration``); one
+    submitted in the single-task form of API 2.0 reports them at the top as well.
+    """
     payload = json.loads(run["payload"])
     end = run["end_time"]
     start = run["start_time"]
+    phases = durations(run)
+    submitted = payload["tasks"][0] if isinstance(payload.get("tasks"), list) else payload
     task = {
         "run_id": run["run_id"] + TASK_RUN_OFFSET,
         "task_key": run["task_key"],
@@ -92,13 +127,16 @@ def describe(run: dict, base_url: str) -> dict:
         "state": _state(run),
         "start_time": start,
         "end_time": end,
+        **phases,
         "spark_python_task": {
             "python_file": run["python_file"],
             "parameters": json.loads(run["parameters"]),
         },
+        **{k: submitted[k] for k in TASK_COMPUTE_FIELDS if k in submitted},
         "run_page_url": f"{base_url}/jobs/runs/{run['run_id']}",
     }
-    return {
+    multi_task = isinstance(payload.get("tasks"), list)
+    described = {
         "job_id": 0,
         "run_id": run["run_id"],
         "number_in_job": run["run_id"],
@@ -108,14 +146,18 @@ def describe(run: dict, base_url: str) -> dict:
         "state": _state(run),
         "start_time": start or run["submit_time"],
         "end_time": end,
-        "setup_duration": 0,
-        "execution_duration": max(0, end - start) if end and start else 0,
+        "queue_duration": phases["queue_duration"],
+        "run_duration": phases["run_duration"],
+        "setup_duration": 0 if multi_task else phases["setup_duration"],
+        "execution_duration": 0 if multi_task else phases["execution_duration"],
         "cleanup_duration": 0,
         "creator_user_name": "local",
-        "tasks": [task],
-        "cluster_spec": _cluster_spec(payload),
         "git_source": payload.get("git_source"),
     }
+    if expand_tasks:
+        described["tasks"] = [task]
+        described["cluster_spec"] = _cluster_spec(payload)
+    return described
 
 
 def _validated(body: dict, version: str) -> None:
@@ -212,12 +254,67 @@ async def cancel(version: str, request: Request, workspace: Workspace):
     return {}
 
 
+def _flag(request: Request, name: str) -> bool | None:
+    """A boolean query parameter (``true``/``false``, as the SDK sends them), None if absent."""
+    value = request.query_params.get(name)
+    if value in (None, ""):
+        return None
+    if value.lower() not in ("true", "false"):
+        raise ApiError(400, "INVALID_PARAMETER_VALUE", f"{name} must be true or false")
+    return value.lower() == "true"
+
+
+def _page_token(value: str | None) -> int | None:
+    """A ``next_page_token`` this server handed out (the run id below which the page goes
+    on); anything else is refused as Databricks refuses a token it did not issue."""
+    if value in (None, ""):
+        return None
+    if not value.isdigit():
+        raise ApiError(400, "INVALID_PARAMETER_VALUE", f"Invalid page_token {value[:40]!r}")
+    return int(value)
+
+
 @router.get("/api/{version}/jobs/runs/list")
 async def list_runs(version: str, request: Request, workspace: Workspace):
-    limit = min(max(int_parameter(request.query_params.get("limit"), "limit", 25), 1), 1000)
-    offset = max(int_parameter(request.query_params.get("offset"), "offset", 0), 0)
-    rows = workspace.store.list(limit + 1, offset)
-    return {
-        "runs": [describe(r, workspace.base_url) for r in rows[:limit]],
+    """Runs, newest first, ``limit`` (default 20, at most 25; 0 means 25) at a time, with
+    Databricks' filters: ``start_time_from`` / ``start_time_to`` (ms, both ends included),
+    ``run_type`` (every local run is a ``SUBMIT_RUN``), ``active_only`` / ``completed_only``,
+    ``expand_tasks``; the next page follows ``next_page_token`` (as ``databricks-sdk``'s
+    ``jobs.list_runs`` iterates) or the deprecated ``offset``."""
+    query = request.query_params
+    limit = int_parameter(query.get("limit"), "limit", 20) or MAX_LIST_LIMIT
+    if not 1 <= limit <= MAX_LIST_LIMIT:
+        raise ApiError(
+            400, "INVALID_PARAMETER_VALUE", f"limit must be between 0 and {MAX_LIST_LIMIT}"
+        )
+    offset = max(int_parameter(query.get("offset"), "offset", 0), 0)
+    run_type = query.get("run_type")
+    if run_type not in (None, "", *RUN_TYPES):
+        raise ApiError(
+            400, "INVALID_PARAMETER_VALUE", f"run_type must be one of {', '.join(RUN_TYPES)}"
+        )
+    active_only, completed_only = _flag(request, "active_only"), _flag(request, "completed_only")
+    if active_only and completed_only:
+        raise ApiError(
+            400, "INVALID_PARAMETER_VALUE", "active_only and completed_only cannot both be true"
+        )
+    if run_type not in (None, "", "SUBMIT_RUN"):
+        return {"runs": [], "has_more": False}  # no job runs or workflow runs locally
+    token = _page_token(query.get("page_token"))
+    rows = workspace.store.page(
+        limit + 1,
+        before_run_id=token,
+        offset=0 if token is not None else offset,  # a token already says where to go on
+        start_time_from=int_parameter(query.get("start_time_from"), "start_time_from", 0) or None,
+        start_time_to=int_parameter(query.get("start_time_to"), "start_time_to", 0) or None,
+        active=True if active_only else False if completed_only else None,
+    )
+    expand = bool(_flag(request, "expand_tasks"))
+    page = rows[:limit]
+    body: dict = {
+        "runs": [describe(r, workspace.base_url, expand_tasks=expand) for r in page],
         "has_more": len(rows) > limit,
     }
+    if body["has_more"]:
+        body["next_page_token"] = str(page[-1]["run_id"])
+    return body

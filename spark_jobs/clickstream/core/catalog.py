@@ -18,6 +18,7 @@ from typing import Any
 from clickstream.core.contracts import (
     BRONZE_EVENTS,
     BRONZE_QUARANTINE,
+    JOB_RUNS,
     ONLINE_FEATURES,
     PROPENSITY_SCORES,
     RECOMMENDATIONS,
@@ -50,6 +51,7 @@ CONTRACTS: tuple[Contract, ...] = (
     DQ_RESULTS,
     DRIFT_METRICS,
     MODEL_PERFORMANCE,
+    JOB_RUNS,
 )
 # Raw daily files; HTML reports and JSON summaries; streaming checkpoints.
 VOLUMES = ("landing", "reports", "checkpoints")
