@@ -10,9 +10,10 @@ rendered as Airflow renders it and validated against the Jobs API, one JSON file
 1. Loads ``dags/`` as a ``DagBag`` with ``ECOM_ENV=<env>``. ``ECOM_GIT_URL`` / ``ECOM_GIT_REF``
    come from ``--git-url`` / ``--git-ref``, else from the environment, else from placeholders
    (``PLACEHOLDER_GIT_URL`` / ``PLACEHOLDER_GIT_REF``, flagged in the output and the index).
-   The optional deployment variables (``ECOM_CLUSTER_POLICY_ID``, ``ECOM_INSTANCE_POOL_ID``,
-   ``ECOM_DRIVER_INSTANCE_POOL_ID``, ``ECOM_GIT_PROVIDER``, ``ECOM_ONLINE_SYNC_PIPELINE_ID``)
-   are read from the environment, as on the deployment: export them to render its payloads.
+   The optional deployment variables (``ECOM_CLUSTER_POLICY_ID``, ``ECOM_POLICY_LIBRARIES``,
+   ``ECOM_INSTANCE_POOL_ID``, ``ECOM_DRIVER_INSTANCE_POOL_ID``, ``ECOM_GIT_PROVIDER``,
+   ``ECOM_ONLINE_SYNC_PIPELINE_ID``) are read from the environment, as on the deployment:
+   export them to render its payloads.
 2. For every ``DatabricksSubmitRunOperator`` task, builds Airflow's own template context of a
    scheduled run of the logical date (the task runner's ``RuntimeTaskInstance``: ``ds``,
    ``data_interval_*``, ``dag``, ``task``, ``ti``, ``run_id``, ``params`` at their defaults,
@@ -116,6 +117,8 @@ def _task_summary(task: dict[str, Any], environments: dict[str, dict[str, Any]])
         parts.append(availability)
     if "policy_id" in cluster:
         parts.append(f"policy {cluster['policy_id']}")
+    libraries = len(task.get("libraries") or [])
+    parts.append(f"{libraries} {'library' if libraries == 1 else 'libraries'}")
     return " | ".join(parts)
 
 

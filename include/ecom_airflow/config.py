@@ -10,7 +10,8 @@ default ``local``) and the Airflow connections differ.
   an instance pool, an optional cluster policy, cost tags (project, env, and per task the
   pipeline = DAG id and the task id), scripts from a git source pinned to a tag or a commit,
   Unity Catalog names ``<catalog>.<schema>.<table>``, job libraries installed from PyPI at the
-  pins of ``spark_jobs/requirements.txt`` (a test keeps the two in sync).
+  pins of ``spark_jobs/requirements.txt`` (a test keeps the two in sync), each run those its
+  script imports (:data:`SCRIPT_LIBRARIES`).
 
 ``python -m deploy.payloads render --env dev|prod`` (``make payloads ENV=...``) renders every
 ``runs/submit`` body an environment sends and validates it against the Jobs API.
@@ -18,9 +19,10 @@ default ``local``) and the Airflow connections differ.
 
 from __future__ import annotations
 
+import json
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import timedelta
 
 # The longest feature window (days): a feature date is mature once this many days of data
@@ -37,11 +39,105 @@ JOB_LIBRARIES: tuple[str, ...] = (
     "pandas==2.3.3",
 )
 
+# The job libraries each script of spark_jobs/ installs on its cluster (or lists in its
+# serverless environment): those it imports, itself or through the clickstream modules it
+# imports. tests/include/test_job_libraries.py derives them from the code and holds this map
+# exact (no library missing, none unneeded); a script missing here cannot be submitted.
+SCRIPT_LIBRARIES: dict[str, tuple[str, ...]] = {
+    "build_silver_events.py": (),
+    "build_user_features.py": (),
+    "collect_job_runs.py": (),
+    "detect_drift.py": ("mlflow", "evidently", "pandas"),
+    "generate_events.py": (),
+    "ingest_events.py": (),
+    "load_history.py": (),
+    "maintain_tables.py": ("mlflow",),
+    "monitor_performance.py": ("mlflow", "scikit-learn", "pandas"),
+    "publish_online_features.py": (),
+    "recommend_products.py": ("mlflow", "pandas"),
+    "report_operations.py": (),
+    "rollback_champion.py": ("mlflow",),
+    "score_users.py": ("mlflow", "scikit-learn"),  # mlflow.sklearn loads the champion
+    "setup_catalog.py": ("mlflow", "scikit-learn", "pandas"),
+    "split_monthly_file.py": (),
+    "train_models.py": ("mlflow", "scikit-learn", "pandas"),
+    "train_recommender.py": ("mlflow", "scikit-learn", "pandas"),
+    "validate_data.py": ("great-expectations",),
+}
+
+
+def script_libraries(script: str, pins: tuple[str, ...] = JOB_LIBRARIES) -> tuple[str, ...]:
+    """The pins of ``pins`` that ``spark_jobs/<script>`` installs, in the order of ``pins``."""
+    if script not in SCRIPT_LIBRARIES:
+        raise ValueError(
+            f"spark_jobs/{script} has no entry in SCRIPT_LIBRARIES (ecom_airflow/config.py): "
+            "add the job libraries it imports (tests/include/test_job_libraries.py lists them)"
+        )
+    wanted = SCRIPT_LIBRARIES[script]
+    return tuple(pin for pin in pins if pin.split("==")[0] in wanted)
+
 
 # Serverless jobs compute: the environment version of the run's environment (version 4: Python
 # 3.12 and Databricks Connect 17, the Spark 4.0 API of 17.3 LTS; docs/deployment.md).
 SERVERLESS_ENVIRONMENT_VERSION = "4"
 COMPUTE_KINDS = ("cluster", "serverless")
+
+
+@dataclass(frozen=True)
+class NodePrice:
+    """List prices of one node type: the DBUs it consumes per hour on jobs compute, and the
+    hourly price of its VM (billed by the cloud apart from the DBUs)."""
+
+    dbu_per_hour: float
+    vm_usd_per_hour: float
+
+
+@dataclass(frozen=True)
+class PriceTable:
+    """The prices ``monitoring.job_runs`` estimates each run's cost with
+    (``docs/pipeline_monitoring.md``).
+
+    A run on a job cluster is billed for every node (driver and workers) over the cluster's
+    life, its setup, execution and cleanup (not the time queued): the node type's DBUs per hour
+    at ``jobs_usd_per_dbu``, plus the VM's price. A serverless run is billed DBUs only (the
+    machines are in ``serverless_usd_per_dbu``); the Jobs API does not report how many, so they
+    are estimated at ``serverless_dbu_per_hour`` of setup and execution, an assumption to check
+    against ``system.billing.usage``. ``priced_as`` (a ``new_cluster`` spec) prices every run as
+    if it had run on that cluster: the local workspace has none, so ``make run`` estimates what
+    its runs would cost on the dev cluster spec. A node type missing from ``nodes`` (or hidden by
+    an instance pool) leaves the estimate empty, never guessed.
+    """
+
+    name: str
+    source: str
+    jobs_usd_per_dbu: float
+    serverless_usd_per_dbu: float
+    serverless_dbu_per_hour: float
+    nodes: dict[str, NodePrice]
+    priced_as: dict | None = None
+
+    def as_parameter(self) -> str:
+        """The table as the JSON the collection job reads (``--prices``)."""
+        return json.dumps(asdict(self), sort_keys=True)
+
+
+# Azure Databricks list prices: pay-as-you-go, US East, Premium tier, in USD, as published in
+# 2025 on azure.microsoft.com/pricing/details/databricks/ (jobs compute $0.30/DBU, serverless
+# jobs $0.45/DBU including the machines; Standard_D4ds_v5: 1 DBU per hour) and, for the VM,
+# azure.microsoft.com/pricing/details/virtual-machines/linux/ (Standard_D4ds_v5, 4 vCPU
+# 16 GiB: $0.226 per hour on demand; the dev and prod workers are spot, so the VM part is an
+# upper bound). List prices, not a quote: negotiated discounts and commit units lower them;
+# re-check them there before budgeting. serverless_dbu_per_hour is an assumption, not a price:
+# the dev cluster's DBU rate at its minimum size (driver + 1 worker).
+AZURE_LIST_PRICES = PriceTable(
+    name="azure-list-2025-premium-eastus",
+    source="Azure Databricks and Azure VM list prices (pay-as-you-go, US East, Premium "
+    "tier), 2025; see include/ecom_airflow/config.py",
+    jobs_usd_per_dbu=0.30,
+    serverless_usd_per_dbu=0.45,
+    serverless_dbu_per_hour=2.0,
+    nodes={"Standard_D4ds_v5": NodePrice(dbu_per_hour=1.0, vm_usd_per_hour=0.226)},
+)
 
 
 @dataclass(frozen=True)
@@ -56,6 +152,14 @@ class Environment:
         libraries) or ``serverless`` (serverless jobs compute: the run's environment, of
         ``serverless_environment_version``, lists the job libraries as its dependencies).
         Databricks environments read it from ``ECOM_COMPUTE`` (default ``cluster``).
+    :param libraries: the pinned job libraries a run may install; each run installs only those
+        its script imports (:data:`SCRIPT_LIBRARIES`).
+    :param policy_libraries: the cluster policy (``ECOM_CLUSTER_POLICY_ID``) installs the job
+        libraries, so job-cluster runs list none (``ECOM_POLICY_LIBRARIES=true``; the policy is
+        made by ``python -m deploy.cluster_policy``). Serverless runs still list theirs.
+    :param vacuum_retention: how long the weekly table maintenance keeps the files a later
+        version removed (time travel); raised per table to keep every version a registered
+        model or the pipelines pin (``spark_jobs/clickstream/maintenance``, ``docs/cost.md``).
     :param git_source: pinned git source of ``spark_jobs/`` (None: paths relative to the
         workspace's project root, as the local workspace resolves them).
     :param databricks_pool: Airflow pool every Databricks job task runs in; its
@@ -66,8 +170,24 @@ class Environment:
     :param sensor_poke_seconds: how often a cross-DAG sensor checks its upstream DAG run.
     :param sensor_timeout: how long a DAG waits for its upstream DAG's run of the same date.
     :param landing_poke_seconds: how often the data-quality DAG lists the date's landing folder.
-    :param landing_timeout: how long it waits for the date's first ``*.csv[.gz]`` file before
-        failing (a late or missing delivery).
+    :param landing_timeout: how long it waits for the date's complete delivery before failing
+        (a late, missing or partial delivery).
+    :param landing_completeness: when a date's delivery is complete, the rule of the landing
+        sensor (``any``, ``marker <name>``, ``files <n>``, ``settle <n>s|m|h``; see
+        ``plugins/ecom_plugins/landing_sensor.py``). Databricks environments read it from
+        ``ECOM_LANDING_COMPLETENESS`` (default ``marker _SUCCESS``, the exporter's marker).
+    :param landing_source: how the streaming ingest lists the landing folder: ``files`` (the
+        Spark file source) or ``autoloader`` (Databricks Auto Loader, ``cloudFiles``).
+    :param landing_continuous: a continuous ingest job of its own owns the landing stream
+        (``docs/streaming.md``, Continuous mode): the daily ``ingest_events`` then runs no
+        stream and only checks that the date's files are all in bronze. Databricks
+        environments: ``ECOM_LANDING_CONTINUOUS=true``.
+    :param daily_deadline: a run of a daily DAG not finished this long after it was queued
+        sends a "deadline missed" alert (the DAG's ``deadline``, ``DAGRUN_QUEUED_AT`` plus this;
+        ``ecom_airflow.alerts.notify_deadline_missed``); :param monthly_deadline: the same for the
+        monthly DAGs. Each is shorter than every sensor timeout of its DAGs (``landing_timeout``,
+        ``sensor_timeout``; a test checks every DAG in every environment), so on-call hears of a
+        late date while its sensors still wait.
     :param label_horizon_days: a feature row's label is "purchased within this many days".
     :param model_name: registered model of the propensity model (a UC name on Databricks).
     :param recommender_name: registered model of the ALS recommender.
@@ -101,6 +221,16 @@ class Environment:
         version's validation ROC AUC by more than this.
     :param performance_min_rows: labelled rows a score date needs to be judged at all.
     :param performance_cooldown: no performance retraining within this long after the last one.
+    :param prices: the price table of the runs' cost estimates (:class:`PriceTable`).
+    :param job_runs_lookback: the daily ``pipeline_monitoring`` run collects the Databricks runs
+        that started within this long before its data interval's end: yesterday's, and the day
+        before's again so that a run still in flight at the last collection gets its final state.
+    :param operations_report_days: days of runs the operations report covers.
+    :param duration_trend_runs: a job's duration trend compares the median execution time of
+        its last this many successful runs with that of the same number before them ...
+    :param duration_trend_ratio: ... and flags the job when the ratio is at least this ...
+    :param duration_trend_min_seconds: ... and the median grew by at least this many seconds
+        (a job of seconds that takes a few more is not worth anyone's time).
     :param online_sync_pipeline_id: the Databricks pipeline of the synced online table that
         serves ``gold.user_features_online`` with low latency (Databricks online table /
         Lakebase synced table, TRIGGERED mode). Set: the online DAG triggers it after each
@@ -113,6 +243,7 @@ class Environment:
     new_cluster: dict
     git_source: dict | None = None
     libraries: tuple[str, ...] = ()
+    policy_libraries: bool = False
     compute: str = "cluster"
     serverless_environment_version: str = SERVERLESS_ENVIRONMENT_VERSION
     databricks_conn_id: str = "databricks_default"
@@ -125,6 +256,15 @@ class Environment:
     sensor_timeout: timedelta = timedelta(hours=12)
     landing_poke_seconds: int = 300
     landing_timeout: timedelta = timedelta(hours=6)
+    landing_completeness: str = "marker _SUCCESS"
+    landing_source: str = "files"
+    landing_continuous: bool = False
+    # A scheduled run is queued when its day has ended (00:00 UTC): the chain is due by 04:00,
+    # two hours before the landing sensor gives up on a missing export; the drift check, which
+    # first waits for the month's last day to pass the chain, by 08:00, four hours before its
+    # sensors would time out.
+    daily_deadline: timedelta = timedelta(hours=4)
+    monthly_deadline: timedelta = timedelta(hours=8)
     label_horizon_days: int = 7
     online_sync_pipeline_id: str | None = None
     model_name: str = "ecom_propensity"
@@ -182,6 +322,19 @@ class Environment:
     # labels (label_horizon_days later): two weeks leave a week of its own figures before the
     # rule may retrain again. A newer champion is never judged on its predecessor's dates.
     performance_cooldown: timedelta = timedelta(days=14)
+    # Four weekly maintenance runs of time travel: a month to investigate or restore a bad
+    # write. Versions a registered model pins are kept however old (docs/cost.md).
+    vacuum_retention: timedelta = timedelta(days=30)
+    prices: PriceTable = AZURE_LIST_PRICES
+    # Pipeline monitoring (docs/pipeline_monitoring.md). Two medians of 7 runs 1.3 apart: in
+    # 10,000 simulated series a flat job with +-20% run-to-run noise was flagged in 0.2%, one
+    # growing 5% a run in 82% (+-10% noise: 0% and 93%). The minimum growth keeps jobs of
+    # seconds out of the list.
+    job_runs_lookback: timedelta = timedelta(days=2)
+    operations_report_days: int = 30
+    duration_trend_runs: int = 7
+    duration_trend_ratio: float = 1.3
+    duration_trend_min_seconds: float = 60.0
 
     @property
     def first_training_days(self) -> int:
@@ -200,6 +353,11 @@ class Environment:
     def landing_dir(self) -> str:
         """Where the raw daily CSV files land: ``<landing_dir>/<YYYY-MM-DD>/*.csv[.gz]``."""
         return f"{self.volume_root}/landing/events"
+
+    @property
+    def checkpoints_dir(self) -> str:
+        """Where streaming queries keep their checkpoints (a Volume of its own)."""
+        return f"{self.volume_root}/checkpoints"
 
     @property
     def reports_dir(self) -> str:
@@ -259,7 +417,9 @@ def _databricks_environment(name: str, catalog: str, cluster: dict) -> Environme
     ``ECOM_INSTANCE_POOL_ID`` (job clusters take their nodes from this pool, which then defines
     the node type and spot/on-demand availability) with ``ECOM_DRIVER_INSTANCE_POOL_ID`` (the
     driver's pool, default the same); ``ECOM_ONLINE_SYNC_PIPELINE_ID``; ``ECOM_COMPUTE``
-    (``cluster``, the default, or ``serverless``: see ``Environment.compute``).
+    (``cluster``, the default, or ``serverless``: see ``Environment.compute``);
+    ``ECOM_POLICY_LIBRARIES`` (``true``: the policy installs the job libraries, see
+    ``Environment.policy_libraries``; needs ``ECOM_CLUSTER_POLICY_ID``).
     """
     missing = [v for v in ("ECOM_GIT_URL", "ECOM_GIT_REF") if not os.environ.get(v)]
     if missing:
@@ -272,6 +432,16 @@ def _databricks_environment(name: str, catalog: str, cluster: dict) -> Environme
             f"ECOM_ENV={name}: ECOM_COMPUTE={compute!r} is unknown; use one of {COMPUTE_KINDS}"
         )
     cluster = dict(cluster, custom_tags={"project": "ecom-ml", "env": name})
+    policy_libraries = (os.environ.get("ECOM_POLICY_LIBRARIES") or "false").lower()
+    if policy_libraries not in ("true", "false"):
+        raise ValueError(
+            f"ECOM_ENV={name}: ECOM_POLICY_LIBRARIES={policy_libraries!r}: use true or false"
+        )
+    if policy_libraries == "true" and not os.environ.get("ECOM_CLUSTER_POLICY_ID"):
+        raise ValueError(
+            f"ECOM_ENV={name}: ECOM_POLICY_LIBRARIES=true needs ECOM_CLUSTER_POLICY_ID, the "
+            "policy that installs the job libraries (python -m deploy.cluster_policy)"
+        )
     if os.environ.get("ECOM_CLUSTER_POLICY_ID"):
         cluster["policy_id"] = os.environ["ECOM_CLUSTER_POLICY_ID"]
     pool = os.environ.get("ECOM_INSTANCE_POOL_ID")
@@ -294,12 +464,19 @@ def _databricks_environment(name: str, catalog: str, cluster: dict) -> Environme
         new_cluster=cluster,
         git_source={"git_url": os.environ["ECOM_GIT_URL"], "git_provider": git_provider, **git_ref},
         libraries=JOB_LIBRARIES,
+        policy_libraries=policy_libraries == "true",
         compute=compute,
         online_sync_pipeline_id=os.environ.get("ECOM_ONLINE_SYNC_PIPELINE_ID") or None,
+        landing_completeness=os.environ.get("ECOM_LANDING_COMPLETENESS") or "marker _SUCCESS",
+        landing_source="autoloader",
+        landing_continuous=os.environ.get("ECOM_LANDING_CONTINUOUS", "").lower() == "true",
         model_name=f"{catalog}.ml.propensity",
         recommender_name=f"{catalog}.ml.recommender",
     )
 
+
+# The dev job cluster: what a local run is priced as (LOCAL.prices) and what dev runs on.
+DEV_CLUSTER = _databricks_cluster(spark_version=DEV_RUNTIME_VERSION, min_workers=1, max_workers=2)
 
 LOCAL = Environment(
     name="local",
@@ -314,6 +491,15 @@ LOCAL = Environment(
     sensor_timeout=timedelta(hours=2),
     landing_poke_seconds=5,
     landing_timeout=timedelta(minutes=15),
+    # Short enough for maintenance to vacuum something on a one-day local run; pinned
+    # versions are kept whatever it is.
+    vacuum_retention=timedelta(hours=1),
+    # The generator writes a date's file whole, then nothing: ten quiet seconds close the date.
+    landing_completeness="settle 10s",
+    # make run's chain of a date takes 2 to 4 minutes, its drift check about 2; below the local
+    # landing timeout, as in production.
+    daily_deadline=timedelta(minutes=10),
+    monthly_deadline=timedelta(minutes=30),
     # Shorter windows than production, so a few weeks of generated days can train a model.
     train_days=7,
     validation_days=3,
@@ -328,13 +514,14 @@ LOCAL = Environment(
     # daily ECE stays below performance_max_ece (99th percentile 0.035).
     performance_min_rows=2_000,
     drift_max_rows=50_000,
+    prices=replace(
+        AZURE_LIST_PRICES,
+        priced_as={k: DEV_CLUSTER[k] for k in ("node_type_id", "autoscale")},
+    ),
 )
 
 DATABRICKS_CLUSTERS = {
-    "dev": (
-        "ecom_dev",
-        _databricks_cluster(spark_version=DEV_RUNTIME_VERSION, min_workers=1, max_workers=2),
-    ),
+    "dev": ("ecom_dev", DEV_CLUSTER),
     "prod": (
         "ecom_prod",
         _databricks_cluster(spark_version=PROD_RUNTIME_VERSION, min_workers=2, max_workers=8),

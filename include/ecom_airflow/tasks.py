@@ -13,8 +13,8 @@ from typing import Any
 from airflow.providers.databricks.operators.databricks import DatabricksSubmitRunOperator
 from airflow.providers.standard.sensors.external_task import ExternalTaskSensor
 
-from ecom_airflow.alerts import notify_failure
-from ecom_airflow.config import Environment, current_environment
+from ecom_airflow.alerts import notify_deadline_missed, notify_failure
+from ecom_airflow.config import Environment, current_environment, script_libraries
 
 OWNER = "ml-platform"
 
@@ -88,9 +88,11 @@ def submit_run_payload(
     Jobs API 2.1+ (``tasks: [{task_key, spark_python_task, ...}]``, what the SDK's
     ``jobs.submit`` takes), with one task.
 
-    The task runs on a new job cluster with the job libraries (``env.compute == "cluster"``),
-    or on serverless jobs compute (``"serverless"``): then the task names an environment
-    (``environment_key``) that the run defines with the same libraries as its dependencies.
+    The task runs on a new job cluster with the job libraries its script imports
+    (``env.compute == "cluster"``; none when the cluster policy installs them,
+    ``env.policy_libraries``), or on serverless jobs compute (``"serverless"``): then the task
+    names an environment (``environment_key``) that the run defines with the same libraries as
+    its dependencies. The libraries of a script: :data:`ecom_airflow.config.SCRIPT_LIBRARIES`.
     ``git_source``, ``timeout_seconds`` (and the operator's ``run_name`` and
     ``idempotency_token``) are the run's.
 
@@ -103,18 +105,19 @@ def submit_run_payload(
         "python_file": f"spark_jobs/{script}",
         "parameters": job_parameters(parameters),
     }
+    libraries = script_libraries(script, env.libraries)
     task: dict[str, Any] = {"task_key": task_key, "spark_python_task": spark_task}
     payload: dict[str, Any] = {"tasks": [task], "timeout_seconds": int(timeout.total_seconds())}
     if env.compute == "serverless":
         task["environment_key"] = SERVERLESS_ENVIRONMENT_KEY
         spec: dict[str, Any] = {"environment_version": env.serverless_environment_version}
-        if env.libraries:
-            spec["dependencies"] = list(env.libraries)
+        if libraries:
+            spec["dependencies"] = list(libraries)
         payload["environments"] = [{"environment_key": SERVERLESS_ENVIRONMENT_KEY, "spec": spec}]
     else:
         task["new_cluster"] = job_cluster(env)
-        if env.libraries:
-            task["libraries"] = [{"pypi": {"package": pin}} for pin in env.libraries]
+        if libraries and not env.policy_libraries:
+            task["libraries"] = [{"pypi": {"package": pin}} for pin in libraries]
     if env.git_source:
         spark_task["source"] = "GIT"
         payload["git_source"] = env.git_source
@@ -184,6 +187,16 @@ def databricks_job(
         execution_timeout=timeout,
         **operator_kwargs,
     )
+
+
+# The name of every run the job tasks start, ``<dag_id>.<task_id> [<ds>]`` (databricks_job,
+# sync_online_store): how monitoring.job_runs tells the DAGs' runs from any other and finds
+# their DAG, task and date. clickstream/monitoring/job_runs.py parses the same pattern (a test
+# holds the two equal). DAG ids have no dot; a task id may (task groups).
+RUN_NAME_PATTERN = (
+    r"(?P<dag_id>[^.\s\[\]]+)\.(?P<task_id>[^\s\[\]]+)"
+    r" \[(?P<ds>\d{4}-\d{2}-\d{2})\]"
+)
 
 
 def as_of_logical_date(logical_date, params=None, **_context):
@@ -276,15 +289,40 @@ def sync_online_store(*, task_id: str, env: Environment | None = None):
 START_DATE = "2019-10-01"
 
 
+def deadline_alert(interval: timedelta):
+    """A DAG's ``deadline``: a run not succeeded ``interval`` after it was queued alerts on-call
+    (:func:`ecom_airflow.alerts.notify_deadline_missed`, run by the triggerer).
+
+    Counted from the run's queued time (``DAGRUN_QUEUED_AT``), not from its logical date. A
+    scheduled run is queued when its interval has ended (00:00 UTC after the day), so for the
+    schedule both give the same time of day; but a backfill, or a run triggered for an old date,
+    would be past a deadline counted from its logical date before it starts, and every date of
+    a backfill would alert at once. Counted from queuing, a backfill (all its runs are queued
+    when it is created, then wait for the DAG's active-run slots) alerts only for the dates it
+    has not finished within ``interval``. Airflow sets the deadline when the run is created: a
+    cleared task keeps its run's deadline, a run that succeeds in time drops it.
+    """
+    from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference
+
+    return DeadlineAlert(
+        reference=DeadlineReference.DAGRUN_QUEUED_AT,
+        interval=interval,
+        callback=AsyncCallback(notify_deadline_missed),
+    )
+
+
 def daily_dag(dag_id: str, *, doc_md: str | None, tags: list[str], **dag_kwargs: Any):
     """A DAG on the shared daily schedule of the pipelines.
 
     Data-interval semantics (the run for ``ds=D`` starts after D has ended and processes D), UTC,
     the project's start date, no implicit catch-up (backfills are explicit), the project's
     ``default_args``. The same schedule everywhere is what lets a DAG wait for its upstream
-    DAG's run of the same logical date.
+    DAG's run of the same logical date. A run must succeed within the environment's
+    ``daily_deadline`` of being queued, or on-call gets a "deadline missed" alert
+    (:func:`deadline_alert`).
     """
     dag_kwargs.setdefault("max_active_runs", 3)
+    dag_kwargs.setdefault("deadline", deadline_alert(current_environment().daily_deadline))
     return _pipeline_dag(dag_id, "@daily", doc_md=doc_md, tags=tags, **dag_kwargs)
 
 
@@ -419,11 +457,28 @@ def publish_and_branch(
     return check
 
 
+# Sunday 06:00 UTC: after the daily chain of Saturday (queued at 00:00) has normally finished,
+# and before the chain of Sunday starts, so maintenance rarely meets a pipeline write.
+WEEKLY_CRON = "0 6 * * 0"
+
+
+def weekly_dag(dag_id: str, *, doc_md: str | None, tags: list[str], **dag_kwargs: Any):
+    """A DAG run once a week, Sunday 06:00 UTC (:data:`WEEKLY_CRON`), for the week that ended.
+
+    Data-interval semantics as the other pipelines: the run of ``ds`` (a Sunday) starts a week
+    later, after its interval has ended. One run at a time.
+    """
+    dag_kwargs.setdefault("max_active_runs", 1)
+    return _pipeline_dag(dag_id, WEEKLY_CRON, doc_md=doc_md, tags=tags, **dag_kwargs)
+
+
 def monthly_dag(dag_id: str, *, doc_md: str | None, tags: list[str], **dag_kwargs: Any):
     """A DAG whose run for ``ds`` = the first of a month processes that calendar month (UTC).
 
     It runs after the month has ended; ``data_interval_start`` / ``data_interval_end`` are the
-    first day of the month and of the next one.
+    first day of the month and of the next one. A run must succeed within the environment's
+    ``monthly_deadline`` of being queued (:func:`deadline_alert`).
     """
     dag_kwargs.setdefault("max_active_runs", 1)
+    dag_kwargs.setdefault("deadline", deadline_alert(current_environment().monthly_deadline))
     return _pipeline_dag(dag_id, "@monthly", doc_md=doc_md, tags=tags, **dag_kwargs)

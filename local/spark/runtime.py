@@ -108,6 +108,9 @@ def spark_conf(layout: LocalLayout) -> dict[str, str]:
         # Sized for days of click-stream on two cores; Databricks' AQE sizes them on clusters.
         "spark.sql.shuffle.partitions": os.environ.get("LOCAL_SPARK_SHUFFLE_PARTITIONS", "4"),
         "spark.sql.adaptive.enabled": "true",
+        # VACUUM lists a table's folders in this many tasks (default 10,000: a minute of empty
+        # tasks per table on two cores, where a cluster spreads them over its executors).
+        "spark.sql.sources.parallelPartitionDiscovery.parallelism": "8",
         "spark.databricks.delta.snapshotPartitions": "2",
         "spark.ui.enabled": os.environ.get("LOCAL_SPARK_UI", "false"),
         "spark.ui.showConsoleProgress": "false",

@@ -6,4 +6,5 @@
 * ``quality``: the Great Expectations suites, their results and the HTML report.
 * ``models``: the MLflow registry, the propensity model and the ALS recommender.
 * ``monitoring``: feature and prediction drift with Evidently.
+* ``maintenance``: compaction, clustering and vacuum of the tables, keeping the pinned versions.
 """

@@ -16,11 +16,11 @@ from deploy import payloads as cli
 from deploy.jobs_api_schema import Problem, sdk_round_trip, validate_submit_payload
 from ecom_airflow.config import (
     DEV_RUNTIME_VERSION,
-    JOB_LIBRARIES,
     PROD_RUNTIME_VERSION,
     SERVERLESS_ENVIRONMENT_VERSION,
     Environment,
     current_environment,
+    script_libraries,
 )
 from ecom_airflow.tasks import SERVERLESS_ENVIRONMENT_KEY, job_task, submit_run_payload
 
@@ -34,7 +34,12 @@ OPTIONAL_VARIABLES = (
     "ECOM_GIT_PROVIDER",
     "ECOM_ONLINE_SYNC_PIPELINE_ID",
     "ECOM_COMPUTE",
+    "ECOM_POLICY_LIBRARIES",
 )
+
+
+def _script(task: dict) -> str:
+    return task["spark_python_task"]["python_file"].removeprefix("spark_jobs/")
 
 
 def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -151,7 +156,9 @@ def test_code_and_libraries_are_pinned_and_templates_rendered(rendered):
         }
         task = job_task(body)
         assert task["spark_python_task"]["source"] == "GIT"
-        assert task["libraries"] == [{"pypi": {"package": pin}} for pin in JOB_LIBRARIES]
+        # Each run installs the job libraries its script imports (SCRIPT_LIBRARIES), pinned.
+        pins = script_libraries(_script(task))
+        assert task.get("libraries", []) == [{"pypi": {"package": pin}} for pin in pins]
         assert body["run_name"] == f"{payload.dag_id}.{payload.task_id} [{payload.logical_date}]"
         assert body["idempotency_token"] == str(cli.NIL_TI_ID)
     ingest = next(p for p in payloads if p.task_id == "ingest_events")
@@ -484,13 +491,12 @@ def test_serverless_payloads_name_an_environment_with_the_job_libraries(serverle
         task = job_task(payload.body)
         assert task["environment_key"] == SERVERLESS_ENVIRONMENT_KEY
         assert not {"new_cluster", "libraries", "existing_cluster_id"} & task.keys()
+        pins = list(script_libraries(_script(task)))
+        spec = {"environment_version": SERVERLESS_ENVIRONMENT_VERSION}
         assert payload.body["environments"] == [
             {
                 "environment_key": SERVERLESS_ENVIRONMENT_KEY,
-                "spec": {
-                    "environment_version": SERVERLESS_ENVIRONMENT_VERSION,
-                    "dependencies": list(JOB_LIBRARIES),
-                },
+                "spec": {**spec, "dependencies": pins} if pins else spec,
             }
         ]
         assert sdk_round_trip(payload.body) == payload.body, payload.file
@@ -505,6 +511,36 @@ def test_the_command_renders_serverless_next_to_the_cluster_form(tmp_path, monke
     assert "serverless, environment version 4" in capsys.readouterr().out
     assert cli.main(["render", "--env", "local", "--compute", "serverless"]) == 2
     assert "no serverless compute" in capsys.readouterr().err
+
+
+def test_a_policy_that_installs_the_libraries_leaves_them_out_of_every_run(monkeypatch):
+    _clean_environment(monkeypatch)
+    monkeypatch.setenv("ECOM_CLUSTER_POLICY_ID", "POLICY1")
+    monkeypatch.setenv("ECOM_POLICY_LIBRARIES", "true")
+    rendered = cli.render_payloads("prod", git_url=GIT_URL, git_ref=GIT_REFS["prod"])
+    jobs = [job_task(p.body) for p in rendered if "spark_python_task" in job_task(p.body)]
+    assert jobs and all(not p.problems for p in rendered)
+    assert all(task["new_cluster"]["policy_id"] == "POLICY1" for task in jobs)
+    assert [task for task in jobs if "libraries" in task] == []
+
+
+@pytest.mark.parametrize(
+    ("variables", "refusal"),
+    [
+        (
+            {"ECOM_POLICY_LIBRARIES": "true"},
+            "ECOM_POLICY_LIBRARIES=true needs ECOM_CLUSTER_POLICY_ID",
+        ),
+        ({"ECOM_POLICY_LIBRARIES": "yes", "ECOM_CLUSTER_POLICY_ID": "P"}, "use true or false"),
+    ],
+)
+def test_policy_libraries_without_a_policy_or_a_boolean_are_refused(
+    databricks_env, variables, refusal
+):
+    for name, value in variables.items():
+        databricks_env.setenv(name, value)
+    with pytest.raises(ValueError, match=refusal):
+        current_environment()
 
 
 def test_an_unknown_compute_is_refused(databricks_env):

@@ -95,7 +95,11 @@ def test_prod_payload_pins_git_source_libraries_and_cost_tags(monkeypatch):
         "task": "{{ task.task_id }}",
     }
     assert "autoscale" in task["new_cluster"]
-    assert task["libraries"] == [{"pypi": {"package": pin}} for pin in JOB_LIBRARIES]
+    assert "libraries" not in task  # the ingest imports no job library (SCRIPT_LIBRARIES)
+    [training] = submit_run_payload(env, "train_models.py", {}, timeout=timedelta(hours=1))["tasks"]
+    wanted = ("mlflow", "scikit-learn", "pandas")
+    pins = [pin for pin in JOB_LIBRARIES if pin.split("==")[0] in wanted]
+    assert training["libraries"] == [{"pypi": {"package": pin}} for pin in pins]
     assert env.catalog == "ecom_prod"
     # The provider normalises the payload before sending it: it must hold no None anywhere.
     normalise_json_content(payload)
@@ -140,3 +144,18 @@ def test_operator_timeout_is_passed_on_to_databricks():
     assert op.execution_timeout == timedelta(minutes=7)
     assert op.json["timeout_seconds"] == 420
     assert op.idempotency_token == "{{ ti.id }}"
+
+
+def test_databricks_streams_with_auto_loader_and_waits_for_the_exporter_marker(monkeypatch):
+    monkeypatch.setenv("ECOM_ENV", "prod")
+    monkeypatch.setenv("ECOM_GIT_URL", "https://github.com/acme/ecom-ml-platform")
+    monkeypatch.setenv("ECOM_GIT_REF", "v1.4.0")
+    env = current_environment()
+    assert (env.landing_source, env.landing_completeness) == ("autoloader", "marker _SUCCESS")
+    assert env.landing_continuous is False
+    assert env.checkpoints_dir == "/Volumes/ecom_prod/raw/checkpoints"
+    monkeypatch.setenv("ECOM_LANDING_COMPLETENESS", "files 4")
+    monkeypatch.setenv("ECOM_LANDING_CONTINUOUS", "true")
+    env = current_environment()
+    assert (env.landing_completeness, env.landing_continuous) == ("files 4", True)
+    assert (LOCAL.landing_source, LOCAL.landing_completeness) == ("files", "settle 10s")

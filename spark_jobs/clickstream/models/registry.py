@@ -15,6 +15,7 @@ Works the same against a local tracking server (SQLite) and Databricks (Unity Ca
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from mlflow import MlflowClient
@@ -24,6 +25,9 @@ from clickstream.core.jobs import JobError
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+# The lineage of a training, on its runs: ``delta_version.<catalog>.<schema>.<table>`` = the
+# Delta version it read (``VERSION AS OF``). Table maintenance keeps these versions readable.
+DELTA_VERSION_TAG = "delta_version."
 
 
 class RegistryError(JobError):
@@ -39,6 +43,23 @@ class ChampionRef:
     def uri(self) -> str:
         # The version, not the alias: what was scored stays reproducible if the alias moves.
         return f"models:/{self.name}/{self.version}"
+
+
+def delta_version_tags(versions: Mapping[str, int]) -> dict[str, str]:
+    """``{table: version}`` as the lineage tags of a training run."""
+    return {f"{DELTA_VERSION_TAG}{table}": str(int(v)) for table, v in versions.items()}
+
+
+def delta_versions(tags: Mapping[str, str]) -> dict[str, int]:
+    """The ``{table: version}`` lineage among a run's ``tags``; a malformed one is an error."""
+    versions = {}
+    for key, value in tags.items():
+        if key.startswith(DELTA_VERSION_TAG):
+            table = key.removeprefix(DELTA_VERSION_TAG)
+            if not table or not str(value).isdigit():
+                raise RegistryError(f"lineage tag {key}={value!r} is not <table> = <version>")
+            versions[table] = int(value)
+    return versions
 
 
 def alias_version(client: MlflowClient, name: str, alias: str) -> str | None:

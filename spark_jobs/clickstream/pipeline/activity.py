@@ -114,6 +114,8 @@ _CHANGE_FEED_UNAVAILABLE = (
     "DELTA_CHANGE_TABLE_FEED_DISABLED",
     "DELTA_CDC_NOT_ALLOWED_IN_THIS_VERSION",
     "DELTA_VERSIONS_NOT_CONTIGUOUS",
+    # Delta 4.4: a version older than delta.deletedFileRetentionDuration cannot be read.
+    "DELTA_UNSUPPORTED_TIME_TRAVEL_BEYOND_DELETED_FILE_RETENTION_DURATION",
 )
 # Commits of the activity table that leave its rows as the last refresh wrote them.
 _ROWS_UNCHANGED = ("OPTIMIZE", "VACUUM START", "VACUUM END", "SET TBLPROPERTIES", "CREATE TABLE")
@@ -195,6 +197,19 @@ def _changed_event_dates(
         )
         return None
     return sorted(r["event_date"].isoformat() for r in rows)
+
+
+def refreshed_silver_version(
+    spark: SparkSession, *, catalog: str, silver_schema: str = "silver"
+) -> int | None:
+    """The silver version the daily activity's last refresh reflects: the next refresh reads
+    silver's change data feed from the version after it. None without a usable record (no
+    activity table yet, or one the next refresh rebuilds from all of silver)."""
+    table = USER_DAILY_ACTIVITY.name(catalog, silver_schema)
+    if not spark.catalog.tableExists(table):
+        return None
+    record = _record(spark, table, progress=lambda _message: None)
+    return record.silver.version if record is not None else None
 
 
 def refresh_daily_activity(

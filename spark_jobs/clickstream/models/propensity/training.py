@@ -251,7 +251,7 @@ def _run_tags(config: TrainingConfig, versions: dict[str, int]) -> dict[str, str
         "reason": config.reason,
         "drift_summary": config.drift_summary,
         "model_name": config.model_name,
-        **{f"delta_version.{table}": str(v) for table, v in versions.items()},
+        **registry.delta_version_tags(versions),
     }
 
 

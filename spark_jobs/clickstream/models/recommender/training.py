@@ -254,7 +254,7 @@ def _run_tags(config: RecommenderConfig, events_name: str, events_version: int) 
         "train_window_end": train_end.isoformat(),
         "eval_window_start": eval_start.isoformat(),
         "eval_window_end": eval_end.isoformat(),
-        f"delta_version.{events_name}": str(events_version),
+        **registry.delta_version_tags({events_name: events_version}),
     }
 
 
