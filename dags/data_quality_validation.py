@@ -8,20 +8,29 @@ Great Expectations: `wait_for_landing_files` -> `ingest_events` -> `validate_bro
 | | |
 |---|---|
 | **Input** | `<volume_root>/landing/events/<ds>/*.csv[.gz]` (REES46 format) |
-| **Output** | `bronze.events` (partition `ingest_date = ds`), `bronze.events_quarantine` (rows that could not be typed, with a `reason`), `bronze.events_ingest_log` (one row per date: files, rows in, bronze, quarantined by reason), `monitoring.dq_results` (every expectation's result), the HTML report `<volume_root>/reports/data_quality_validation/<ds>/bronze_events.html` and its copy in Blob (`reports/data_quality_validation/<ds>/bronze_events.html`, the task's *Report* link) |
+| **Output** | `bronze.events` (partition `ingest_date = ds`), `bronze.events_quarantine` (rows that could not be typed, with a `reason`), `bronze.events_ingest_files` (one row per landing file: size, time, rows in, bronze, quarantined), `bronze.events_ingest_log` (one row per date: files, rows in, bronze, quarantined by reason), `monitoring.dq_results` (every expectation's result), the HTML report `<volume_root>/reports/data_quality_validation/<ds>/bronze_events.html` and its copy in Blob (`reports/data_quality_validation/<ds>/bronze_events.html`, the task's *Report* link) |
 | **Runs on** | Databricks (`DatabricksSubmitRunOperator`, `spark_jobs/ingest_events.py`); locally on the local workspace |
 | **Owner** | ml-platform |
 
 **What a failure means.**
 - `wait_for_landing_files` waits (reschedule mode, no worker slot held) until
-  `<volume_root>/landing/events/<ds>/` holds a `*.csv` or `*.csv.gz` file, listed through the
-  Databricks Files API with the jobs' connection (hidden `.*`/`_*` files and other extensions do
-  not count). It **fails** when none appeared within `landing_timeout` (6 h; 15 min locally):
-  the day's export is late or missing, and its message names the folder and patterns it waited
-  for. Deliver the file(s) to that folder, then clear the task (the rest of the run follows).
-  Access denied on the Volume fails it at once.
-- `ingest_events` fails when a file cannot be read (e.g. a truncated `.csv.gz`, named in the
-  error), or when rows in != rows out + quarantined (nothing is ever dropped silently). Bad
+  `<volume_root>/landing/events/<ds>/` holds the date's complete delivery of `*.csv` /
+  `*.csv.gz` files, listed through the Databricks Files API with the jobs' connection (hidden
+  `.*`/`_*` files and other extensions do not count). Complete means the environment's
+  `landing_completeness` rule: the exporter's `_SUCCESS` marker on Databricks (or an expected
+  file count, or a quiet time with no new file: `docs/streaming.md`), ten quiet seconds
+  locally. It **fails** when the delivery is not complete within `landing_timeout` (6 h; 15 min
+  locally): the log says what is missing (e.g. `no _SUCCESS marker yet (2 file(s) so far)`).
+  Deliver the rest, then clear the task (the rest of the run follows). Access denied on the
+  Volume fails it at once.
+- `ingest_events` reads the landing folder as a stream (Auto Loader on Databricks, the Spark
+  file source locally; checkpoint in `<volume_root>/checkpoints/ingest_events`): every file
+  that arrived since the last run, of any date, lands once; a part of an earlier date that
+  came late lands with that date. Then it settles the logical date: if a file of the date was
+  delivered again with other content (or removed), the date is re-ingested whole from its
+  files. One date at a time (a backfill's dates queue). It fails when a file cannot be read
+  (e.g. a truncated `.csv.gz`, named in the error), or when a file's rows in != rows out +
+  quarantined (nothing is ever dropped silently or landed twice). Bad
   lines do not fail it: they go to `bronze.events_quarantine` with a `reason`; a file whose
   header has other columns (renamed, reordered, missing, extra: a schema change upstream) is
   quarantined whole as `header_mismatch`, and the log names the difference. The task log and
@@ -41,6 +50,8 @@ What every DAG's failures have in common (alerts, retries, a job's one-line erro
 
 **Rerun one date.** Clear `ingest_events` (or the failed task) with its downstream tasks for
 the date; the downstream DAGs of that date follow as `docs/runbook.md` (*Rerun one date*) says.
+A corrected file delivered under the same name is re-ingested by that clear (the settle step
+sees its new size and time); an unchanged date is verified and left as it is.
 
 **Backfill a range.** Together with the downstream daily DAGs over the same range
 (`docs/runbook.md`, *Backfill a range*).
@@ -64,6 +75,7 @@ with daily_dag(
         task_id="wait_for_landing_files",
         folder=f"{ENV.landing_dir}/{{{{ ds }}}}",
         databricks_conn_id=ENV.databricks_conn_id,
+        completeness=ENV.landing_completeness,
         poke_interval=ENV.landing_poke_seconds,
         timeout=ENV.landing_timeout.total_seconds(),
     )
@@ -74,7 +86,13 @@ with daily_dag(
             "--ds": "{{ ds }}",
             "--catalog": ENV.catalog,
             "--landing-dir": ENV.landing_dir,
+            "--checkpoint": f"{ENV.checkpoints_dir}/ingest_events",
+            "--source": ENV.landing_source,
+            "--trigger": "none" if ENV.landing_continuous else "available-now",
         },
+        # One stream per checkpoint: the dates of a backfill ingest one after another (the
+        # first reads every file there; the others settle their date).
+        max_active_tis_per_dag=1,
     )
     validate, _upload, _gate = data_quality_checks(
         pipeline="data_quality_validation", report="bronze_events", suites=["bronze_events"]

@@ -164,6 +164,8 @@ def _volume(value: object, env) -> str | None:
         return REPORTS
     if value.startswith(f"{env.volume_root}/landing/"):
         return LANDING
+    if value.startswith(env.checkpoints_dir + "/"):
+        return None  # a stream's own state (its checkpoint), not data the diagram follows
     raise ValueError(
         f"{value!r} is in no Volume the diagram knows; add it to local/docs/architecture.py"
     )
@@ -276,10 +278,12 @@ def _draw_databricks_task(diagram: Diagram, task, node_id: str, lineage: _Lineag
     script = spark_task["python_file"]
     lineage.scripts.add(script)
     diagram.edge(node_id, script, **STYLE["runs"])
-    for value in spark_task.get("parameters", []):
+    parameters = spark_task.get("parameters", [])
+    for flag, value in zip([None, *parameters], parameters, strict=False):
         volume = _volume(value, env)
-        if volume:  # jobs read the landing Volume and write the reports
-            lineage.external_io.add((script, volume, "write" if volume == REPORTS else "read"))
+        if volume:  # jobs read the landing Volume and their --input, and write the reports
+            reads = volume != REPORTS or flag == "--input"
+            lineage.external_io.add((script, volume, "read" if reads else "write"))
 
 
 def _draw_airflow_task(
@@ -291,6 +295,9 @@ def _draw_airflow_task(
         volume = _volume(getattr(task, attr, None), env)
         if volume:
             lineage.external_io.add((node_id, volume, "read"))
+    volume = _volume(getattr(task, "output_path", None), env)  # e.g. the job runs listed
+    if volume:
+        lineage.external_io.add((node_id, volume, "write"))
     if getattr(task, "container", None) and getattr(task, "wasb_conn_id", None):
         lineage.external_io.add((node_id, BLOB, "write"))
     training = getattr(task, "training_dag_id", None)

@@ -242,6 +242,7 @@ def test_quality_report_is_uploaded_before_the_gate_decides(dagbag, dag_id, firs
 def test_quality_dag_waits_for_the_landing_files_first(dagbag):
     """No file for the date: the run waits (no worker slot held), then fails naming the folder."""
     from ecom_plugins import LandingFilesSensor
+    from ecom_plugins.landing_sensor import Completeness
 
     dag = dagbag.dags["data_quality_validation"]
     wait = dag.get_task("wait_for_landing_files")
@@ -264,6 +265,13 @@ def test_quality_dag_waits_for_the_landing_files_first(dagbag):
     assert wait.poke_interval == LOCAL.landing_poke_seconds
     assert wait.timeout == LOCAL.landing_timeout.total_seconds()
     assert wait.pool != LOCAL.databricks_pool  # waiting takes no Databricks run slot
+    assert wait.completeness == Completeness.parse(LOCAL.landing_completeness)
+    # The ingest streams the landing folder, one date at a time (one stream per checkpoint).
+    ingest = dag.get_task("ingest_events")
+    assert params[params.index("--checkpoint") + 1] == f"{LOCAL.checkpoints_dir}/ingest_events"
+    assert params[params.index("--trigger") + 1] == "available-now"
+    assert params[params.index("--source") + 1] == LOCAL.landing_source == "files"
+    assert ingest.max_active_tis_per_dag == 1
 
 
 def test_feature_suites_are_validated_in_one_job(dagbag):

@@ -316,7 +316,7 @@ def refresh_ingest_log(
     records (ingested at ``stamps`` of the date, default its end); the counts of each date."""
     stamps = stamps or {}
     days = sorted({parse_ds(d) for d in days})
-    predicate = _dates_predicate(days)
+    predicate = dates_predicate(days)
     files = spark.table(ensure_table(spark, BRONZE_INGEST_FILES, catalog, schema)).where(predicate)
     counts: dict[str, IngestCounts] = {
         ds: IngestCounts(files=0, rows_in=0, bronze=0, quarantined=0, reasons={}) for ds in days
@@ -392,8 +392,8 @@ def _range_predicate(days: list[str]) -> str:
     return f"ingest_date >= DATE'{days[0]}' AND ingest_date <= DATE'{days[-1]}'"
 
 
-def _dates_predicate(days: list[str]) -> str:
-    """``ingest_date`` in ``days`` (canonical dates: :func:`parse_ds` checked them)."""
+def dates_predicate(days: list[str]) -> str:
+    """``ingest_date`` in ``days``, each checked by :func:`parse_ds` (a predicate's SQL text)."""
     dates = ", ".join(f"DATE'{parse_ds(d)}'" for d in days)
     return f"ingest_date IN ({dates})"
 
@@ -474,7 +474,7 @@ def unrecorded_dates(spark: SparkSession, catalog: str, schema: str) -> set[str]
 def logged_counts(spark: SparkSession, catalog: str, schema: str, ds: str) -> IngestCounts | None:
     """The ``bronze.events_ingest_log`` row of ``ds`` as counts; None when there is none."""
     name = ensure_table(spark, BRONZE_INGEST_LOG, catalog, schema)
-    row = spark.table(name).where(_dates_predicate([ds])).first()
+    row = spark.table(name).where(dates_predicate([ds])).first()
     if row is None:
         return None
     return IngestCounts(
@@ -512,7 +512,7 @@ def settle_date(
         f"{folder}/{ds}/{os.path.basename(path)}": file_stats(path)
         for path in landing_files(landing_dir, ds)
     }
-    recorded = recorded_files(spark, catalog, schema, _dates_predicate([ds]))
+    recorded = recorded_files(spark, catalog, schema, dates_predicate([ds]))
     if current == recorded:
         return (
             logged_counts(spark, catalog, schema, ds)

@@ -43,6 +43,7 @@ from clickstream.pipeline.ingest import (
     append_idempotent,
     bronze_rows,
     count_by_file,
+    dates_predicate,
     file_log_frame,
     file_records,
     landed_by_file,
@@ -206,8 +207,7 @@ class _Batches:
             )
         finally:
             parsed.unpersist()
-        dates = ", ".join(f"DATE'{ds}'" for ds in days)
-        predicate = f"ingest_date IN ({dates})"
+        predicate = dates_predicate(days)
         reconcile(expected, landed_by_file(self.spark, bronze, quarantine, predicate, list(new)))
         records = file_records(expected, new)
         append_idempotent(
