@@ -27,8 +27,8 @@ Great Expectations: `wait_for_landing_files` -> `ingest_events` -> `validate_bro
   file source locally; checkpoint in `<volume_root>/checkpoints/ingest_events`): every file
   that arrived since the last run, of any date, lands once; a part of an earlier date that
   came late lands with that date. Then it settles the logical date: if a file of the date was
-  delivered again with other content (or removed), the date is re-ingested whole from its
-  files. One date at a time (a backfill's dates queue). It fails when a file cannot be read
+  delivered again with other content (or removed), or the task is a retry or a clear, the date
+  is re-ingested whole from its files. One date at a time (a backfill's dates queue). It fails when a file cannot be read
   (e.g. a truncated `.csv.gz`, named in the error), or when a file's rows in != rows out +
   quarantined (nothing is ever dropped silently or landed twice). Bad
   lines do not fail it: they go to `bronze.events_quarantine` with a `reason`; a file whose
@@ -50,8 +50,8 @@ What every DAG's failures have in common (alerts, retries, a job's one-line erro
 
 **Rerun one date.** Clear `ingest_events` (or the failed task) with its downstream tasks for
 the date; the downstream DAGs of that date follow as `docs/runbook.md` (*Rerun one date*) says.
-A corrected file delivered under the same name is re-ingested by that clear (the settle step
-sees its new size and time); an unchanged date is verified and left as it is.
+The cleared task re-ingests the date from its current files (a corrected file delivered under
+the same name included) and leaves bronze as one run over them would.
 
 **Backfill a range.** Together with the downstream daily DAGs over the same range
 (`docs/runbook.md`, *Backfill a range*).
@@ -89,6 +89,8 @@ with daily_dag(
             "--checkpoint": f"{ENV.checkpoints_dir}/ingest_events",
             "--source": ENV.landing_source,
             "--trigger": "none" if ENV.landing_continuous else "available-now",
+            # A retried or cleared task re-ingests its date from the files (on-call's rerun).
+            "--try-number": "{{ ti.try_number }}",
         },
         # One stream per checkpoint: the dates of a backfill ingest one after another (the
         # first reads every file there; the others settle their date).

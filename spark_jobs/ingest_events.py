@@ -10,7 +10,8 @@
 (``clickstream/pipeline/stream.py``: the Spark file source, or Auto Loader with ``--source
 autoloader``) and appends the files that arrived since the last trigger, of any date, each
 once; then settles ``--ds``: when its folder's files are all in bronze as they are now, nothing
-more is written, else (a corrected re-delivery, a removed file) the date is re-ingested whole.
+more is written, else (a corrected re-delivery, a removed file) the date is re-ingested whole;
+``--try-number`` 2 or more (a retried or cleared task) re-ingests the date in any case.
 ``--trigger "every 1 minute"`` keeps the stream running (no ``--ds`` needed; stop it to end);
 ``--trigger none`` runs no stream and only checks that every file of ``--ds`` is in bronze as
 delivered (the daily DAG's check while a continuous stream owns the landing folder).
@@ -51,6 +52,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--checkpoint", help="stream checkpoint folder (a Volume): stream mode")
     parser.add_argument("--source", choices=SOURCES, default="files", help="stream source")
     parser.add_argument("--trigger", default="available-now", help="stream trigger")
+    parser.add_argument(
+        "--try-number",
+        type=int,
+        default=1,
+        help="the Airflow try of the task: from 2 on (a retry, a cleared task) the date is "
+        "re-ingested from its files after the stream",
+    )
     return parser
 
 
@@ -120,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
                 catalog=args.catalog,
                 landing_dir=args.landing_dir,
                 schema=args.bronze_schema,
+                force=args.try_number > 1,
             )
     _print_counts(args.ds, counts)
     return 0

@@ -137,7 +137,7 @@ def test_three_parts_two_triggers_and_a_kill_land_each_line_once(
         assert record.rows_in == len(PARTS[name])
 
 
-def test_a_settled_date_is_not_rewritten_and_a_corrected_delivery_replaces_it(
+def test_a_settled_date_is_rewritten_only_on_a_rerun_or_a_corrected_delivery(
     spark, tmp_path, new_schema
 ):
     landing, checkpoint = tmp_path / "landing", tmp_path / "checkpoint"
@@ -146,8 +146,15 @@ def test_a_settled_date_is_not_rewritten_and_a_corrected_delivery_replaces_it(
     _trigger(landing, checkpoint, schema)
     version = spark.sql(f"DESCRIBE HISTORY {schema}.events LIMIT 1").first()["version"]
 
-    _trigger(landing, checkpoint, schema)  # a clear of the date with nothing new: no write
+    # A first try with nothing new for its date (a backfill's later date): no write.
+    _trigger(landing, checkpoint, schema)
     assert spark.sql(f"DESCRIBE HISTORY {schema}.events LIMIT 1").first()["version"] == version
+    # A retried or cleared task re-ingests its date: a new version, the same rows.
+    rows = _rows(spark, schema, "events").collect()
+    _trigger(landing, checkpoint, schema, "--try-number", "2")
+    version = spark.sql(f"DESCRIBE HISTORY {schema}.events LIMIT 1").first()["version"]
+    assertDataFrameEqual(_rows(spark, schema, "events"), rows)
+    assert _rows(spark, schema, "events_ingest_files").count() == 1
 
     # While a continuous stream owns the landing, the daily run only checks the date: quiet
     # when every file is in bronze, failing (no write) on a file the stream has not landed.

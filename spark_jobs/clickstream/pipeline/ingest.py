@@ -494,6 +494,7 @@ def settle_date(
     landing_dir: str,
     schema: str = "bronze",
     reingest: bool = True,
+    force: bool = False,
     log: Log = print,
 ) -> IngestCounts:
     """Make bronze hold the files of ``ds`` as they are now, and return the date's counts.
@@ -503,8 +504,10 @@ def settle_date(
     corrected re-delivery under the same name, which a stream never reads twice), a file
     removed, or one that arrived after the stream's last batch makes the date re-ingested
     whole from its files (:func:`ingest_range`, replacing the date), as a clear of the date's
-    ingest on call expects. With ``reingest=False`` (a continuous stream owns the landing: a
-    replace here would race it) a difference fails the run instead, naming the files.
+    ingest on call expects. ``force`` re-ingests the date even when nothing changed (a rerun
+    of the date: a retried or cleared task). With ``reingest=False`` (a continuous stream owns
+    the landing: a replace here would race it) a difference fails the run instead, naming the
+    files.
     """
     ds = parse_ds(ds)
     folder = landing_dir.rstrip("/")
@@ -513,7 +516,7 @@ def settle_date(
         for path in landing_files(landing_dir, ds)
     }
     recorded = recorded_files(spark, catalog, schema, dates_predicate([ds]))
-    if current == recorded:
+    if current == recorded and not force:
         return (
             logged_counts(spark, catalog, schema, ds)
             or refresh_ingest_log(spark, catalog, schema, [ds])[ds]
@@ -526,13 +529,16 @@ def settle_date(
         elif current[name] != recorded[name]:
             (size, _), (was, _) = current[name], recorded[name]
             log(f"{ds}: {name} changed since it was ingested ({was} -> {size} bytes)")
-    if not reingest:
+    if current == recorded:
+        log(f"{ds}: a rerun of the date: re-ingesting it from its {len(current)} file(s)")
+    elif not reingest:
         raise IngestError(
             f"{ds}: the date's files are not all in bronze as delivered (see the log); the "
             "continuous stream lands new files within its trigger interval (a retry waits for "
             "it); a changed file needs the stream stopped and the date re-ingested"
         )
-    log(f"{ds}: re-ingesting the date from its {len(current)} file(s)")
+    else:
+        log(f"{ds}: re-ingesting the date from its {len(current)} file(s)")
     return ingest_range(
         spark, start=ds, end=ds, catalog=catalog, landing_dir=landing_dir, schema=schema, log=log
     )[ds]
