@@ -48,6 +48,7 @@ ALL_DAGS = (
     "model_training",
     "offline_feature_table",
     "online_feature_table",
+    "pipeline_monitoring",
     "table_maintenance",
 )
 DAG_ID = "data_quality_validation"
