@@ -3,7 +3,7 @@ project's deadline (counted from when the run was queued, the environment's inte
 project's callback), and no sensor of a DAG can wait so long that it times out before on-call
 has heard of the late date from the deadline alert.
 
-The alert itself, fired by the real scheduler and triggerer: ``tests/e2e/test_deadline_alerts.py``.
+The alert itself, fired by the real scheduler and triggerer: ``tests/e2e/test_stack_deadline_alerts.py``.
 """
 
 from __future__ import annotations

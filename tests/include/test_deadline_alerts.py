@@ -4,7 +4,7 @@ for a run that already failed, and when the webhook refuses the post.
 
 The callback runs here as Airflow's triggerer runs it (awaited with the context the scheduler
 builds); the task states come from the triggerer's execution API client, which only the
-end-to-end test has (``tests/e2e/test_deadline_alerts.py``).
+end-to-end test has (``tests/e2e/test_stack_deadline_alerts.py``).
 """
 
 from __future__ import annotations

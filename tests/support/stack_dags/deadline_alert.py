@@ -1,4 +1,4 @@
-"""The DAG of ``tests/e2e/test_deadline_alerts.py``, in the e2e stack's bundle of test DAGs
+"""The DAG of ``tests/e2e/test_stack_deadline_alerts.py``, in the e2e stack's bundle of test DAGs
 (``StackConfig.test_dags``, this folder): the stack's own scheduler, triggerer and workers run
 it, and it reaches the project's code the way the pipeline DAGs do.
 
