@@ -88,47 +88,31 @@ def main(argv: list[str] | None = None) -> int:
         if args.ds and not continuous:
             landing_files(args.landing_dir, args.ds)  # no folder or file: fail before Spark
     spark = SparkSession.builder.getOrCreate()
+    where = {"catalog": args.catalog, "landing_dir": args.landing_dir, "schema": args.bronze_schema}
     with expected_failures("ingest_events"):
         if args.checkpoint is None:
             ingested_at = datetime.fromisoformat(args.ingest_ts) if args.ingest_ts else None
-            counts = ingest(
-                spark,
-                ds=args.ds,
-                catalog=args.catalog,
-                landing_dir=args.landing_dir,
-                schema=args.bronze_schema,
-                ingested_at=ingested_at,
-            )
-        elif args.trigger == "none":
-            counts = settle_date(
-                spark,
-                ds=args.ds,
-                catalog=args.catalog,
-                landing_dir=args.landing_dir,
-                schema=args.bronze_schema,
-                reingest=False,
-            )
+            counts = ingest(spark, ds=args.ds, ingested_at=ingested_at, **where)
         else:
-            result = run_stream(
-                spark,
-                catalog=args.catalog,
-                landing_dir=args.landing_dir,
-                checkpoint=args.checkpoint,
-                schema=args.bronze_schema,
-                source=args.source,
-                trigger=args.trigger,
-            )
-            landed = sum(len(files) for files in result.files.values())
-            print(f"stream: {result.batches} micro-batch(es), {landed} new file(s) landed")
+            streamed = args.trigger != "none"  # none: a continuous stream owns the landing
+            if streamed:
+                result = run_stream(
+                    spark,
+                    checkpoint=args.checkpoint,
+                    source=args.source,
+                    trigger=args.trigger,
+                    **where,
+                )
+                landed = sum(len(files) for files in result.files.values())
+                print(f"stream: {result.batches} micro-batch(es), {landed} new file(s) landed")
             if args.ds is None:
                 return 0
             counts = settle_date(
                 spark,
                 ds=args.ds,
-                catalog=args.catalog,
-                landing_dir=args.landing_dir,
-                schema=args.bronze_schema,
-                force=args.try_number > 1,
+                reingest=streamed,
+                force=streamed and args.try_number > 1,
+                **where,
             )
     _print_counts(args.ds, counts)
     return 0
