@@ -458,11 +458,13 @@ def ingest_range(
     return refresh_ingest_log(spark, catalog, schema, days, stamps)
 
 
-def unrecorded_dates(spark: SparkSession, catalog: str, schema: str) -> set[str]:
-    """Dates in the ingest log without any file in ``bronze.events_ingest_files``: ingested
-    before files were recorded. The stream leaves their files alone (they are in bronze)."""
-    logged = spark.table(ensure_table(spark, BRONZE_INGEST_LOG, catalog, schema))
-    files = spark.table(ensure_table(spark, BRONZE_INGEST_FILES, catalog, schema))
+def unrecorded_dates(spark: SparkSession, catalog: str, schema: str, days: list[str]) -> set[str]:
+    """The dates of ``days`` in the ingest log without any file in
+    ``bronze.events_ingest_files``: ingested before files were recorded. The stream leaves
+    their files alone (they are in bronze). Reads only the partitions of ``days``."""
+    predicate = dates_predicate(days)
+    logged = spark.table(ensure_table(spark, BRONZE_INGEST_LOG, catalog, schema)).where(predicate)
+    files = spark.table(ensure_table(spark, BRONZE_INGEST_FILES, catalog, schema)).where(predicate)
     return {
         row["ingest_date"].isoformat()
         for row in logged.select("ingest_date")

@@ -155,8 +155,13 @@ class _Batches:
     def process(self, batch: DataFrame, batch_id: int) -> None:
         self.batches += 1
         metadata = batch.select("file_path", "file_size", "modified_ms").distinct().collect()
-        known = recorded_files(self.spark, self.catalog, self.schema)
-        legacy = unrecorded_dates(self.spark, self.catalog, self.schema)
+        if not metadata:
+            return
+        # Only the records of the batch's dates: the file log grows by every file ever landed.
+        seen_days = sorted({self.logical(row["file_path"])[0] for row in metadata})
+        predicate = dates_predicate(seen_days)
+        known = recorded_files(self.spark, self.catalog, self.schema, predicate)
+        legacy = unrecorded_dates(self.spark, self.catalog, self.schema, seen_days)
         new: dict[str, tuple[str, int, int]] = {}
         paths: dict[str, str] = {}
         for row in metadata:
