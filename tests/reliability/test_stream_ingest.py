@@ -192,3 +192,23 @@ def test_stream_arguments_that_do_not_fit_are_refused_in_one_line(tmp_path, extr
     argv = ["--ds", DS, "--catalog", CATALOG, "--landing-dir", str(tmp_path), *extra]
     with pytest.raises(SystemExit, match=f"ingest_events failed: .*{error}"):
         ingest_main(argv)
+
+
+def test_files_the_batch_path_landed_are_skipped_by_the_stream_and_new_ones_land(
+    spark, tmp_path, new_schema
+):
+    """The history load (batch path) records its files; the stream's first trigger sees them
+    again (a new checkpoint lists everything) and must land only the file it has not seen."""
+    landing, checkpoint = tmp_path / "landing", tmp_path / "checkpoint"
+    schema = new_schema("skip")
+    _deliver(landing, "part-1.csv")
+    ingest_range(spark, start=DS, end=DS, catalog=CATALOG, landing_dir=str(landing), schema=schema)
+    _deliver(landing, "part-2.csv")
+    _trigger(landing, checkpoint, schema)
+    counts = {
+        r.source_file.rsplit("/", 1)[-1]: r["count"]
+        for r in _rows(spark, schema, "events").groupBy("source_file").count().collect()
+    }
+    assert counts == {"part-1.csv": 30, "part-2.csv": 50}
+    log = spark.table(f"{schema}.events_ingest_log").first()
+    assert (log["files"], log["rows_in"], log["bronze"]) == (2, 80, 80)
