@@ -31,6 +31,7 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
+from clickstream.core.jobs import parse_arguments
 from clickstream.core.schema import parse_ds
 from clickstream.core.volumes import local_path
 from clickstream.sources.ground_truth import day_truth_of_lines, days_csv, parse_days_csv
@@ -84,7 +85,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
-    args = parser.parse_args(argv)
+    args = parse_arguments(parser, argv, "generate_events")  # paths checked
     try:
         start = date.fromisoformat(parse_ds(args.start_date))
         drift_start = date.fromisoformat(parse_ds(args.drift_start)) if args.drift_start else None

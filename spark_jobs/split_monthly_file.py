@@ -20,6 +20,7 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
+from clickstream.core.jobs import parse_arguments
 from clickstream.core.schema import HEADER
 from clickstream.core.volumes import local_path
 
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--input", required=True, help="a monthly REES46 file (.csv or .csv.gz)")
     parser.add_argument("--landing-dir", required=True)
-    args = parser.parse_args(argv)
+    args = parse_arguments(parser, argv, "split_monthly_file")  # paths checked
     source = local_path(args.input)
     if not Path(source).exists():
         raise SystemExit(f"split_monthly_file: {args.input} does not exist")

@@ -18,12 +18,10 @@ import runpy
 import sys
 from pathlib import Path
 
-import mlflow
 import pytest
-from pyspark import SparkContext
-from pyspark.sql import SparkSession
 
 from ecom_airflow.config import AZURE_LIST_PRICES
+from tests.support.tripwires import set_tripwires
 
 ROOT = Path(__file__).resolve().parents[2]
 # The job folders: what is shipped to Databricks, and the local-only jobs.
@@ -170,32 +168,9 @@ JOBS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 }
 
 
-class Tripwire:
-    """Stands in for Spark / MLflow: any use fails the test, naming what was used."""
-
-    def __init__(self, what: str):
-        self._what = what
-
-    def __getattr__(self, name: str):
-        raise AssertionError(f"{self._what} used ({name}) before the arguments were validated")
-
-    def __call__(self, *args, **kwargs):
-        raise AssertionError(f"{self._what} called before the arguments were validated")
-
-
 @pytest.fixture
 def tripwires(monkeypatch):
-    monkeypatch.setattr(SparkSession.Builder, "getOrCreate", lambda self: Tripwire("Spark"))
-    # pyspark.sql.functions reach the JVM through the active context.
-    monkeypatch.setattr(SparkContext, "_active_spark_context", Tripwire("Spark"))
-
-    def mlflow_used(*args, **kwargs):
-        raise AssertionError("MLflow used before the arguments were validated")
-
-    monkeypatch.setattr(mlflow.MlflowClient, "__init__", mlflow_used)
-    for name in ("set_experiment", "start_run", "set_tracking_uri", "get_tracking_uri"):
-        monkeypatch.setattr(mlflow, name, mlflow_used)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")  # never reached
+    set_tripwires(monkeypatch)  # Spark and MLflow fail the test when used (tests/support)
 
 
 @pytest.fixture
