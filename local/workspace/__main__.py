@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from local.spark.runtime import LocalLayout
+from local.workspace.lock import StateFolderBusy, lock_state_folder
 
 
 def is_loopback(host: str) -> bool:
@@ -48,6 +49,11 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, default=8765)
     serve.add_argument("--mode", choices=["warm", "cold"], default="warm")
     serve.add_argument("--max-concurrent-runs", type=int, default=1)
+    serve.add_argument(
+        "--max-upload-bytes",
+        type=int,
+        help="largest Files API upload in bytes, a larger one is a 413 (default 512 MiB)",
+    )
     serve.add_argument("--state-dir", type=Path, help="state folder (default .local)")
     serve.add_argument(
         "--token",
@@ -70,21 +76,34 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("port 8080 belongs to the Airflow API server; choose another")
     if args.max_concurrent_runs < 1:
         parser.error("--max-concurrent-runs must be at least 1")
-
-    import uvicorn
-
-    from local.workspace.server import create_app
+    if args.max_upload_bytes is not None and args.max_upload_bytes < 1:
+        parser.error("--max-upload-bytes must be at least 1")
 
     if args.state_dir:
         os.environ["ECOM_LOCAL_DIR"] = str(args.state_dir.resolve())
     layout = LocalLayout.from_env()
-    layout.workspace_dir.mkdir(parents=True, exist_ok=True)
-    logging.basicConfig(level=logging.INFO, format="[workspace] %(message)s")
-    app = create_app(
-        layout, token=args.token, mode=args.mode, slots=args.max_concurrent_runs, port=args.port
-    )
-    print(f"[workspace] {args.mode} mode, serving http://{args.host}:{args.port}", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    try:  # before the run store is opened: a second server on the folder touches nothing
+        lock = lock_state_folder(layout.state, layout.workspace_dir)
+    except StateFolderBusy as busy:
+        print(f"[workspace] refusing to start: {busy}", file=sys.stderr, flush=True)
+        return 1
+    with lock:  # held while the server runs
+        import uvicorn
+
+        from local.workspace.limits import MAX_UPLOAD_BYTES
+        from local.workspace.server import create_app
+
+        logging.basicConfig(level=logging.INFO, format="[workspace] %(message)s")
+        app = create_app(
+            layout,
+            token=args.token,
+            mode=args.mode,
+            slots=args.max_concurrent_runs,
+            port=args.port,
+            max_upload_bytes=args.max_upload_bytes or MAX_UPLOAD_BYTES,
+        )
+        print(f"[workspace] {args.mode} mode, serving http://{args.host}:{args.port}", flush=True)
+        uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
 
 

@@ -29,6 +29,8 @@ from local.workspace.store import RunStore, now_ms
 
 log = logging.getLogger("local.workspace")
 DRIVER_START_TIMEOUT = 300
+# How long the dispatcher waits before trying again after an error of its own.
+DISPATCH_RETRY_SECONDS = 0.5
 
 
 class DriverDied(RuntimeError):
@@ -110,6 +112,7 @@ class Cluster:
         if mode not in ("warm", "cold"):
             raise ValueError("mode must be 'warm' or 'cold'")
         self.store, self.layout, self.mode = store, layout, mode
+        self._slots = slots
         self._free_slots = list(range(slots))
         self._drivers: dict[int, WarmDriver] = {}
         self._processes: dict[int, subprocess.Popen] = {}  # cold job processes by run id
@@ -138,11 +141,26 @@ class Cluster:
         with self._lock:
             self._lock.notify_all()
 
-    def cancel(self, run_id: int) -> None:
-        run = self.store.get(run_id)
-        if run is None:
-            return
+    def status(self) -> dict:
+        """What ``/health`` reports: whether the dispatcher runs, and the runs waiting and
+        holding a slot."""
         with self._lock:
+            free = len(self._free_slots)
+        return {
+            "dispatcher": "alive" if self._dispatcher.is_alive() else "dead",
+            "queued": self.store.count("QUEUED"),
+            "running": self._slots - free,
+            "free_slots": free,
+        }
+
+    def cancel(self, run_id: int) -> None:
+        # Read and mark under the lock the dispatcher holds while it takes a run off the
+        # queue: a run is cancelled while QUEUED (it never starts) or once it holds a slot
+        # (its run thread stops it), never in between.
+        with self._lock:
+            run = self.store.get(run_id)
+            if run is None:
+                return
             if run["life_cycle_state"] == "QUEUED":
                 self.store.update(
                     run["run_id"],
@@ -155,46 +173,85 @@ class Cluster:
                 self._cancelled.add(run["run_id"])
 
     def _dispatch(self) -> None:
+        """Hand queued runs to free slots until the cluster stops. An error of its own (the
+        store unreadable for a moment, no thread to be had) is logged and the loop goes on:
+        a dead dispatcher would leave every later run QUEUED behind a healthy-looking server."""
         while True:
-            with self._lock:
-                while not self._stopping and not (
-                    self._free_slots and self.store.next_queued() is not None
-                ):
-                    self._lock.wait(timeout=0.5)
-                if self._stopping:
+            try:
+                if not self._dispatch_one():
                     return
-                run = self.store.next_queued()
-                slot = self._free_slots.pop(0)
-                self.store.update(
+            except Exception:
+                log.exception("the dispatcher failed; it tries again")
+                with self._lock:
+                    if self._stopping:
+                        return
+                    self._lock.wait(timeout=DISPATCH_RETRY_SECONDS)
+
+    def _dispatch_one(self) -> bool:
+        """Start the next queued run on a free slot, once there are both; False on stop."""
+        with self._lock:
+            while not self._stopping and not (
+                self._free_slots and self.store.next_queued() is not None
+            ):
+                self._lock.wait(timeout=0.5)
+            if self._stopping:
+                return False
+            run = self.store.next_queued()
+            if run is None:
+                return True
+            slot = self._free_slots.pop(0)
+            claimed = False
+            try:
+                claimed = self.store.update(
                     run["run_id"],
                     life_cycle_state="PENDING",
                     start_time=now_ms(),
                     state_message="Starting the job on the local cluster",
                 )
+            finally:
+                if not claimed:  # the run ended meanwhile, or the store failed
+                    self._free_slots.insert(0, slot)
+            if not claimed:
+                return True
+        try:
             threading.Thread(
                 target=self._execute, args=(run, slot), daemon=True, name=f"run-{run['run_id']}"
             ).start()
+        except Exception as error:
+            try:
+                self._internal_error(run["run_id"], f"Local workspace error: {error}", error)
+            finally:
+                with self._lock:
+                    self._free_slots.append(slot)
+                    self._lock.notify_all()
+            raise
+        return True
 
     def _finish(self, run_id: int, result_state: str, message: str, **extra) -> None:
-        self.store.update(
+        if self.store.update(
             run_id,
             life_cycle_state="TERMINATED",
             result_state=result_state,
             state_message=message,
             end_time=now_ms(),
             **extra,
+        ):
+            log.info("run %s finished: %s %s", run_id, result_state, message)
+        else:
+            log.info("run %s had already ended; %s not recorded", run_id, result_state)
+
+    def _internal_error(self, run_id: int, message: str, error: BaseException) -> None:
+        self.store.update(
+            run_id,
+            life_cycle_state="INTERNAL_ERROR",
+            result_state="FAILED",
+            state_message=message,
+            end_time=now_ms(),
+            error=f"{type(error).__name__}: {error}",
         )
-        log.info("run %s finished: %s %s", run_id, result_state, message)
 
     def _execute(self, run: dict, slot: int) -> None:
         run_id = run["run_id"]
-        run_dir = self.layout.workspace_dir / "runs" / str(run_id)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        log_path = run_dir / "output.log"
-        log_path.touch()
-        self.store.update(run_id, log_path=str(log_path))
-        script = (self.layout.root / run["python_file"]).resolve()
-        args = json.loads(run["parameters"])
         timeout = run["timeout_seconds"]
         started = time.monotonic()
 
@@ -205,7 +262,18 @@ class Cluster:
                 return "TIMEDOUT"
             return None
 
+        setting_up = True
         try:
+            # Set-up failures (the run folder not writable, parameters unreadable) end the run
+            # as INTERNAL_ERROR and free the slot like any other error, below.
+            run_dir = self.layout.workspace_dir / "runs" / str(run_id)
+            run_dir.mkdir(parents=True, exist_ok=True)
+            log_path = run_dir / "output.log"
+            log_path.touch()
+            self.store.update(run_id, log_path=str(log_path))
+            script = (self.layout.root / run["python_file"]).resolve()
+            args = json.loads(run["parameters"])
+            setting_up = False
             if self.mode == "warm":
                 result = self._run_warm(run_id, slot, script, args, log_path, verdict)
             else:
@@ -229,24 +297,17 @@ class Cluster:
                     error_trace=result["error_trace"],
                 )
         except DriverDied as died:
-            self.store.update(
-                run_id,
-                life_cycle_state="INTERNAL_ERROR",
-                result_state="FAILED",
-                state_message=f"The local cluster's driver died during the run ({died})",
-                end_time=now_ms(),
-                error=f"DriverDied: {died}",
+            self._internal_error(
+                run_id, f"The local cluster's driver died during the run ({died})", died
             )
         except Exception as error:  # the server must survive anything a run does
-            log.exception("run %s failed inside the workspace", run_id)
-            self.store.update(
-                run_id,
-                life_cycle_state="INTERNAL_ERROR",
-                result_state="FAILED",
-                state_message=f"Local workspace error: {error}",
-                end_time=now_ms(),
-                error=f"{type(error).__name__}: {error}",
-            )
+            if setting_up:
+                log.exception("run %s could not be set up", run_id)
+                message = f"The run could not be set up: {type(error).__name__}: {error}"
+            else:
+                log.exception("run %s failed inside the workspace", run_id)
+                message = f"Local workspace error: {error}"
+            self._internal_error(run_id, message, error)
         finally:
             with self._lock:
                 self._cancelled.discard(run_id)
@@ -262,9 +323,10 @@ class Cluster:
                 driver.kill()
                 del self._drivers[slot]
                 return None
-            self.store.update(
+            if not self.store.update(
                 run_id, life_cycle_state="RUNNING", state_message="", running_time=now_ms()
-            )
+            ):
+                return None  # ended meanwhile (the server stopping): nothing to run
             log.info("run %s running %s on warm driver %s", run_id, script.name, slot)
             result = driver.run(script, args, log_path, lambda: verdict() is not None)
         except DriverDied:
@@ -298,9 +360,11 @@ class Cluster:
             )
         self._processes[run_id] = process
         try:
-            self.store.update(
+            if not self.store.update(
                 run_id, life_cycle_state="RUNNING", state_message="", running_time=now_ms()
-            )
+            ):
+                _kill_group(process)  # ended meanwhile (the server stopping): nothing to run
+                return None
             log.info("run %s running %s in cold process %s", run_id, script.name, process.pid)
             while process.poll() is None:
                 if verdict() is not None:

@@ -7,10 +7,15 @@ Databricks clients (the Airflow hook, ``databricks-sdk``) parse it to decide wha
 
 from __future__ import annotations
 
+import logging
+import uuid
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("local.workspace")
 
 
 class ApiError(Exception):
@@ -36,8 +41,22 @@ def _http_error(_: Request, error: StarletteHTTPException):
     return error_response(error.status_code, code, str(error.detail))
 
 
-def _internal(_: Request, error: Exception):
-    return error_response(500, "INTERNAL_ERROR", f"{type(error).__name__}: {error}")
+def _internal(request: Request, error: Exception):
+    """An unexpected exception: logged here with its traceback under a fresh error id; the
+    client gets the id, never the exception's text (paths, SQL, values of other requests)."""
+    error_id = uuid.uuid4().hex[:12]
+    log.error(
+        "internal error %s on %s %s",
+        error_id,
+        request.method,
+        request.url.path,
+        exc_info=(type(error), error, error.__traceback__),
+    )
+    return error_response(
+        500,
+        "INTERNAL_ERROR",
+        f"Internal error in the local workspace; see its log (error id {error_id})",
+    )
 
 
 def add_error_handlers(app: FastAPI) -> None:

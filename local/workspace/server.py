@@ -17,6 +17,7 @@ from local.spark.runtime import LocalLayout
 from local.workspace.auth import require_token
 from local.workspace.cluster import Cluster
 from local.workspace.errors import add_error_handlers
+from local.workspace.limits import MAX_UPLOAD_BYTES, RequestLimits
 from local.workspace.routes import clusters, files, health, jobs, pages
 from local.workspace.state import WorkspaceState
 from local.workspace.store import RunStore
@@ -36,7 +37,18 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     workspace.cluster.stop()
 
 
-def create_app(layout: LocalLayout, *, token: str, mode: str, slots: int, port: int) -> FastAPI:
+def create_app(
+    layout: LocalLayout,
+    *,
+    token: str,
+    mode: str,
+    slots: int,
+    port: int,
+    max_upload_bytes: int = MAX_UPLOAD_BYTES,
+) -> FastAPI:
+    """The workspace application on ``layout``'s state folder. It takes the folder's runs in
+    flight for lost: the caller holds the folder's lock (``local.workspace.lock``, taken by
+    ``python -m local.workspace serve``), so no live server's runs are among them."""
     store = RunStore(layout.workspace_dir / "runs.sqlite")
     lost = store.mark_in_flight_as_lost()
     app = FastAPI(
@@ -52,6 +64,8 @@ def create_app(layout: LocalLayout, *, token: str, mode: str, slots: int, port: 
         token=token,
     )
     add_error_handlers(app)
+    # Body size limits inside the token check: a request without the token is a 401 first.
+    app.add_middleware(RequestLimits, max_upload_bytes=max_upload_bytes)
     app.middleware("http")(require_token)
     for api in (health, jobs, clusters, files, pages):
         app.include_router(api.router)

@@ -97,12 +97,18 @@ class RunStore:
             )
             return cursor.lastrowid, True
 
-    def update(self, run_id: int, **fields) -> None:
+    def update(self, run_id: int, **fields) -> bool:
+        """Set ``fields`` of a run in flight; False, and nothing changed, when the run has
+        already ended (or does not exist): a terminal state is final, so a cancel recorded
+        first is never overwritten by a late PENDING, RUNNING or SUCCESS, nor the reverse."""
         columns = ", ".join(f"{key}=?" for key in fields)
+        marks = ",".join("?" * len(IN_FLIGHT))
         with self._lock:
-            self._db.execute(
-                f"UPDATE runs SET {columns} WHERE run_id=?", (*fields.values(), run_id)
+            cursor = self._db.execute(
+                f"UPDATE runs SET {columns} WHERE run_id=? AND life_cycle_state IN ({marks})",
+                (*fields.values(), run_id, *IN_FLIGHT),
             )
+            return cursor.rowcount > 0
 
     def get(self, run_id: int) -> dict | None:
         if run_id > TASK_RUN_OFFSET:
@@ -153,6 +159,13 @@ class RunStore:
                 f"{sql} ORDER BY run_id DESC LIMIT ? OFFSET ?", (*values, limit, offset)
             ).fetchall()
         return [dict(r) for r in rows]
+
+    def count(self, life_cycle_state: str) -> int:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT COUNT(*) FROM runs WHERE life_cycle_state=?", (life_cycle_state,)
+            ).fetchone()
+        return row[0]
 
     def next_queued(self) -> dict | None:
         with self._lock:

@@ -8,6 +8,7 @@ workspace serves. Each refusal is an :class:`ApiError` with Databricks' error co
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -88,11 +89,62 @@ def volume_path(layout: LocalLayout, raw: str) -> Path:
     return path
 
 
+# What a job's Spark or Python could open besides a plain path: never a local job's parameter.
+_FILE_SYSTEM_SCHEMES = ("file:", "dbfs:", "hdfs:", "s3:", "s3a:", "s3n:", "gs:", "abfs:", "abfss:")
+_FILE_SYSTEM_SCHEMES += ("wasb:", "wasbs:", "adl:")
+# Flags whose value starts with "/" without naming a file: an MLflow experiment name is a
+# workspace path (/Shared/..., /Users/...), never opened on disk.
+NOT_FILE_FLAGS = frozenset({"--experiment"})
+
+
+def validate_task_parameters(layout: LocalLayout, parameters: list[str]) -> None:
+    """A parameter that names a file (an absolute path, a file system URI, or either as the
+    value of ``--flag=value``) must be a ``/Volumes/...`` path inside the Volumes root.
+
+    A run writes with this user's rights and the Files API serves the Volumes, so an output in
+    /tmp or a copy of any file of the machine is refused here, before a run exists (the jobs
+    check their path arguments again, ``clickstream.core.jobs.check_path_arguments``).
+    """
+    for index, parameter in enumerate(parameters):
+        flag, value = (parameters[index - 1] if index else None), parameter
+        if parameter.startswith("--") and "=" in parameter:
+            flag, value = parameter.split("=", 1)
+        named_file = value.startswith("/") or value.lower().startswith(_FILE_SYSTEM_SCHEMES)
+        if flag in NOT_FILE_FLAGS or not named_file:
+            continue
+        try:
+            if not value.startswith("/Volumes/"):
+                raise ApiError(400, "INVALID_PARAMETER_VALUE", "it is not a /Volumes/ path")
+            volume_path(layout, value)
+        except ApiError as error:
+            raise ApiError(
+                400,
+                "INVALID_PARAMETER_VALUE",
+                f"parameters[{index}] {parameter[:200]!r}: {error.message} (the local workspace "
+                "serves only its Volumes)",
+            ) from None
+
+
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # the API's int64, and SQLite's INTEGER
+_INTEGER = re.compile(r"[+-]?[0-9]{1,20}")
+
+
 def int_parameter(value: object, name: str, default: int = 0) -> int:
-    """``value`` as an integer, ``default`` when absent or empty."""
-    if value in (None, ""):
+    """``value`` as a 64-bit integer, ``default`` when absent or empty: a JSON integer (an
+    integral float too), or a string of ASCII digits (as query strings and the Airflow
+    provider send numbers). Anything else, a boolean included, and a number outside the int64
+    range is a 400 naming ``name``."""
+    if value is None or value == "":
         return default
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise ApiError(400, "INVALID_PARAMETER_VALUE", f"{name} must be an integer") from None
+    number: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, float) and value.is_integer():  # finite and integral
+        number = int(value)
+    elif isinstance(value, str) and _INTEGER.fullmatch(value.strip()):
+        number = int(value.strip())
+    if number is None:
+        raise ApiError(400, "INVALID_PARAMETER_VALUE", f"{name} must be an integer")
+    if not INT64_MIN <= number <= INT64_MAX:
+        raise ApiError(400, "INVALID_PARAMETER_VALUE", f"{name} is out of range (a 64-bit integer)")
+    return number

@@ -5,6 +5,8 @@ create, delete), under ``/Volumes/<catalog>/<schema>/<volume>/...`` mapped to a 
 from __future__ import annotations
 
 import mimetypes
+import os
+import secrets
 import shutil
 from email.utils import formatdate
 from pathlib import Path
@@ -17,6 +19,8 @@ from local.workspace.state import Workspace
 from local.workspace.validation import volume_path
 
 router = APIRouter()
+# The name ending of an upload still being written, next to its target.
+UPLOADING = ".uploading"
 
 
 def _file_headers(path: Path) -> dict:
@@ -54,13 +58,45 @@ async def upload(raw: str, request: Request, workspace: Workspace):
         raise ApiError(409, "ALREADY_EXISTS", f"/{raw} is a directory")
     if path.exists() and not overwrite:
         raise ApiError(409, "ALREADY_EXISTS", f"File /{raw} already exists")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.uploading")
-    with open(partial, "wb") as handle:
-        async for chunk in request.stream():
-            handle.write(chunk)
-    partial.replace(path)  # readers never see a half-written file
+    _make_directories(path.parent, raw)
+    # Each upload writes a file of its own and publishes it whole in one step: readers never
+    # see a half-written file, concurrent uploads never mix, and overwrite=false holds under
+    # concurrency (the link is refused once the path exists). The partial file goes in every
+    # case: published, refused, failed, or the client gone mid-body.
+    fd, partial = _new_partial(path)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            async for chunk in request.stream():
+                handle.write(chunk)
+        if overwrite:
+            try:
+                os.replace(partial, path)
+            except IsADirectoryError:
+                raise ApiError(409, "ALREADY_EXISTS", f"/{raw} is a directory") from None
+        else:
+            try:
+                os.link(partial, path)
+            except FileExistsError:
+                raise ApiError(409, "ALREADY_EXISTS", f"File /{raw} already exists") from None
+    finally:
+        partial.unlink(missing_ok=True)
     return Response(status_code=204)
+
+
+def _new_partial(path: Path) -> tuple[int, Path]:
+    """A new file next to ``path`` for one upload, named ``.<name>.<random>.uploading``
+    (hidden from listings), open for writing; created with the usual permissions."""
+    partial = path.with_name(f".{path.name[:100]}.{secrets.token_hex(8)}{UPLOADING}")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+    return os.open(partial, flags, 0o666), partial
+
+
+def _make_directories(path: Path, raw: str) -> None:
+    """``path`` and its parents as directories; a file in the way is a 409, not a 500."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ApiError(409, "ALREADY_EXISTS", f"A parent of /{raw} is a file") from None
 
 
 @router.delete("/api/2.0/fs/files/{raw:path}")
@@ -94,7 +130,7 @@ def list_directory(raw: str, workspace: Workspace):
     contents = [
         _entry(raw, child)
         for child in sorted(path.iterdir())
-        if not child.name.endswith(".uploading")  # an upload not yet complete
+        if not child.name.endswith(UPLOADING)  # an upload not yet complete
     ]
     return {"contents": contents}
 
@@ -109,7 +145,7 @@ def create_directory(raw: str, workspace: Workspace):
     path = volume_path(workspace.layout, raw)
     if path.is_file():
         raise ApiError(409, "ALREADY_EXISTS", f"/{raw} is a file")
-    path.mkdir(parents=True, exist_ok=True)
+    _make_directories(path, raw)
     return Response(status_code=204)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
+from fastapi.responses import JSONResponse
 
 from local.workspace.state import Workspace
 
@@ -11,7 +12,12 @@ router = APIRouter()
 
 @router.get("/health")
 def health(workspace: Workspace):
-    return {"status": "ok", "mode": workspace.mode}
+    """``ok`` while the dispatcher hands queued runs to the cluster; ``degraded`` (503) once
+    it has died, since every run submitted would then stay QUEUED."""
+    cluster = workspace.cluster.status()
+    alive = cluster["dispatcher"] == "alive"
+    body = {"status": "ok" if alive else "degraded", "mode": workspace.mode, **cluster}
+    return JSONResponse(body, status_code=200 if alive else 503)
 
 
 @router.get("/.well-known/databricks-config")

@@ -18,29 +18,29 @@ import json
 from pathlib import Path
 
 from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
 
 from deploy.jobs_api_schema import validate_submit_payload
 from local.workspace.errors import ApiError
+from local.workspace.limits import parse_json_body, read_tail
 from local.workspace.state import Workspace, WorkspaceState
 from local.workspace.store import TASK_RUN_OFFSET
-from local.workspace.validation import int_parameter, validate_python_file
+from local.workspace.validation import int_parameter, validate_python_file, validate_task_parameters
 
 MAX_TOKEN_LENGTH = 64
 MAX_PROBLEMS_SHOWN = 5
 MAX_LIST_LIMIT = 25  # runs/list: Databricks' largest page
+MAX_LOG_CHARS = 100_000  # runs/get-output: the tail of the log it answers
 RUN_TYPES = ("JOB_RUN", "WORKFLOW_RUN", "SUBMIT_RUN")
 
 router = APIRouter()
 
 
 async def _json_body(request: Request) -> dict:
-    raw = await request.body()
+    raw = await request.body()  # at most MAX_JSON_BODY_BYTES (local.workspace.limits)
     if not raw:
         return {}
-    try:
-        body = json.loads(raw)
-    except json.JSONDecodeError as error:
-        raise ApiError(400, "MALFORMED_REQUEST", f"Invalid JSON: {error}") from None
+    body = parse_json_body(raw)
     if not isinstance(body, dict):
         raise ApiError(400, "MALFORMED_REQUEST", "The request body must be a JSON object")
     return body
@@ -186,14 +186,19 @@ def _single_task(body: dict) -> dict:
 
 
 def _idempotency_token(body: dict) -> str | None:
+    """The run's idempotency token: at most 64 printable characters; empty means none."""
     token_value = body.get("idempotency_token")
     if token_value is not None and (
-        not isinstance(token_value, str) or len(token_value) > MAX_TOKEN_LENGTH
+        not isinstance(token_value, str)
+        or len(token_value) > MAX_TOKEN_LENGTH
+        or not token_value.isprintable()
     ):
         raise ApiError(
-            400, "INVALID_PARAMETER_VALUE", "idempotency_token must be at most 64 characters"
+            400,
+            "INVALID_PARAMETER_VALUE",
+            "idempotency_token must be a string of at most 64 printable characters",
         )
-    return token_value
+    return token_value or None
 
 
 @router.post("/api/{version}/jobs/runs/submit")
@@ -208,6 +213,7 @@ async def submit(version: str, request: Request, workspace: Workspace):
     if not isinstance(parameters, list) or not all(isinstance(p, str) for p in parameters):
         raise ApiError(400, "INVALID_PARAMETER_VALUE", "parameters must be a list of strings")
     python_file = validate_python_file(workspace.layout, spark_task.get("python_file"))
+    validate_task_parameters(workspace.layout, parameters)
     token_value = _idempotency_token(body)
     timeout = int_parameter(
         body.get("timeout_seconds", task.get("timeout_seconds")), "timeout_seconds"
@@ -239,11 +245,11 @@ async def get_output(version: str, request: Request, workspace: Workspace):
     if run["error"]:
         output["error"] = run["error"]
         output["error_trace"] = run["error_trace"] or ""
-    log_path = Path(run["log_path"]) if run["log_path"] else None
-    if log_path and log_path.exists():
-        text = log_path.read_text(errors="replace")
-        output["logs"] = text[-100_000:]
-        output["logs_truncated"] = len(text) > 100_000
+    if run["log_path"]:
+        # Only the tail is read, in a worker thread: the event loop serves other requests.
+        tail = await run_in_threadpool(read_tail, Path(run["log_path"]), MAX_LOG_CHARS)
+        if tail is not None:
+            output["logs"], output["logs_truncated"] = tail
     return output
 
 
@@ -269,9 +275,9 @@ def _page_token(value: str | None) -> int | None:
     on); anything else is refused as Databricks refuses a token it did not issue."""
     if value in (None, ""):
         return None
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()):
         raise ApiError(400, "INVALID_PARAMETER_VALUE", f"Invalid page_token {value[:40]!r}")
-    return int(value)
+    return int_parameter(value, "page_token")
 
 
 @router.get("/api/{version}/jobs/runs/list")

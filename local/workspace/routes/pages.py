@@ -9,9 +9,12 @@ from pathlib import Path
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
+from local.workspace.limits import read_tail
 from local.workspace.state import Workspace
+from local.workspace.validation import INT64_MAX, INT64_MIN
 
 router = APIRouter()
+MAX_PAGE_LOG_CHARS = 200_000  # the tail of a run's log its page shows
 
 
 def _page(title: str, body: str) -> HTMLResponse:
@@ -39,12 +42,11 @@ def runs_page(workspace: Workspace):
 
 @router.get("/jobs/runs/{run_id}", response_class=HTMLResponse)
 def run_page(run_id: int, workspace: Workspace):
-    run = workspace.store.get(run_id)
+    run = workspace.store.get(run_id) if INT64_MIN <= run_id <= INT64_MAX else None
     if run is None:
         return _page("Not found", f"<h1>Run {run_id} does not exist</h1>")
-    log_text = ""
-    if run["log_path"] and Path(run["log_path"]).exists():
-        log_text = Path(run["log_path"]).read_text(errors="replace")[-200_000:]
+    tail = read_tail(Path(run["log_path"]), MAX_PAGE_LOG_CHARS) if run["log_path"] else None
+    log_text = tail[0] if tail else ""
     facts = {
         "run name": run["run_name"],
         "state": f"{run['life_cycle_state']} {run['result_state'] or ''}",
