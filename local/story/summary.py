@@ -327,8 +327,9 @@ def print_summary(
     env = config.client_env()
     print(
         "\nWhere to look:\n"
+        # Not the password itself: a terminal's output is often shared or logged.
         f"  Airflow UI   {env['AIRFLOW_API_URL']} (user {env['AIRFLOW_USERNAME']}, "
-        f"password {env['AIRFLOW_PASSWORD']})\n"
+        f"password: AIRFLOW_PASSWORD in {config.state / 'stack.env'})\n"
         f"  Job runs     {env['DATABRICKS_HOST']}/jobs/runs\n"
         f"  MLflow       {env['MLFLOW_TRACKING_URI']}\n"
         f"  Logs         {config.logs}\n"

@@ -401,3 +401,17 @@ def test_stack_secrets_are_private_from_creation_and_not_printed(tmp_path, monke
     assert password not in summary(config, env_path)
     assert "make up ARGS=--show-passwords" in summary(config, env_path)
     assert password in summary(config, env_path, show_passwords=True)
+
+
+def test_the_make_run_summary_names_where_the_password_is_not_the_password(
+    tmp_path, monkeypatch, capsys
+):
+    from local.stack.config import StackConfig
+    from local.story.summary import print_summary
+
+    monkeypatch.setenv("ECOM_LOCAL_DIR", str(tmp_path))
+    config = StackConfig.from_env()
+    print_summary({}, {"tables": []}, config, 60.0)
+    printed = capsys.readouterr().out
+    assert config.secrets["airflow_password"] not in printed
+    assert f"AIRFLOW_PASSWORD in {tmp_path / 'stack.env'}" in printed
