@@ -59,10 +59,21 @@ def land_bronze(spark, days: dict[str, list[str]], schema: str, edit=None) -> No
     written in one go (an ``ingest()`` per date costs seconds each on a busy machine).
 
     ``edit`` (DataFrame -> DataFrame) changes the parsed rows before they are written: how a
-    test lands a row the ingest would have quarantined, as a broken writer would have.
+    test lands a row the ingest would have quarantined, as a broken writer would have. The
+    dates are then committed as the ingest commits them (file records, then the ingest log), so
+    the jobs downstream take them as ingested.
     """
     from clickstream.core.contracts import BRONZE_EVENTS, BRONZE_QUARANTINE, write_partition
-    from clickstream.pipeline.ingest import bronze_rows, default_ingested_at, quarantine_rows
+    from clickstream.pipeline.ingest import (
+        BRONZE_INGEST_FILES,
+        bronze_rows,
+        count_by_file,
+        default_ingested_at,
+        file_log_frame,
+        file_records,
+        quarantine_rows,
+        refresh_ingest_log,
+    )
     from clickstream.pipeline.landing import parse_lines
 
     parsed = None
@@ -78,6 +89,10 @@ def land_bronze(spark, days: dict[str, list[str]], schema: str, edit=None) -> No
     dates = f"ingest_date IN ({', '.join(f'DATE{ds!r}' for ds in days)})"
     write_partition(spark, bronze_rows(parsed), BRONZE_EVENTS, CATALOG, dates, schema)
     write_partition(spark, quarantine_rows(parsed), BRONZE_QUARANTINE, CATALOG, dates, schema)
+    files = {f"/landing/{ds}/events.csv": (ds, 0, 0) for ds in days}
+    records = file_log_frame(spark, file_records(count_by_file(parsed), files), "test")
+    write_partition(spark, records, BRONZE_INGEST_FILES, CATALOG, dates, schema)
+    refresh_ingest_log(spark, CATALOG, schema, list(days))
 
 
 @contextlib.contextmanager

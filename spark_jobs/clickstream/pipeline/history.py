@@ -17,7 +17,6 @@ jobs in ``tests/spark_jobs/pipeline/test_pipeline_days.py``).
 from __future__ import annotations
 
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
 
 from clickstream.core.contracts import (
     BRONZE_EVENTS,
@@ -26,6 +25,7 @@ from clickstream.core.contracts import (
     ensure_table,
 )
 from clickstream.core.schema import date_range
+from clickstream.pipeline.ingest import committed_bronze
 from clickstream.pipeline.silver import clean, merge_into_silver
 
 
@@ -44,14 +44,19 @@ def silver_range(
 ) -> dict[str, int]:
     """MERGE the bronze rows ingested on [start, end] into silver; events per event date."""
     days = date_range(start, end)
+    bronze = committed_bronze(spark, days=days, catalog=catalog, schema=bronze_schema)
     table = ensure_table(spark, SILVER_EVENTS, catalog, silver_schema)
-    bronze = spark.table(BRONZE_EVENTS.name(catalog, bronze_schema)).where(
-        F.col("ingest_date").between(F.lit(days[0]).cast("date"), F.lit(days[-1]).cast("date"))
-    )
     rows = check_frame(clean(bronze), SILVER_EVENTS).persist()
     try:
         by_event_date = _counts_by_date(rows, "event_date")
-        merge_into_silver(spark, rows, table, sorted(by_event_date))
+        merge_into_silver(
+            spark,
+            rows,
+            table,
+            sorted(by_event_date),
+            bronze=BRONZE_EVENTS.name(catalog, bronze_schema),
+            rebuilt=days,
+        )
     finally:
         rows.unpersist()
     return by_event_date

@@ -42,6 +42,7 @@ from clickstream.core.contracts import (
     check_frame,
     ensure_table,
     retry_on_conflict,
+    table_version,
     write_partition,
 )
 from clickstream.core.schema import date_range, parse_ds
@@ -66,8 +67,21 @@ BRONZE_INGEST_LOG = Contract(
         contracts.Column("quarantined", "bigint", False, "lines in bronze.events_quarantine"),
         contracts.Column("reasons", "string", False, "JSON object: quarantine reason -> lines"),
         contracts.Column("ingested_at", "timestamp", False),
+        contracts.Column(
+            "bronze_fingerprint",
+            "string",
+            True,
+            "sum of xxhash64(raw_record, source_file) over the date's bronze rows as committed",
+            additive=True,
+        ),
     ),
 )
+
+# What the fingerprint of a date's bronze rows covers: the line as delivered and its file, from
+# which every typed column is parsed. A sum, so duplicated lines count (bronze keeps them), and
+# independent of file layout (OPTIMIZE, Z-order leave it unchanged).
+FINGERPRINT_COLUMNS = ("raw_record", "source_file")
+EMPTY_FINGERPRINT = "0"
 
 
 BRONZE_INGEST_FILES = Contract(
@@ -332,18 +346,98 @@ def refresh_ingest_log(
     for c in counts.values():
         c["reasons"] = dict(sorted(c["reasons"].items()))
     recorded = {ds: c for ds, c in counts.items() if c["files"]}
+    # The log row is the date's commit record: written only once bronze holds exactly the rows
+    # its files' records account for, with the fingerprint downstream jobs check.
+    bronze = BRONZE_EVENTS.name(catalog, schema)
+    found = bronze_fingerprints(spark, bronze, list(recorded)) if recorded else {}
+    wrong = [
+        f"{ds}: {found.get(ds, (0, ''))[0]} rows in {bronze}, {c['bronze']} in its files' records"
+        for ds, c in sorted(recorded.items())
+        if found.get(ds, (0, ""))[0] != c["bronze"]
+    ]
+    if wrong:
+        raise IngestError(f"bronze does not match its file records: {'; '.join(wrong)}")
     frame = ingest_log_frame(
-        spark, recorded, {ds: stamps.get(ds) or default_ingested_at(ds) for ds in recorded}
+        spark,
+        recorded,
+        {ds: stamps.get(ds) or default_ingested_at(ds) for ds in recorded},
+        {ds: found.get(ds, (0, EMPTY_FINGERPRINT))[1] for ds in recorded},
     )
     write_partition(spark, frame, BRONZE_INGEST_LOG, catalog, predicate, schema)
     return counts
 
 
+def bronze_fingerprints(
+    spark: SparkSession, bronze: str, days: list[str], version: int | None = None
+) -> dict[str, tuple[int, str]]:
+    """ingest_date -> (rows, fingerprint) of ``days`` in the bronze table ``bronze`` (at
+    ``version``, default the current one); a date without rows is absent."""
+    reader = spark.read if version is None else spark.read.option("versionAsOf", version)
+    fingerprint = F.sum(F.xxhash64(*FINGERPRINT_COLUMNS).cast("decimal(38,0)"))
+    return {
+        r["ingest_date"].isoformat(): (int(r["rows"]), str(r["fingerprint"]))
+        for r in reader.table(bronze)
+        .where(dates_predicate(days))
+        .groupBy("ingest_date")
+        .agg(F.count(F.lit(1)).alias("rows"), fingerprint.cast("string").alias("fingerprint"))
+        .collect()
+    }
+
+
+def committed_bronze(
+    spark: SparkSession, *, days: list[str], catalog: str, schema: str = "bronze"
+) -> DataFrame:
+    """The bronze rows of ``days`` as their ingest committed them, for the jobs downstream.
+
+    ``bronze.events_ingest_log`` is the commit record of a date: the ingest writes it last, once
+    bronze and the quarantine hold every line of the date's files (reconciled per file). A date
+    without a log row was never ingested or its ingest did not finish; a date whose bronze rows
+    differ from the log's count and fingerprint was being re-ingested when that ingest stopped
+    (killed between its commits, or refused by the reconciliation). Either refuses, naming the
+    date and the job to rerun, so a partial ingest is never built on. The rows are read at the
+    table version that was checked.
+    """
+    days = sorted({parse_ds(d) for d in days})
+    bronze, log_name = BRONZE_EVENTS.name(catalog, schema), BRONZE_INGEST_LOG.name(catalog, schema)
+    if not spark.catalog.tableExists(bronze):
+        raise IngestError(f"{bronze} does not exist: run ingest_events for {days[0]} first")
+    logged = {}
+    if spark.catalog.tableExists(log_name):
+        logged = {
+            r["ingest_date"].isoformat(): r.asDict()
+            for r in spark.table(log_name).where(dates_predicate(days)).collect()
+        }
+    missing = [ds for ds in days if ds not in logged]
+    if missing:
+        raise IngestError(
+            f"{', '.join(missing[:5])}: no row in {log_name}, so no finished ingest of the date "
+            f"(never run, or stopped before its commit); run ingest_events for it first"
+        )
+    version = table_version(spark, bronze)
+    found = bronze_fingerprints(spark, bronze, days, version)
+    wrong = []
+    for ds in days:
+        rows, fingerprint = found.get(ds, (0, EMPTY_FINGERPRINT))
+        log = logged[ds]
+        recorded = log.get("bronze_fingerprint")  # None: logged before fingerprints
+        if rows != log["bronze"] or (recorded is not None and fingerprint != recorded):
+            wrong.append(f"{ds} ({rows} rows in bronze, {log['bronze']} committed)")
+    if wrong:
+        raise IngestError(
+            f"{bronze} of {'; '.join(wrong[:5])} is not what the date's ingest committed to "
+            f"{log_name}: an ingest of the date stopped before its commit; rerun ingest_events "
+            "for the date"
+        )
+    return spark.read.option("versionAsOf", version).table(bronze).where(dates_predicate(days))
+
+
 def ingest_log_frame(
-    spark: SparkSession, counts: dict[str, IngestCounts], stamps: dict[str, datetime]
+    spark: SparkSession,
+    counts: dict[str, IngestCounts],
+    stamps: dict[str, datetime],
+    fingerprints: dict[str, str],
 ) -> DataFrame:
     """The ``bronze.events_ingest_log`` rows of verified ingests, one per date of ``counts``."""
-    columns = [c for c in BRONZE_INGEST_LOG.columns if c.name != "ingested_at"]
     rows = [
         (
             date.fromisoformat(parse_ds(ds)),
@@ -353,11 +447,15 @@ def ingest_log_frame(
             c["quarantined"],
             json.dumps(c["reasons"], sort_keys=True),
             utc_text(stamps[ds]),
+            fingerprints[ds],
         )
         for ds, c in counts.items()
     ]
-    schema = ", ".join(f"`{c.name}` {c.type}" for c in columns) + ", `ingested_at` string"
-    frame = spark.createDataFrame(rows, schema)
+    frame = spark.createDataFrame(
+        rows,
+        "ingest_date date, files int, rows_in bigint, bronze bigint, quarantined bigint, "
+        "reasons string, ingested_at string, bronze_fingerprint string",
+    )
     return frame.withColumn("ingested_at", F.col("ingested_at").cast("timestamp"))
 
 

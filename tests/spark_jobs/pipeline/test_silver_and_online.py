@@ -107,7 +107,9 @@ def test_silver_rerun_changes_nothing_and_any_order_gives_the_same_table(
 
 
 def test_silver_without_bronze_fails_with_the_step_to_run(spark, schema_name):
-    with pytest.raises(ValueError, match="run ingest_events for 2019-10-01 first"):
+    from clickstream.core.jobs import JobError
+
+    with pytest.raises(JobError, match="run ingest_events for 2019-10-01 first"):
         build_silver_events(spark, ds=D1, catalog=CATALOG, bronze_schema=schema_name)
 
 
