@@ -95,6 +95,11 @@ def _airflow_env(config: StackConfig, base: dict[str, str]) -> dict[str, str]:
         "AIRFLOW__CORE__PARALLELISM": "8",
         # Notice a new DAG file within 30 s (the default is 5 minutes).
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
+        # A task whose worker died (no heartbeat for 60 s; the default is 300) goes up for
+        # retry within about a minute, which the e2e worker-kill test waits for. Live tasks
+        # heartbeat every 5 s ([workers] min_heartbeat_interval) and kill themselves after 3
+        # failed heartbeats, so 60 s never fails a healthy one.
+        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "60",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{AIRFLOW_USER}:admin",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(airflow_home / "passwords.json"),
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{config.airflow_url}/execution/",

@@ -1,5 +1,6 @@
 """Faults around the Databricks runs: many submissions at once, a backfill submitted in one go,
-the Airflow worker killed while it polls, the workspace restarted under a run in flight.
+the workspace restarted under a run in flight (the Airflow worker killed while it polls is an
+e2e test on the stack's real scheduler: ``tests/e2e/test_stack_worker_kill.py``).
 
 One warm local workspace with two slots for the module (its own state folder; ``databricks_default``
 points at it), restarted in place (same port, token and state) by the last test. The jobs are
@@ -10,11 +11,8 @@ whole, with the same days ingested in order by a clean run in the test process.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import shutil
-import subprocess
-import sys
 import threading
 import uuid
 from dataclasses import dataclass
@@ -34,7 +32,6 @@ from local.workspace.process import RunningWorkspace, free_port, start_workspace
 from tests.support import airflow_runs
 from tests.support.env import environment
 from tests.support.landing import DAYS, LANDING
-from tests.support.processes import ROOT, kill_group, project_env
 from tests.support.tables import delta_tables, table_names
 from tests.support.waiting import wait_for
 
@@ -198,62 +195,6 @@ def test_a_backfill_submitted_at_once_equals_the_days_ingested_in_order(
     }
     assert errors == {}
     _assert_bronze_equals(spark, ws, schema, bronze_sequential, DAYS)
-
-
-def test_worker_killed_while_polling_the_retry_reattaches_to_the_same_run(
-    spark, airflow_db, ws, bronze_sequential, tmp_path
-):
-    """The worker running the task is SIGKILLed while it polls its Databricks run; the
-    scheduler puts the task up for retry; the retry finds the run id in the task state store
-    and waits for that run: one Databricks run for the task, and the right tables."""
-    dag_id = f"rel_worker_kill_{uuid.uuid4().hex[:8]}"
-    schema = f"rel_worker_kill_{uuid.uuid4().hex[:6]}"
-    ds = DAYS[1]
-    name = airflow_runs.run_name(dag_id, ds)
-    with open(tmp_path / "worker.log", "wb") as log:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "tests.support.airflow_runs", dag_id, schema, ds],
-            cwd=ROOT,
-            env=project_env(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    session = airflow_db.Session()
-    try:
-
-        def polling() -> int | None:
-            """The run id, once the task stored it and its run is in flight."""
-            session.expire_all()
-            with contextlib.suppress(Exception):  # the task instance may not exist yet
-                stored = airflow_runs.stored_run_id(airflow_runs.task_instance(dag_id, session))
-                runs = ws.runs_named(name)
-                if stored and runs and runs[0].state.life_cycle_state.value == "RUNNING":
-                    return stored
-            return None
-
-        run_id = wait_for(polling, 600, "the task polling its run", 0.2, worker)
-    except AssertionError as error:
-        kill_group(worker)
-        raise AssertionError(f"{error}\n{(tmp_path / 'worker.log').read_text()[-3000:]}") from None
-    kill_group(worker)  # the worker dies: no on_kill, no cancel, no state change in Airflow
-    at_kill = ws.client().jobs.get_run(run_id).state.life_cycle_state.value
-
-    dag = airflow_runs.ingest_dag(dag_id, schema)
-    ti = airflow_runs.task_instance(dag_id, session)
-    assert (ti.state, ti.try_number) == ("running", 1)
-    airflow_runs.fail_like_the_scheduler(dag, session)
-    assert airflow_runs.task_instance(dag_id, session).state == "up_for_retry"
-    dag_run = airflow_runs.resume(dag, session)
-
-    assert at_kill in ("PENDING", "RUNNING")  # killed while the run was in flight
-    assert dag_run.state == "success"
-    ti = airflow_runs.task_instance(dag_id, session)
-    assert (ti.state, ti.try_number) == ("success", 2)
-    [run] = ws.runs_named(name)  # the retry submitted nothing: one run for the task
-    assert (run.run_id, run.state.result_state.value) == (run_id, "SUCCESS")
-    _assert_bronze_equals(spark, ws, schema, bronze_sequential, [ds])
 
 
 def _survivors(processes: list[psutil.Process], timeout: float) -> list[psutil.Process]:

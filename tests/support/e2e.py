@@ -16,7 +16,10 @@ WARNING_DAY, BLOCKING_DAY = "2019-10-03", "2019-10-04"
 # DAGs the e2e stack loads beside the project's, as a bundle of their own (StackConfig.test_dags):
 # each stands in for a pipeline where a test needs one it can make slow or fail at will.
 STACK_TEST_DAGS = Path(__file__).resolve().parent / "stack_dags"
-STACK_TEST_DAG_IDS = ("e2e_deadline_alert",)  # tests/support/stack_dags/deadline_alert.py
+STACK_TEST_DAG_IDS = (
+    "e2e_deadline_alert",  # tests/support/stack_dags/deadline_alert.py
+    "e2e_worker_kill",  # tests/support/stack_dags/worker_kill.py
+)
 HEADER = (
     "event_time,event_type,product_id,category_id,category_code,brand,price,user_id,user_session"
 )
