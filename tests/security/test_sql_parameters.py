@@ -359,7 +359,14 @@ REVIEWED = {
         "spark_jobs/clickstream/quality/results.py",
         "', '.join((repr(s) for s in suites))",
     ): "checked against SUITES",
-    ("spark_jobs/clickstream/pipeline/silver.py", "in_dates"): "each date through parse_ds",
+    (
+        "spark_jobs/clickstream/pipeline/silver.py",
+        "in_rebuilt",
+    ): "_dates_sql: each date through parse_ds",
+    (
+        "spark_jobs/clickstream/pipeline/silver.py",
+        "_dates_sql(dates)",
+    ): "each date through parse_ds",
     ("local/jobs/table_summary.py", "catalog"): "identifier(catalog) at the top of summarise()",
     ("local/jobs/table_summary.py", "schema"): "SCHEMAS constants",
     ("local/jobs/hello_delta.py", "schema"): "--table matched against schema.name first",
