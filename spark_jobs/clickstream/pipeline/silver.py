@@ -71,7 +71,7 @@ def _dates_sql(dates) -> str:
 
 def _redelivered(
     spark: SparkSession, rows: DataFrame, table: str, bronze: str, rebuilt: list[str]
-) -> tuple[DataFrame, list[str]]:
+) -> tuple[DataFrame | None, list[str]]:
     """What else the MERGE of ``rows`` needs when ``rebuilt`` ingest dates were delivered
     again: every silver row attributed to one of them that ``rows`` (their bronze as it is now)
     no longer holds (a corrected line, a retracted line, a file withdrawn) moves to the event's
@@ -79,18 +79,18 @@ def _redelivered(
     those rows and their event dates (none on a first build or a rerun of the same delivery).
     """
     in_rebuilt = _dates_sql(rebuilt)
-    # Cut from the tables' lineage: the MERGE below rewrites the table these rows come from.
     orphans = (
         spark.table(table)
         .where(f"ingest_date IN ({in_rebuilt})")
         .join(rows.select(*KEY), KEY, "left_anti")
         .select(*SILVER_EVENTS.names)
-        .localCheckpoint()
     )
     found = orphans.select("event_date").distinct().collect()
     dates = sorted(r["event_date"].isoformat() for r in found)
-    if not dates:
-        return orphans.withColumn("_delete", F.lit(True)), []
+    if not dates:  # the usual case (a first build, a rerun): one query, nothing kept
+        return None, []
+    # Cut from the tables' lineage: the MERGE below rewrites the table these rows come from.
+    orphans = orphans.localCheckpoint()
     others = spark.table(bronze).where(
         f"NOT ingest_date IN ({in_rebuilt}) AND event_date IN ({_dates_sql(dates)})"
     )
