@@ -26,6 +26,7 @@ BENCHMARKS = (
     "behaviour_recovery",
     "stream_ingest",
     "table_maintenance",
+    "silver_redelivery",
 )
 # The benchmarks call job functions directly, as a spark_python_task would import them.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "spark_jobs"))
