@@ -21,8 +21,6 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import quote
 
@@ -35,6 +33,7 @@ from hypothesis import strategies as st
 from deploy.jobs_api_schema import run_fields
 from local.spark.runtime import LocalLayout
 from local.workspace.server import create_app
+from tests.support.workspace_app import app_without_cluster
 
 TOKEN = "sweep-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -237,8 +236,7 @@ def _api_routes() -> list[tuple[str, str]]:
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
     layout = LocalLayout(state=tmp_path_factory.mktemp("sweep"))
-    layout.workspace_dir.mkdir(parents=True)
-    app = create_app(layout, token=TOKEN, mode="cold", slots=1, port=0)
+    app = app_without_cluster(layout, TOKEN)
     volume = layout.volumes_root / "cat" / "sch" / "vol"
     (volume / "dir").mkdir(parents=True)
     (volume / "file.txt").write_text("a file\n")
@@ -262,16 +260,10 @@ def app(tmp_path_factory):
     return app
 
 
-@asynccontextmanager
-async def _no_cluster(app) -> AsyncIterator[None]:
-    yield
-
-
 @pytest.fixture(scope="module")
 def client(app):
-    # The lifespan that would start the cluster's dispatcher (and warm drivers) is replaced:
-    # the client keeps one event loop for every request, and no run is ever dispatched.
-    app.router.lifespan_context = _no_cluster
+    # The app's lifespan starts no cluster (app_without_cluster): the client keeps one event
+    # loop for every request, and no run is ever dispatched.
     with TestClient(app, raise_server_exceptions=False) as client:
         yield client
 

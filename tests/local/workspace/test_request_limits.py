@@ -17,8 +17,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -29,7 +28,7 @@ from fastapi.testclient import TestClient
 
 from local.spark.runtime import LocalLayout
 from local.workspace.process import free_port
-from local.workspace.server import create_app
+from tests.support.workspace_app import app_without_cluster, no_cluster
 
 TOKEN = "limits-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -39,17 +38,8 @@ UPLOAD_LIMIT = MIB  # what these tests configure
 VOLUME = "Volumes/cat/sch/vol"
 
 
-@asynccontextmanager
-async def _no_cluster(app) -> AsyncIterator[None]:
-    yield
-
-
 def _app(tmp_path: Path, **kwargs):
-    layout = LocalLayout(state=tmp_path / "state")
-    layout.workspace_dir.mkdir(parents=True)
-    app = create_app(layout, token=TOKEN, mode="cold", slots=1, port=0, **kwargs)
-    app.router.lifespan_context = _no_cluster  # no dispatcher, no driver: nothing runs
-    return app
+    return app_without_cluster(LocalLayout(state=tmp_path / "state"), TOKEN, **kwargs)
 
 
 @pytest.fixture
@@ -214,7 +204,7 @@ def test_the_upload_limit_is_a_serve_option(monkeypatch, tmp_path):
     argv = ["serve", "--token", TOKEN, "--state-dir", str(tmp_path), "--mode", "cold"]
     assert cli.main([*argv, "--max-upload-bytes", "1000"]) == 0
     [app] = apps
-    app.router.lifespan_context = _no_cluster
+    app.router.lifespan_context = no_cluster
     with TestClient(app, raise_server_exceptions=False) as client:
         url = f"/api/2.0/fs/files/{VOLUME}/f.bin"
         _assert_limit_exceeded(client.put(url, content=b"x" * 1001, headers=AUTH))
