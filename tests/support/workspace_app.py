@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from local.spark.runtime import LocalLayout
 from local.workspace.server import create_app
@@ -21,3 +22,19 @@ def app_without_cluster(layout: LocalLayout, token: str, **kwargs):
     app = create_app(layout, token=token, mode="cold", slots=1, port=0, **kwargs)
     app.router.lifespan_context = no_cluster
     return app
+
+
+def finished_run(app, log: Path, name: str = "finished") -> int:
+    """A run in the app's store that ended SUCCESS with ``log`` as its log; its run id."""
+    store = app.state.workspace.store
+    run_id, _ = store.create(
+        run_name=name,
+        task_key="main",
+        payload={"run_name": name, "tasks": [{"task_key": "main"}]},
+        python_file="local/jobs/trivial_spark.py",
+        parameters=[],
+        token=None,
+        timeout=0,
+    )
+    store.update(run_id, life_cycle_state="TERMINATED", result_state="SUCCESS", log_path=str(log))
+    return run_id

@@ -33,7 +33,7 @@ from hypothesis import strategies as st
 from deploy.jobs_api_schema import run_fields
 from local.spark.runtime import LocalLayout
 from local.workspace.server import create_app
-from tests.support.workspace_app import app_without_cluster
+from tests.support.workspace_app import app_without_cluster, finished_run
 
 TOKEN = "sweep-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -241,22 +241,10 @@ def app(tmp_path_factory):
     (volume / "dir").mkdir(parents=True)
     (volume / "file.txt").write_text("a file\n")
     app.state.children_before = {p.pid for p in psutil.Process().children(recursive=True)}
-    store = app.state.workspace.store
     log = layout.workspace_dir / "run.log"
     log.write_text("a log line\n")
     for _ in range(3):
-        run_id, _ = store.create(
-            run_name="seed",
-            task_key="main",
-            payload={"run_name": "seed", "tasks": [{"task_key": "main"}]},
-            python_file="local/jobs/trivial_spark.py",
-            parameters=[],
-            token=None,
-            timeout=0,
-        )
-        store.update(
-            run_id, life_cycle_state="TERMINATED", result_state="SUCCESS", log_path=str(log)
-        )
+        finished_run(app, log, "seed")
     return app
 
 

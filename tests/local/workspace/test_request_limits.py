@@ -28,7 +28,7 @@ from fastapi.testclient import TestClient
 
 from local.spark.runtime import LocalLayout
 from local.workspace.process import free_port
-from tests.support.workspace_app import app_without_cluster, no_cluster
+from tests.support.workspace_app import app_without_cluster, finished_run, no_cluster
 
 TOKEN = "limits-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -217,18 +217,7 @@ def test_the_upload_limit_is_a_serve_option(monkeypatch, tmp_path):
 
 
 def _run_with_log(app, log: Path) -> int:
-    store = app.state.workspace.store
-    run_id, _ = store.create(
-        run_name="logged",
-        task_key="main",
-        payload={"run_name": "logged", "tasks": [{"task_key": "main"}]},
-        python_file="local/jobs/hello_delta.py",
-        parameters=[],
-        token=None,
-        timeout=0,
-    )
-    store.update(run_id, life_cycle_state="TERMINATED", result_state="SUCCESS", log_path=str(log))
-    return run_id
+    return finished_run(app, log, "logged")
 
 
 def _read_chars() -> int:
