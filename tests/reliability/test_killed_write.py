@@ -19,6 +19,8 @@ import pytest
 from build_silver_events import main as silver_main
 from pyspark.testing import assertDataFrameEqual
 
+from clickstream.core.jobs import JobError
+from clickstream.pipeline.silver import build_silver_events
 from tests.support.landing import DAYS, LANDING, ingest
 from tests.support.processes import ROOT, kill_group, project_env
 from tests.support.tables import (
@@ -152,7 +154,8 @@ def test_ingest_killed_mid_write_shows_the_previous_version_and_its_rerun_heals(
 def test_ingest_killed_between_its_table_commits_leaves_the_log_unchanged_and_its_rerun_heals(
     spark, local_layout, kill_volumes, bronze_sequential, tmp_path
 ):
-    """Ingest commits three tables one after another: events, quarantine, ingest log. Killed
+    """Ingest commits its tables one after another: events, quarantine, file records, ingest
+    log (the date's commit record). Killed
     after the first commit (paused just before the quarantine write), the date's events are the
     new delivery's while its quarantine and ingest log still describe the previous one; the task failed, so nothing downstream ran for
     the date, and the rerun replaces all three."""
@@ -185,9 +188,15 @@ def test_ingest_killed_between_its_table_commits_leaves_the_log_unchanged_and_it
         assertDataFrameEqual(spark.table(f"kw_bronze.{table}"), before[table])
     # The log still describes the first delivery: the date is not marked re-ingested.
     assert clean["events_ingest_log"] != before["events_ingest_log"]
+    # The log is the date's commit record: silver refuses to build on the uncommitted events.
+    silver = {"ds": D2, "catalog": CATALOG, "bronze_schema": "kw_bronze"}
+    with pytest.raises(JobError, match="stopped before its commit; rerun ingest_events"):
+        build_silver_events(spark, **silver, silver_schema="kw_between_refused")
 
     ingest(kill_volumes, "kw_bronze", D2)
     assert_tables_equal(spark, "kw_bronze", clean)
+    # ...and builds once the rerun committed the date.
+    assert build_silver_events(spark, **silver, silver_schema="kw_between_built")["events"] > 0
 
 
 def test_silver_merge_killed_mid_write_shows_nothing_of_the_date_and_its_rerun_heals(
